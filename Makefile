@@ -1,0 +1,96 @@
+# amp2s3 — build, test and sanitizer variants.
+#
+#   make              ./amp2s3 (optimised, warnings are errors)
+#   make asan         build/asan/amp2s3  (address + undefined sanitizers)
+#   make tsan         build/tsan/amp2s3  (thread sanitizer)
+#   make test         unit + integration tests against ./amp2s3
+#   make test-asan    the same suite against the ASan/UBSan build
+#   make test-tsan    the same suite against the TSan build
+#   make check        all three, as CI runs them
+#
+# Every object of a variant lives under build/<variant>/, so variants never
+# mix.  Unit tests are tests/unit/test_*.c, one binary each, linked with
+# every module but main.
+
+PKGS     := libcurl zlib yajl libzip expat openssl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CC       ?= cc
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wformat=2 -Wpointer-arith -Wvla \
+            -Wnull-dereference -Wundef -Wcast-align
+CSTD     := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+CFLAGS_BASE := $(CSTD) $(WARN) -Iinclude $(PKG_CFLAGS) -pthread
+LDLIBS   := $(PKG_LIBS) -lpthread -lm
+
+VARIANT  ?= release
+ifeq ($(VARIANT),release)
+  VFLAGS := -O2 -g
+else ifeq ($(VARIANT),asan)
+  VFLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else ifeq ($(VARIANT),tsan)
+  VFLAGS := -O1 -g -fsanitize=thread -fno-omit-frame-pointer
+else
+  $(error unknown VARIANT $(VARIANT))
+endif
+
+B        := build/$(VARIANT)
+SRCS     := $(wildcard src/*.c)
+OBJS     := $(SRCS:src/%.c=$(B)/%.o)
+LIBOBJS  := $(filter-out $(B)/main.o,$(OBJS))
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(B)/tools/%)
+ifeq ($(VARIANT),release)
+  BIN    := amp2s3
+else
+  BIN    := $(B)/amp2s3
+endif
+
+.PHONY: all asan tsan test test-asan test-tsan check unit clean deps
+
+all: $(BIN) $(UNIT_BIN) $(TOOL_BIN)
+
+asan:
+	$(MAKE) VARIANT=asan
+tsan:
+	$(MAKE) VARIANT=tsan
+
+$(BIN): $(OBJS)
+	$(CC) $(CFLAGS_BASE) $(VFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/%.o: src/%.c $(wildcard include/*.h) | $(B)
+	$(CC) $(CFLAGS_BASE) $(VFLAGS) -c -o $@ $<
+
+$(B)/tests/%: tests/unit/%.c tests/unit/unit.h $(LIBOBJS) | $(B)
+	@mkdir -p $(B)/tests
+	$(CC) $(CFLAGS_BASE) $(VFLAGS) -Itests/unit -o $@ $< $(LIBOBJS) $(LDLIBS)
+
+$(B)/tools/%: tests/tools/%.c $(LIBOBJS) | $(B)
+	@mkdir -p $(B)/tools
+	$(CC) $(CFLAGS_BASE) $(VFLAGS) -o $@ $< $(LIBOBJS) $(LDLIBS)
+
+$(B):
+	@mkdir -p $(B)
+
+# Run every unit test binary, then the integration suite against $(BIN).
+test: all
+	AMP2S3_BUILD=$(B) AMP2S3_BIN=$(abspath $(BIN)) tests/run.sh
+
+test-asan:
+	$(MAKE) VARIANT=asan test
+test-tsan:
+	$(MAKE) VARIANT=tsan test
+
+check:
+	$(MAKE) test
+	$(MAKE) test-asan
+	$(MAKE) test-tsan
+
+deps:
+	scripts/install-deps.sh
+
+clean:
+	rm -rf build amp2s3

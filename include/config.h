@@ -1,0 +1,83 @@
+#ifndef AMP2S3_CONFIG_H
+#define AMP2S3_CONFIG_H
+/*
+ * config: the run's settings from flags, the environment and a `.env`
+ * file, in that order of precedence, validated once.
+ *
+ * Every setting has at most one flag and one environment name; the table
+ * in config.c is the single source of both the parser and --help.
+ * Secrets (API key and secret, AWS keys, session token) come only from the
+ * environment or `.env`, never from flags, and are never printed.
+ */
+#include <stdint.h>
+
+#include "hour.h"
+#include "log.h"
+
+enum command { CMD_FETCH, CMD_SYNC, CMD_ALL };
+
+struct config {
+	enum command cmd;
+	amp_hour start, end;    /* inclusive; resolved (defaults applied) */
+	int lookback_days;
+	int lag_hours;
+
+	/* Export API */
+	char *api_url;          /* full endpoint URL */
+	char *api_key;          /* secret */
+	char *secret_key;       /* secret */
+	char *ca_bundle;        /* NULL: system CAs */
+	int fetch_workers;
+	int max_window_hours;
+	int max_attempts;
+	int64_t retry_base_ms;
+	int64_t retry_max_ms;
+	long connect_timeout_s;
+	long stall_timeout_s;
+	uint64_t max_hour_mb;   /* 0: no cap */
+
+	/* local side */
+	char *data_dir;
+	int wait_lock;
+
+	/* store */
+	int dev;
+	char *dev_dir;          /* s3_dev */
+	char *s3_prefix;        /* "python-import/" */
+	char *bucket;
+	char *aws_region;
+	char *s3_endpoint;      /* NULL: AWS */
+	char *aws_access_key;   /* secret */
+	char *aws_secret_key;   /* secret */
+	char *aws_session_token;/* secret */
+	int path_style;         /* -1 auto */
+	int upload_workers;
+	uint64_t multipart_threshold;
+	uint64_t part_size;
+	int s3_max_keys;        /* test knob */
+
+	/* logging */
+	enum log_level log_level;
+	enum log_format log_format;
+	char *log_file;
+	int progress;           /* -1 auto (TTY), 0 off, 1 on */
+};
+
+/*
+ * config_load(cfg, argc, argv, now, err, errlen): fill ${cfg} from
+ * ${argv}, the environment and the `.env` file (--env-file, default
+ * ".env"), with ${now} as the current hour for default dates.  Returns 0;
+ * 1 if --help or --version was handled (text printed on stdout); -1 on a
+ * usage or configuration error, with one line in ${err}.  On any return
+ * config_free() must be called.
+ */
+int config_load(struct config *cfg, int argc, char **argv, amp_hour now,
+    char *err, size_t errlen);
+
+/* config_need_store(cfg): non-zero if the command needs the S3 settings. */
+int config_need_store(const struct config *cfg);
+
+/* config_free(cfg): free every string of ${cfg}, wiping secrets first. */
+void config_free(struct config *cfg);
+
+#endif

@@ -1,0 +1,62 @@
+#ifndef AMP2S3_FETCH_H
+#define AMP2S3_FETCH_H
+/*
+ * fetch: the pool of export workers.
+ *
+ * fetch_start() starts ${workers} threads.  The planner hands windows in
+ * with fetch_submit() (blocking while the bounded queue is full) and says
+ * fetch_plan_done() when it has no more.  Each worker downloads a window
+ * to a temporary file in the data directory, classifies the answer
+ * (retry.h), retries, splits, or unpacks it into hour files (unpack.h),
+ * and reports every completed hour to the ${on_hour} callback, from the
+ * worker's thread.  The pool ends by itself when the planner is done and
+ * every submitted window (and its splits) is finished; fetch_join() waits
+ * for that.  Cancellation goes through runctl.
+ */
+#include <stdint.h>
+
+#include "hour.h"
+#include "plan.h"
+#include "unpack.h"
+
+struct logger;
+struct runctl;
+
+struct fetch_opts {
+	const char *api_url;
+	const char *api_key;    /* secret: only handed to libcurl */
+	const char *secret_key; /* secret: only handed to libcurl */
+	const char *ca_bundle;  /* NULL: system CAs */
+	const char *data_dir;
+	int workers;
+	int queue_cap;          /* windows waiting; >= 1 */
+	int max_attempts;
+	int64_t retry_base_ms;
+	int64_t retry_max_ms;
+	long connect_timeout_s;
+	long stall_timeout_s;
+	struct unpack_limits limits;
+	struct logger *lg;
+	struct runctl *ctl;
+	/* Called once per hour made complete on disk (empty or not). */
+	void (*on_hour)(void *ctx, amp_hour hour);
+	void *on_hour_ctx;
+};
+
+struct fetch_pool;
+
+/* fetch_start(opts): a running pool, or NULL (message logged).  ${opts}
+ * and its strings must outlive the pool. */
+struct fetch_pool *fetch_start(const struct fetch_opts *opts);
+
+/* fetch_submit(p, w): queue a copy of ${w}.  Returns 0, or -1 if the run
+ * was cancelled (stop planning). */
+int fetch_submit(struct fetch_pool *p, const struct window *w);
+
+/* fetch_plan_done(p): no more fetch_submit() calls will follow. */
+void fetch_plan_done(struct fetch_pool *p);
+
+/* fetch_join(p): wait for every worker to finish and free the pool. */
+void fetch_join(struct fetch_pool *p);
+
+#endif

@@ -1,0 +1,51 @@
+#ifndef AMP2S3_LOCALDIR_H
+#define AMP2S3_LOCALDIR_H
+/*
+ * localdir: the data directory — its lock, its leftovers, its hours.
+ *
+ * A complete hour is a regular file named exactly YYYY-MM-DD_HH.jsonl;
+ * anything named ".tmp-*" is a temporary of some run (ours or a killed
+ * one) and is removed by localdir_clean() under the lock.  The lock is an
+ * flock(2) on DIR/.amp2s3.lock held for the life of the process.
+ */
+#include <stddef.h>
+
+#include "hour.h"
+
+#define LOCALDIR_TMP_PREFIX ".tmp-"
+
+/*
+ * localdir_lock(dir, wait, fd, err, errlen): create ${dir} if missing and
+ * take its lock, blocking if ${wait}.  Returns 0 with the lock's file
+ * descriptor in *${fd} (keep it open), 1 if another process holds it and
+ * ${wait} is 0, -1 on error (message in ${err}).
+ */
+int localdir_lock(const char *dir, int wait, int *fd, char *err,
+    size_t errlen);
+
+/* localdir_clean(dir, removed): unlink every ".tmp-*" file in ${dir};
+ * *${removed} counts them.  Returns 0 or -1 (errno set). */
+int localdir_clean(const char *dir, int *removed);
+
+typedef void localdir_hour_cb(void *ctx, amp_hour hour);
+
+/* localdir_scan(dir, cb, ctx): call ${cb} for every complete hour file.
+ * Returns 0 or -1 (errno set). */
+int localdir_scan(const char *dir, localdir_hour_cb *cb, void *ctx);
+
+/* localdir_path(dir, hour, buf, len): "${dir}/YYYY-MM-DD_HH.jsonl".
+ * Returns 0, or -1 if it does not fit. */
+int localdir_path(const char *dir, amp_hour hour, char *buf, size_t len);
+
+/*
+ * localdir_write_empty(dir, hour, err, errlen): make the hour's file exist
+ * and be empty, atomically (temporary, fsync, rename).  An existing
+ * complete file is left alone.  Returns 0 or -1.
+ */
+int localdir_write_empty(const char *dir, amp_hour hour, char *err,
+    size_t errlen);
+
+/* localdir_sync(dir): fsync the directory itself.  Returns 0 or -1. */
+int localdir_sync(const char *dir);
+
+#endif

@@ -1,0 +1,101 @@
+#ifndef AMP2S3_S3_H
+#define AMP2S3_S3_H
+/*
+ * s3: a small Amazon S3 client on libcurl's built-in SigV4
+ * (CURLOPT_AWS_SIGV4), for libcurl >= 7.88: ListObjectsV2 with full
+ * pagination (XML parsed with expat), PutObject with Content-MD5, and
+ * multipart upload above a threshold (aborted on failure).
+ *
+ * The caller prepares what curl 7.88 does not: x-amz-content-sha256 on
+ * every request, the query string sorted and AWS-encoded, the key
+ * percent-encoded.  Retries (500, 503 SlowDown, resets, timeouts) happen
+ * inside each call with exponential backoff and jitter; errors that no
+ * retry can fix (403, 301 wrong region, NoSuchBucket) are returned at once
+ * as S3_FATAL with one clear line that names the bucket and region and
+ * never the credentials.
+ *
+ * Thread-safety: a struct s3 is immutable after s3_init(); any number of
+ * threads may call s3_list/s3_put_file/s3_delete on it concurrently (each
+ * call uses its own easy handle; connections are reused through a shared
+ * cache).
+ */
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct logger;
+
+struct s3_config {
+	const char *bucket;        /* required */
+	const char *region;        /* required, e.g. "eu-west-2" */
+	const char *endpoint;      /* NULL: https://s3.<region>.amazonaws.com */
+	const char *access_key;    /* required */
+	const char *secret_key;    /* required */
+	const char *session_token; /* NULL unless temporary credentials */
+	int path_style;            /* 1 path-style, 0 virtual-host, -1 auto
+	                              (path-style for an IP or localhost) */
+	const char *ca_bundle;     /* NULL: system CAs */
+	int max_keys;              /* ListObjectsV2 page size; 0: server default */
+	uint64_t multipart_threshold; /* bytes; files above go multipart */
+	uint64_t part_size;        /* bytes, >= 5 MiB except in tests */
+	int max_attempts;          /* tries per request, >= 1 */
+	long connect_timeout_ms;
+	long low_speed_time_s;     /* abort below 1 byte/s for this long */
+	const atomic_int *cancel;  /* may be NULL; polled during transfers */
+};
+
+enum s3_status {
+	S3_OK = 0,
+	S3_FAIL,      /* this request failed after its retries */
+	S3_FATAL,     /* credentials, region, bucket: stop everything */
+	S3_CANCELLED, /* *cancel became non-zero */
+	S3_IO         /* the local file could not be read */
+};
+
+struct s3_error {
+	enum s3_status status;
+	long http_status;  /* last HTTP status, 0 if none */
+	char code[64];     /* S3 error code from the XML body, e.g. "SlowDown" */
+	char msg[512];     /* one line for the user, no secrets */
+	int retries;       /* retries made */
+};
+
+struct s3;
+
+/* s3_init(cfg, lg): a client, or NULL with a reason in ${err}.  Strings of
+ * ${cfg} are copied. */
+struct s3 *s3_init(const struct s3_config *cfg, struct logger *lg,
+    struct s3_error *err);
+
+/*
+ * Called once per key of a listing; ${key} is the full key, ${size} its
+ * size.  Return 0 to go on, non-zero to stop the listing (s3_list then
+ * returns S3_OK).
+ */
+typedef int s3_list_cb(void *ctx, const char *key, uint64_t size);
+
+/* s3_list(s3, prefix, cb, ctx, err): every key under ${prefix}, all pages. */
+enum s3_status s3_list(struct s3 *s3, const char *prefix, s3_list_cb *cb,
+    void *ctx, struct s3_error *err);
+
+/*
+ * s3_put_file(s3, key, path, content_type, err): upload the file at
+ * ${path} as ${key}, single PUT with Content-MD5 up to the threshold,
+ * multipart above it.  Returns S3_OK only once S3 confirmed the object.
+ */
+enum s3_status s3_put_file(struct s3 *s3, const char *key, const char *path,
+    const char *content_type, struct s3_error *err);
+
+/* s3_delete(s3, key, err): delete one object (tests, cleanup). */
+enum s3_status s3_delete(struct s3 *s3, const char *key,
+    struct s3_error *err);
+
+/* s3_free(s3): NULL is a no-op. */
+void s3_free(struct s3 *s3);
+
+/* s3_uri_encode(in, out, outlen, keep_slash): AWS percent-encoding of ${in}
+ * (everything but A-Za-z0-9-_.~, and '/' when ${keep_slash}).  Returns the
+ * length, or -1 if ${outlen} is too small. */
+int s3_uri_encode(const char *in, char *out, size_t outlen, int keep_slash);
+
+#endif

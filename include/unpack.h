@@ -1,0 +1,95 @@
+#ifndef AMP2S3_UNPACK_H
+#define AMP2S3_UNPACK_H
+/*
+ * unpack: turn one Export API answer (a zip of gzipped JSONL members) into
+ * one complete file per hour, all or nothing.
+ *
+ * The zip is read with libzip from a file on disk (the answer was streamed
+ * there), so memory does not grow with the answer: members are inflated in
+ * fixed-size chunks.  For the window [first, first + nhours) the result is
+ * either every hour's file `<data_dir>/YYYY-MM-DD_HH.jsonl` in place
+ * (parts concatenated in part order, an hour with no member an empty file)
+ * or no file at all.  Files are written under temporary names
+ * `<data_dir>/.tmp-YYYY-MM-DD_HH.jsonl.<unique>` and renamed only after
+ * every member of the window was read and verified: zip CRCs, gzip CRCs
+ * and lengths, one JSON value per line (yajl).  A member name is parsed,
+ * never used as a path.
+ *
+ * Thread-safety: independent calls may run concurrently in different
+ * threads on different windows.  Each call uses its own z_stream, yajl
+ * handle and buffers.
+ */
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hour.h"
+
+enum unpack_status {
+	UNPACK_OK = 0,
+	UNPACK_NOT_ZIP,  /* not a zip / truncated: worth retrying the request */
+	UNPACK_CORRUPT,  /* CRC, gzip or JSON error in a member: worth a retry */
+	UNPACK_BADNAME,  /* unparsable name, hour outside window, duplicate
+	                    part, pre-2014-11-12 daily member: not retryable */
+	UNPACK_TOO_BIG,  /* a member inflates beyond the limits: not retryable */
+	UNPACK_IO,       /* writing the data directory failed */
+	UNPACK_CANCELLED /* *cancel became non-zero */
+};
+
+struct unpack_limits {
+	uint64_t max_hour_bytes; /* inflated bytes per hour; 0 = no cap */
+	uint64_t max_ratio;      /* inflated/compressed per member; 0 = none */
+	size_t max_line;         /* longest JSON line accepted; 0 = none */
+};
+
+struct unpack_stats {
+	uint64_t bytes_in;    /* compressed (gzip) bytes read from members */
+	uint64_t bytes_out;   /* JSONL bytes written */
+	uint64_t events;      /* lines written */
+	uint32_t members;
+	uint32_t hours_data;  /* hours with at least one event */
+	uint32_t hours_empty; /* hours written empty */
+};
+
+/*
+ * Member names: "<project>/<project>_<YYYY-MM-DD>_<H>#<part>.json.gz",
+ * project all digits and equal in both places, H 0..23 (one or two
+ * digits), part a decimal number.
+ */
+struct member_name {
+	uint64_t project;
+	amp_hour hour;
+	uint64_t part;
+};
+
+/*
+ * member_parse(name, len, out): parse the ${len} bytes at ${name} (which
+ * may hold NULs or anything else) strictly.  Returns 0 or -1.
+ */
+int member_parse(const char *name, size_t len, struct member_name *out);
+
+/*
+ * unpack_zip(zip_path, data_dir, first, nhours, limits, cancel, stats, err,
+ * errlen): unpack the zip at ${zip_path} into ${data_dir} for the window
+ * [${first}, ${first} + ${nhours}).  ${limits} may be NULL (no caps);
+ * ${cancel} may be NULL, else it is polled between chunks.  On success
+ * returns UNPACK_OK and adds to *${stats} (may be NULL).  On failure,
+ * returns the status, leaves no temporary and no hour file of the window
+ * behind that was not there before, and puts a one-line reason naming the
+ * member in ${err}.
+ */
+enum unpack_status unpack_zip(const char *zip_path, const char *data_dir,
+    amp_hour first, int nhours, const struct unpack_limits *limits,
+    const atomic_int *cancel, struct unpack_stats *stats, char *err,
+    size_t errlen);
+
+/* unpack_zip_buffer(...): the same on an in-memory zip (tests, fuzzing). */
+enum unpack_status unpack_zip_buffer(const void *zip, size_t zlen,
+    const char *data_dir, amp_hour first, int nhours,
+    const struct unpack_limits *limits, struct unpack_stats *stats,
+    char *err, size_t errlen);
+
+/* unpack_status_name(s): "ok", "not-zip", ... */
+const char *unpack_status_name(enum unpack_status s);
+
+#endif

@@ -1,0 +1,42 @@
+#ifndef AMP2S3_UPLOAD_H
+#define AMP2S3_UPLOAD_H
+/*
+ * upload: the pool of upload workers.
+ *
+ * upload_submit() queues an hour whose complete file is in the data
+ * directory (blocking while the bounded queue is full); a worker stores it
+ * (store.h) and deletes the local file only after the store confirmed that
+ * very object.  A failed upload keeps its file and counts in
+ * runctl.st.upload_failed; a fatal store error cancels the run.
+ */
+#include "hour.h"
+
+struct logger;
+struct runctl;
+struct store;
+
+struct upload_opts {
+	struct store *store;
+	const char *data_dir;
+	int workers;
+	int queue_cap;
+	struct logger *lg;
+	struct runctl *ctl;
+};
+
+struct upload_pool;
+
+/* upload_start(opts): a running pool or NULL (logged).  ${opts} and what
+ * it points to must outlive the pool. */
+struct upload_pool *upload_start(const struct upload_opts *opts);
+
+/* upload_submit(p, hour): 0, or -1 if the run was cancelled. */
+int upload_submit(struct upload_pool *p, amp_hour hour);
+
+/* upload_close(p): no more submissions; workers finish the queue. */
+void upload_close(struct upload_pool *p);
+
+/* upload_join(p): wait for the workers and free the pool. */
+void upload_join(struct upload_pool *p);
+
+#endif

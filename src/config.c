@@ -1,0 +1,621 @@
+/*
+ * config: flags > environment > `.env`, from one table.
+ *
+ * Each row of OPTS names a setting's long flag, short flag, environment
+ * variables (first set wins, "A|B"), kind and default.  Parsing runs in
+ * three steps: argv into per-row strings, `.env` into a key/value list,
+ * then each row resolved (flag, else environment, else `.env`, else
+ * default) and converted into struct config.  Secret rows have no flag.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "envfile.h"
+#include "version.h"
+
+enum kind { K_STR, K_INT, K_BOOL, K_HOUR, K_LEVEL, K_FORMAT, K_REGION,
+	K_MB, K_TRI };
+
+struct opt {
+	const char *lng;   /* long flag without "--", NULL: env only */
+	char shrt;         /* short flag or 0 */
+	const char *env;   /* "NAME|NAME2", NULL: flag only */
+	enum kind kind;
+	const char *def;   /* default as text, NULL: none */
+	long min, max;     /* K_INT / K_MB bounds */
+	size_t off;        /* offset into struct config */
+	const char *arg;   /* argument name for --help */
+	const char *help;
+};
+
+#define OFF(f) offsetof(struct config, f)
+#define NO 0, 0
+
+static const struct opt OPTS[] = {
+	{ "start-date", 0, NULL, K_HOUR, NULL, NO, OFF(start), "YYYYMMDDTHH",
+	  "first hour (UTC, inclusive)" },
+	{ "end-date", 0, NULL, K_HOUR, NULL, NO, OFF(end), "YYYYMMDDTHH",
+	  "last hour (UTC, inclusive)" },
+	{ "lookback-days", 0, "AMP_LOOKBACK_DAYS", K_INT, "1", 1, 36500,
+	  OFF(lookback_days), "N", "default range: N days back from the end" },
+	{ "lag-hours", 0, "AMP_LAG_HOURS", K_INT, "12", 0, 8760,
+	  OFF(lag_hours), "N", "default end: N hours before now" },
+	{ "api-url", 0, "AMP_API_URL", K_STR, NULL, NO, OFF(api_url), "URL",
+	  "Export API endpoint (overrides --region)" },
+	{ "region", 0, "AMP_REGION", K_REGION, "us", NO, OFF(api_url),
+	  "us|eu", "Amplitude data region" },
+	{ NULL, 0, "AMP_API_KEY", K_STR, NULL, NO, OFF(api_key), NULL, NULL },
+	{ NULL, 0, "AMP_SECRET_KEY", K_STR, NULL, NO, OFF(secret_key), NULL,
+	  NULL },
+	{ "ca-bundle", 0, "AMP2S3_CA_BUNDLE|AWS_CA_BUNDLE", K_STR, NULL, NO,
+	  OFF(ca_bundle), "FILE", "extra CA certificates (PEM)" },
+	{ "fetch-workers", 'j', "AMP_FETCH_WORKERS", K_INT, "4", 1, 64,
+	  OFF(fetch_workers), "N", "concurrent export requests" },
+	{ "max-window-hours", 0, "AMP_MAX_WINDOW_HOURS", K_INT, "24", 1, 8760,
+	  OFF(max_window_hours), "N", "hours per export request, at most" },
+	{ "max-attempts", 0, "AMP_MAX_ATTEMPTS", K_INT, "8", 1, 1000,
+	  OFF(max_attempts), "N", "tries per request before giving up" },
+	{ "retry-base-ms", 0, "AMP_RETRY_BASE_MS", K_INT, "1000", 1, 3600000,
+	  OFF(retry_base_ms), "MS", "first retry delay (doubles each try)" },
+	{ "retry-max-ms", 0, "AMP_RETRY_MAX_MS", K_INT, "60000", 1, 3600000,
+	  OFF(retry_max_ms), "MS", "longest retry delay" },
+	{ "connect-timeout", 0, "AMP_CONNECT_TIMEOUT", K_INT, "30", 1, 3600,
+	  OFF(connect_timeout_s), "S", "connect timeout, seconds" },
+	{ "stall-timeout", 0, "AMP_STALL_TIMEOUT", K_INT, "120", 1, 86400,
+	  OFF(stall_timeout_s), "S", "abort a transfer idle this long" },
+	{ "max-hour-mb", 0, "AMP_MAX_HOUR_MB", K_MB, "65536", 0, 1048576,
+	  OFF(max_hour_mb), "MB", "refuse hours larger than this (0: no cap)" },
+	{ "data-dir", 0, "AMP_DATA_DIR", K_STR, "data", NO, OFF(data_dir),
+	  "DIR", "local hour files" },
+	{ "wait-lock", 0, NULL, K_BOOL, "0", NO, OFF(wait_lock), NULL,
+	  "wait for another run's lock instead of exiting 4" },
+	{ "dev", 0, NULL, K_BOOL, "0", NO, OFF(dev), NULL,
+	  "use the folder s3_dev/ instead of S3" },
+	{ "dev-dir", 0, "AMP_DEV_DIR", K_STR, "s3_dev", NO, OFF(dev_dir),
+	  "DIR", "folder used by --dev" },
+	{ "s3-prefix", 0, "AWS_S3_PREFIX", K_STR, "python-import/", NO,
+	  OFF(s3_prefix), "PREFIX", "key prefix in the bucket" },
+	{ "bucket", 0, "AWS_BUCKET_NAME", K_STR, NULL, NO, OFF(bucket), "NAME",
+	  "S3 bucket" },
+	{ "aws-region", 0, "AWS_REGION|AWS_DEFAULT_REGION", K_STR, "us-east-1",
+	  NO, OFF(aws_region), "REGION", "S3 region" },
+	{ "s3-endpoint", 0, "AWS_ENDPOINT_URL_S3|AWS_ENDPOINT_URL", K_STR,
+	  NULL, NO, OFF(s3_endpoint), "URL", "S3-compatible endpoint" },
+	{ NULL, 0, "AWS_PYTHON_USER_ACCESS_KEY|AWS_ACCESS_KEY_ID", K_STR, NULL,
+	  NO, OFF(aws_access_key), NULL, NULL },
+	{ NULL, 0, "AWS_PYTHON_USER_SECRET_KEY|AWS_SECRET_ACCESS_KEY", K_STR,
+	  NULL, NO, OFF(aws_secret_key), NULL, NULL },
+	{ NULL, 0, "AWS_SESSION_TOKEN", K_STR, NULL, NO,
+	  OFF(aws_session_token), NULL, NULL },
+	{ "path-style", 0, "AMP2S3_PATH_STYLE", K_TRI, "auto", NO,
+	  OFF(path_style), NULL, "path-style S3 URLs (auto for IP/localhost)" },
+	{ "upload-workers", 'u', "AMP_UPLOAD_WORKERS", K_INT, "4", 1, 64,
+	  OFF(upload_workers), "N", "concurrent uploads" },
+	{ "multipart-threshold-mb", 0, "AMP_MULTIPART_THRESHOLD_MB", K_MB, "64",
+	  1, 5242880, OFF(multipart_threshold), "MB",
+	  "upload larger files in parts" },
+	{ "part-size-mb", 0, "AMP_PART_SIZE_MB", K_MB, "16", 1, 5120,
+	  OFF(part_size), "MB", "multipart part size (S3 minimum 5)" },
+	{ NULL, 0, "AMP2S3_S3_MAX_KEYS", K_INT, "0", 0, 1000, OFF(s3_max_keys),
+	  NULL, NULL },
+	{ "log-level", 0, "AMP_LOG_LEVEL", K_LEVEL, "info", NO, OFF(log_level),
+	  "LEVEL", "debug, info, warn, error or off" },
+	{ "log-format", 0, "AMP_LOG_FORMAT", K_FORMAT, "text", NO,
+	  OFF(log_format), "text|json", "log line format" },
+	{ "log-file", 0, "AMP_LOG_FILE", K_STR, NULL, NO, OFF(log_file),
+	  "PATH", "append logs here instead of stderr" },
+	{ "progress", 0, "AMP_PROGRESS", K_TRI, "auto", NO, OFF(progress),
+	  NULL, "live progress line (auto: on a terminal)" },
+	{ "env-file", 0, "AMP_ENV_FILE", K_STR, ".env", NO, 0, "PATH",
+	  "read settings from this file" },
+};
+#define NOPTS (sizeof(OPTS) / sizeof(OPTS[0]))
+
+static const char US_URL[] = "https://amplitude.com/api/2/export";
+static const char EU_URL[] = "https://analytics.eu.amplitude.com/api/2/export";
+
+/* Key/value pairs read from `.env`. */
+struct dotenv {
+	char **kv; /* key, value, key, value, ... */
+	size_t n, cap;
+};
+
+static int
+seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return (-1);
+}
+
+static int
+dotenv_add(void *ctx, const char *key, const char *value)
+{
+	struct dotenv *de = ctx;
+	char **nkv;
+
+	if (de->n + 2 > de->cap) {
+		size_t ncap = de->cap ? de->cap * 2 : 32;
+		if ((nkv = realloc(de->kv, ncap * sizeof(char *))) == NULL)
+			return (-1);
+		de->kv = nkv;
+		de->cap = ncap;
+	}
+	if ((de->kv[de->n] = strdup(key)) == NULL)
+		return (-1);
+	if ((de->kv[de->n + 1] = strdup(value)) == NULL) {
+		free(de->kv[de->n]);
+		return (-1);
+	}
+	de->n += 2;
+	return (0);
+}
+
+static const char *
+dotenv_get(const struct dotenv *de, const char *key, size_t klen)
+{
+	const char *v = NULL;
+
+	/* Later assignments win: scan everything. */
+	for (size_t i = 0; i < de->n; i += 2)
+		if (strlen(de->kv[i]) == klen &&
+		    memcmp(de->kv[i], key, klen) == 0)
+			v = de->kv[i + 1];
+	return (v);
+}
+
+static void
+wipe_free(char *s)
+{
+	if (s == NULL)
+		return;
+	/* volatile so that the wipe is not optimised away. */
+	for (volatile char *p = s; *p; p++)
+		*p = 0;
+	free(s);
+}
+
+static void
+dotenv_free(struct dotenv *de)
+{
+	for (size_t i = 0; i < de->n; i++)
+		wipe_free(de->kv[i]);
+	free(de->kv);
+}
+
+/* Resolve an "A|B" list of environment names: environment first, then
+ * `.env`, each in list order.  Returns the value or NULL. */
+static const char *
+lookup_env(const char *names, const struct dotenv *de)
+{
+	const char *p, *bar;
+	char name[128];
+
+	for (int pass = 0; pass < 2; pass++) {
+		for (p = names; p && *p; p = bar ? bar + 1 : NULL) {
+			size_t len;
+			const char *v;
+
+			bar = strchr(p, '|');
+			len = bar ? (size_t)(bar - p) : strlen(p);
+			if (len >= sizeof(name))
+				continue;
+			memcpy(name, p, len);
+			name[len] = '\0';
+			v = pass == 0 ? getenv(name) : dotenv_get(de, name, len);
+			if (v != NULL && *v != '\0')
+				return (v);
+		}
+	}
+	return (NULL);
+}
+
+static int
+parse_long(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	if (*s == '\0' || isspace((unsigned char)*s))
+		return (-1);
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end != '\0' || v < min || v > max)
+		return (-1);
+	*out = v;
+	return (0);
+}
+
+/* The name of a row for messages: "--flag" or the first env name. */
+static void
+opt_name(const struct opt *o, char *buf, size_t len)
+{
+	if (o->lng)
+		snprintf(buf, len, "--%s", o->lng);
+	else
+		snprintf(buf, len, "%.*s", (int)strcspn(o->env, "|"), o->env);
+}
+
+static int
+set_value(struct config *cfg, const struct opt *o, const char *v, char *err,
+    size_t errlen)
+{
+	char *base = (char *)cfg;
+	char name[64];
+	long l;
+
+	opt_name(o, name, sizeof(name));
+	switch (o->kind) {
+	case K_STR:
+		if (o->off == 0) /* --env-file: consumed earlier */
+			return (0);
+		if ((*(char **)(base + o->off) = strdup(v)) == NULL)
+			return (seterr(err, errlen, "out of memory"));
+		return (0);
+	case K_INT:
+		if (parse_long(v, o->min, o->max, &l))
+			return (seterr(err, errlen,
+			    "%s: expected a whole number from %ld to %ld",
+			    name, o->min, o->max));
+		if (o->off == OFF(retry_base_ms) || o->off == OFF(retry_max_ms))
+			*(int64_t *)(base + o->off) = l;
+		else if (o->off == OFF(connect_timeout_s) ||
+		    o->off == OFF(stall_timeout_s))
+			*(long *)(base + o->off) = l;
+		else
+			*(int *)(base + o->off) = (int)l;
+		return (0);
+	case K_MB:
+		if (parse_long(v, o->min, o->max, &l))
+			return (seterr(err, errlen,
+			    "%s: expected megabytes from %ld to %ld", name,
+			    o->min, o->max));
+		*(uint64_t *)(base + o->off) = (uint64_t)l << 20;
+		return (0);
+	case K_BOOL:
+		*(int *)(base + o->off) = strcmp(v, "1") == 0;
+		return (0);
+	case K_TRI:
+		if (strcmp(v, "auto") == 0)
+			*(int *)(base + o->off) = -1;
+		else if (strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 ||
+		    strcmp(v, "true") == 0)
+			*(int *)(base + o->off) = 1;
+		else if (strcmp(v, "0") == 0 || strcmp(v, "no") == 0 ||
+		    strcmp(v, "false") == 0)
+			*(int *)(base + o->off) = 0;
+		else
+			return (seterr(err, errlen,
+			    "%s: expected auto, yes or no", name));
+		return (0);
+	case K_HOUR:
+		if (hour_parse_api(v, (amp_hour *)(base + o->off)))
+			return (seterr(err, errlen,
+			    "%s: '%.20s' is not a valid hour YYYYMMDDTHH "
+			    "(UTC), e.g. 20251110T00", name, v));
+		return (0);
+	case K_LEVEL:
+		if (log_parse_level(v, &cfg->log_level))
+			return (seterr(err, errlen,
+			    "%s: expected debug, info, warn, error or off",
+			    name));
+		return (0);
+	case K_FORMAT:
+		if (log_parse_format(v, &cfg->log_format))
+			return (seterr(err, errlen,
+			    "%s: expected text or json", name));
+		return (0);
+	case K_REGION:
+		/* Only used when --api-url/AMP_API_URL is absent. */
+		if (strcmp(v, "us") != 0 && strcmp(v, "eu") != 0)
+			return (seterr(err, errlen, "%s: expected us or eu",
+			    name));
+		if (cfg->api_url == NULL &&
+		    (cfg->api_url = strdup(strcmp(v, "eu") == 0 ? EU_URL :
+		    US_URL)) == NULL)
+			return (seterr(err, errlen, "out of memory"));
+		return (0);
+	}
+	return (seterr(err, errlen, "internal: bad option kind"));
+}
+
+static void
+usage(FILE *f)
+{
+	char left[64];
+
+	fprintf(f,
+	    "usage: amp2s3 fetch|sync|all [options]\n"
+	    "\n"
+	    "  fetch  download the missing hours of the range into the data "
+	    "directory\n"
+	    "  sync   upload local hours the store lacks, then delete them "
+	    "locally\n"
+	    "  all    both, pipelined\n"
+	    "\noptions (flag > environment > .env):\n");
+	for (size_t i = 0; i < NOPTS; i++) {
+		const struct opt *o = &OPTS[i];
+		int n;
+
+		if (o->lng == NULL)
+			continue;
+		if (o->shrt)
+			n = snprintf(left, sizeof(left), "-%c, --%s%s%s",
+			    o->shrt, o->lng, o->arg ? " " : "",
+			    o->arg ? o->arg : "");
+		else
+			n = snprintf(left, sizeof(left), "    --%s%s%s", o->lng,
+			    o->arg ? " " : "", o->arg ? o->arg : "");
+		(void)n;
+		fprintf(f, "  %-34s %s", left, o->help);
+		if (o->def && o->kind != K_BOOL && o->off != 0)
+			fprintf(f, " [%s]", o->def);
+		if (o->env)
+			fprintf(f, " (%.*s)", (int)strcspn(o->env, "|"),
+			    o->env);
+		fputc('\n', f);
+	}
+	fprintf(f,
+	    "  %-34s %s\n  %-34s %s\n"
+	    "\nsecrets come from the environment or .env only: AMP_API_KEY, "
+	    "AMP_SECRET_KEY,\nAWS_PYTHON_USER_ACCESS_KEY (AWS_ACCESS_KEY_ID), "
+	    "AWS_PYTHON_USER_SECRET_KEY\n(AWS_SECRET_ACCESS_KEY), "
+	    "AWS_SESSION_TOKEN.\n"
+	    "exit: 0 ok, 1 some hours failed, 2 usage/config, 3 auth refused, "
+	    "4 locked,\n      5 local I/O error, 130/143 interrupted\n",
+	    "-h, --help", "this text", "-V, --version", "version and libraries");
+}
+
+static const struct opt *
+find_long(const char *name, size_t len)
+{
+	for (size_t i = 0; i < NOPTS; i++)
+		if (OPTS[i].lng && strlen(OPTS[i].lng) == len &&
+		    memcmp(OPTS[i].lng, name, len) == 0)
+			return (&OPTS[i]);
+	return (NULL);
+}
+
+static const struct opt *
+find_short(char c)
+{
+	for (size_t i = 0; i < NOPTS; i++)
+		if (OPTS[i].shrt == c)
+			return (&OPTS[i]);
+	return (NULL);
+}
+
+static int
+is_flag_kind(const struct opt *o)
+{
+	return (o->kind == K_BOOL || o->kind == K_TRI);
+}
+
+int
+config_load(struct config *cfg, int argc, char **argv, amp_hour now,
+    char *err, size_t errlen)
+{
+	const char *flagval[NOPTS];
+	struct dotenv de = { NULL, 0, 0 };
+	const char *cmd = NULL, *envfile;
+	char msg[512];
+	int have_start = 0, have_end = 0, rc = -1, r;
+
+	memset(cfg, 0, sizeof(*cfg));
+	memset(flagval, 0, sizeof(flagval));
+
+	/* 1. argv into flagval[]. */
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *val = NULL;
+		const struct opt *o;
+
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			usage(stdout);
+			rc = 1;
+			goto done;
+		}
+		if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+			version_print(stdout);
+			rc = 1;
+			goto done;
+		}
+		if (a[0] != '-' || a[1] == '\0') {
+			if (cmd != NULL) {
+				seterr(err, errlen,
+				    "unexpected argument '%.40s'", a);
+				goto done;
+			}
+			cmd = a;
+			continue;
+		}
+		if (a[1] == '-') {
+			const char *eq = strchr(a + 2, '=');
+			size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+			char nm[64];
+
+			if ((o = find_long(a + 2, len)) == NULL) {
+				seterr(err, errlen, "unknown option '--%.*s' "
+				    "(see --help)", (int)(len > 40 ? 40 : len),
+				    a + 2);
+				goto done;
+			}
+			if (is_flag_kind(o) && eq == NULL && o->kind == K_BOOL)
+				val = "1";
+			else if (is_flag_kind(o) && eq == NULL)
+				val = "yes";
+			else if (o->kind == K_BOOL) {
+				snprintf(nm, sizeof(nm), "--%s", o->lng);
+				seterr(err, errlen, "%s takes no value", nm);
+				goto done;
+			} else if (eq)
+				val = eq + 1;
+			else if (i + 1 < argc)
+				val = argv[++i];
+			else {
+				seterr(err, errlen, "--%s needs a value",
+				    o->lng);
+				goto done;
+			}
+		} else {
+			if ((o = find_short(a[1])) == NULL) {
+				seterr(err, errlen,
+				    "unknown option '-%c' (see --help)", a[1]);
+				goto done;
+			}
+			if (a[2] != '\0')
+				val = a + 2;
+			else if (i + 1 < argc)
+				val = argv[++i];
+			else {
+				seterr(err, errlen, "-%c needs a value", a[1]);
+				goto done;
+			}
+		}
+		flagval[o - OPTS] = val;
+	}
+	if (cmd == NULL) {
+		seterr(err, errlen, "missing command: fetch, sync or all "
+		    "(see --help)");
+		goto done;
+	}
+	if (strcmp(cmd, "fetch") == 0)
+		cfg->cmd = CMD_FETCH;
+	else if (strcmp(cmd, "sync") == 0)
+		cfg->cmd = CMD_SYNC;
+	else if (strcmp(cmd, "all") == 0)
+		cfg->cmd = CMD_ALL;
+	else {
+		seterr(err, errlen, "unknown command '%.40s': expected fetch, "
+		    "sync or all", cmd);
+		goto done;
+	}
+
+	/* 2. The .env file. */
+	envfile = NULL;
+	for (size_t i = 0; i < NOPTS; i++)
+		if (OPTS[i].lng && strcmp(OPTS[i].lng, "env-file") == 0)
+			envfile = flagval[i];
+	if (envfile == NULL)
+		envfile = getenv("AMP_ENV_FILE");
+	if (envfile == NULL || *envfile == '\0')
+		envfile = ".env";
+	r = envfile_load(envfile, dotenv_add, &de, msg, sizeof(msg));
+	if (r < 0) {
+		seterr(err, errlen, "%s", msg);
+		goto done;
+	}
+
+	/* 3. Resolve every row.  --api-url is resolved before --region. */
+	for (size_t i = 0; i < NOPTS; i++) {
+		const struct opt *o = &OPTS[i];
+		const char *v = flagval[i];
+
+		if (v == NULL && o->env)
+			v = lookup_env(o->env, &de);
+		if (v == NULL)
+			v = o->def;
+		if (v == NULL)
+			continue;
+		if (o->kind == K_HOUR) {
+			if (o->off == OFF(start))
+				have_start = 1;
+			else
+				have_end = 1;
+		}
+		if (set_value(cfg, o, v, err, errlen))
+			goto done;
+	}
+
+	/* 4. Cross-checks and defaults that depend on several rows. */
+	if (!have_end)
+		cfg->end = now - cfg->lag_hours;
+	if (!have_start)
+		cfg->start = cfg->end - 24 * (amp_hour)cfg->lookback_days;
+	if (cfg->end < cfg->start) {
+		char s[HOUR_API_LEN], e[HOUR_API_LEN];
+		hour_format_api(cfg->start, s);
+		hour_format_api(cfg->end, e);
+		seterr(err, errlen, "end %s is before start %s", e, s);
+		goto done;
+	}
+	if (cfg->start < HOUR_MIN || cfg->end > HOUR_MAX) {
+		seterr(err, errlen, "the range must lie within "
+		    "1970-01-01T00 .. 9999-12-31T23");
+		goto done;
+	}
+	if (cfg->retry_max_ms < cfg->retry_base_ms)
+		cfg->retry_max_ms = cfg->retry_base_ms;
+	if (cfg->cmd != CMD_SYNC) {
+		amp_hour daily_end;
+		(void)hour_from_ymdh(2014, 11, 12, 0, &daily_end);
+		if (cfg->start < daily_end) {
+			seterr(err, errlen, "hours before 2014-11-12 are "
+			    "exported by day, not by hour: start at "
+			    "20141112T00 or later");
+			goto done;
+		}
+		if (cfg->api_key == NULL || cfg->secret_key == NULL) {
+			seterr(err, errlen, "AMP_API_KEY and AMP_SECRET_KEY "
+			    "must be set (environment or %s)", envfile);
+			goto done;
+		}
+	}
+	if (config_need_store(cfg) && !cfg->dev) {
+		if (cfg->bucket == NULL) {
+			seterr(err, errlen, "AWS_BUCKET_NAME must be set "
+			    "(or use --dev)");
+			goto done;
+		}
+		if (cfg->aws_access_key == NULL ||
+		    cfg->aws_secret_key == NULL) {
+			seterr(err, errlen, "S3 credentials missing: set "
+			    "AWS_PYTHON_USER_ACCESS_KEY and "
+			    "AWS_PYTHON_USER_SECRET_KEY (or AWS_ACCESS_KEY_ID "
+			    "and AWS_SECRET_ACCESS_KEY)");
+			goto done;
+		}
+	}
+	rc = 0;
+done:
+	dotenv_free(&de);
+	return (rc);
+}
+
+int
+config_need_store(const struct config *cfg)
+{
+	return (cfg->cmd != CMD_FETCH || cfg->dev || cfg->bucket != NULL);
+}
+
+void
+config_free(struct config *cfg)
+{
+	free(cfg->api_url);
+	wipe_free(cfg->api_key);
+	wipe_free(cfg->secret_key);
+	free(cfg->ca_bundle);
+	free(cfg->data_dir);
+	free(cfg->dev_dir);
+	free(cfg->s3_prefix);
+	free(cfg->bucket);
+	free(cfg->aws_region);
+	free(cfg->s3_endpoint);
+	wipe_free(cfg->aws_access_key);
+	wipe_free(cfg->aws_secret_key);
+	wipe_free(cfg->aws_session_token);
+	free(cfg->log_file);
+	memset(cfg, 0, sizeof(*cfg));
+}

@@ -1,0 +1,174 @@
+/*
+ * upload: store complete hour files, then delete them locally.
+ *
+ * DESIGN
+ * - Threads: M workers popping hours from one bounded queue (queue.h).
+ *   Producers are the fetch workers (pipelined `all`: an hour is queued
+ *   the moment its file is renamed into place) and the main thread
+ *   (hours already on disk).  The bound gives back-pressure: fetching
+ *   pauses when uploads lag, so the data directory cannot fill up.
+ * - Ordering: none between hours; each hour's own sequence is strict:
+ *   store_put() returns STORE_OK only once the object is complete in the
+ *   store, and only then is the local file unlinked.
+ * - Completion: upload_close() closes the queue; workers drain it and
+ *   leave; a cancel closes it too (queued hours stay on disk for the next
+ *   run).  Counters go to runctl; nothing is reported back otherwise.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "localdir.h"
+#include "log.h"
+#include "queue.h"
+#include "runctl.h"
+#include "store.h"
+#include "upload.h"
+
+struct upload_pool {
+	struct upload_opts o;
+	struct queue *q;
+	pthread_t *th;
+	int nth;
+};
+
+static void
+upload_one(struct upload_pool *p, amp_hour h)
+{
+	struct runctl *ctl = p->o.ctl;
+	char path[4096], name[HOUR_FILE_LEN], err[600];
+	struct stat sb;
+	enum store_status s;
+
+	hour_format_file(h, name);
+	if (localdir_path(p->o.data_dir, h, path, sizeof(path)) ||
+	    stat(path, &sb)) {
+		log_error(p->o.lg, "upload %s: cannot read %s: %s", name, path,
+		    strerror(errno));
+		atomic_fetch_add(&ctl->st.upload_failed, 1);
+		return;
+	}
+	s = store_put(p->o.store, h, path, err, sizeof(err));
+	switch (s) {
+	case STORE_OK:
+		if (unlink(path) && errno != ENOENT)
+			log_warn(p->o.lg, "uploaded %s but cannot delete %s: "
+			    "%s", name, path, strerror(errno));
+		atomic_fetch_add(&ctl->st.uploads, 1);
+		atomic_fetch_add(&ctl->st.upload_bytes, (uint64_t)sb.st_size);
+		log_info(p->o.lg, "uploaded %s (%" PRIu64 " bytes) to %s",
+		    name, (uint64_t)sb.st_size, store_describe(p->o.store));
+		runctl_progress(ctl, 0);
+		return;
+	case STORE_CANCELLED:
+		return;
+	case STORE_FATAL:
+		atomic_fetch_add(&ctl->st.upload_failed, 1);
+		log_error(p->o.lg, "%s", err);
+		runctl_cancel(ctl, STOP_AUTH);
+		return;
+	case STORE_FAIL:
+	default:
+		atomic_fetch_add(&ctl->st.upload_failed, 1);
+		log_error(p->o.lg, "upload %s failed (file kept): %s", name,
+		    err);
+		return;
+	}
+}
+
+static void *
+upload_main(void *arg)
+{
+	struct upload_pool *p = arg;
+	void *item;
+
+	while (queue_pop(p->q, &item) == 0) {
+		amp_hour h = *(amp_hour *)item;
+		free(item);
+		if (!runctl_cancelled(p->o.ctl))
+			upload_one(p, h);
+	}
+	return (NULL);
+}
+
+static void
+upload_wake(void *arg)
+{
+	queue_close(((struct upload_pool *)arg)->q);
+}
+
+struct upload_pool *
+upload_start(const struct upload_opts *opts)
+{
+	struct upload_pool *p;
+	int rc;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return (NULL);
+	p->o = *opts;
+	if ((p->q = queue_init((size_t)(opts->queue_cap > 0 ?
+	    opts->queue_cap : 1))) == NULL ||
+	    (p->th = calloc((size_t)opts->workers, sizeof(*p->th))) == NULL ||
+	    runctl_add_hook(opts->ctl, upload_wake, p)) {
+		log_error(opts->lg, "cannot start the upload workers");
+		queue_free(p->q);
+		free(p->th);
+		free(p);
+		return (NULL);
+	}
+	for (int i = 0; i < opts->workers; i++) {
+		if ((rc = pthread_create(&p->th[i], NULL, upload_main, p))) {
+			log_error(opts->lg, "pthread_create: %s",
+			    strerror(rc));
+			runctl_cancel(opts->ctl, STOP_IO);
+			break;
+		}
+		p->nth++;
+	}
+	return (p);
+}
+
+int
+upload_submit(struct upload_pool *p, amp_hour hour)
+{
+	amp_hour *h;
+
+	if (runctl_cancelled(p->o.ctl) || (h = malloc(sizeof(*h))) == NULL)
+		return (-1);
+	*h = hour;
+	if (queue_push(p->q, h)) {
+		free(h);
+		return (-1);
+	}
+	return (0);
+}
+
+void
+upload_close(struct upload_pool *p)
+{
+	queue_close(p->q);
+}
+
+void
+upload_join(struct upload_pool *p)
+{
+	void *item;
+
+	if (p == NULL)
+		return;
+	queue_close(p->q);
+	for (int i = 0; i < p->nth; i++)
+		pthread_join(p->th[i], NULL);
+	runctl_remove_hook(p->o.ctl, upload_wake, p);
+	while (queue_trypop(p->q, &item) == 0)
+		free(item);
+	queue_free(p->q);
+	free(p->th);
+	free(p);
+}

@@ -1,0 +1,211 @@
+/* Unit tests: configuration precedence, defaults and usage errors. */
+#include <stdio.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "unit.h"
+
+static char envpath[256];
+
+static void
+write_env(const char *text)
+{
+	FILE *f = fopen(envpath, "w");
+	fputs(text, f);
+	fclose(f);
+}
+
+static void
+clear_env(void)
+{
+	static const char *names[] = { "AMP_API_KEY", "AMP_SECRET_KEY",
+	    "AMP_API_URL", "AMP_REGION", "AMP_FETCH_WORKERS", "AWS_BUCKET_NAME",
+	    "AWS_REGION", "AWS_PYTHON_USER_ACCESS_KEY", "AWS_ACCESS_KEY_ID",
+	    "AWS_PYTHON_USER_SECRET_KEY", "AWS_SECRET_ACCESS_KEY",
+	    "AMP_LAG_HOURS", "AMP_LOOKBACK_DAYS", "AMP_DATA_DIR",
+	    "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++)
+		unsetenv(names[i]);
+	setenv("AMP_ENV_FILE", envpath, 1);
+	write_env("");
+}
+
+static int
+load(struct config *c, amp_hour now, char *err, int argc, ...)
+{
+	char *argv[32];
+	va_list ap;
+
+	argv[0] = "amp2s3";
+	va_start(ap, argc);
+	for (int i = 1; i < argc; i++)
+		argv[i] = va_arg(ap, char *);
+	va_end(ap);
+	return (config_load(c, argc, argv, now, err, 512));
+}
+
+static amp_hour
+H(int y, int m, int d, int h)
+{
+	amp_hour r = -1;
+	(void)hour_from_ymdh(y, m, d, h, &r);
+	return (r);
+}
+
+static void
+test_defaults(void)
+{
+	struct config c;
+	char err[512];
+	amp_hour now = H(2025, 11, 10, 12);
+
+	clear_env();
+	write_env("AMP_API_KEY=k\nAMP_SECRET_KEY=s\n");
+	CHECK_EQ_INT(load(&c, now, err, 2, "fetch"), 0);
+	CHECK_EQ_INT(c.cmd, CMD_FETCH);
+	CHECK_EQ_INT(c.end, now - 12);
+	CHECK_EQ_INT(c.start, now - 12 - 24); /* 25 hours inclusive */
+	CHECK_EQ_INT(c.fetch_workers, 4);
+	CHECK_EQ_INT(c.max_window_hours, 24);
+	CHECK_EQ_STR(c.api_url, "https://amplitude.com/api/2/export");
+	CHECK_EQ_STR(c.data_dir, "data");
+	CHECK_EQ_STR(c.s3_prefix, "python-import/");
+	CHECK_EQ_STR(c.api_key, "k");
+	config_free(&c);
+}
+
+static void
+test_precedence(void)
+{
+	struct config c;
+	char err[512];
+	amp_hour now = H(2025, 11, 10, 12);
+
+	clear_env();
+	write_env("AMP_API_KEY=fromfile\nAMP_SECRET_KEY=s\n"
+	    "AMP_FETCH_WORKERS=3\nAMP_API_URL=http://file/x\n"
+	    "AMP_LAG_HOURS=2\n");
+	setenv("AMP_FETCH_WORKERS", "5", 1);
+	setenv("AMP_API_URL", "http://env/x", 1);
+	CHECK_EQ_INT(load(&c, now, err, 4, "fetch", "--api-url",
+	    "http://flag/x"), 0);
+	CHECK_EQ_INT(c.fetch_workers, 5);          /* env over file */
+	CHECK_EQ_STR(c.api_url, "http://flag/x");  /* flag over env */
+	CHECK_EQ_STR(c.api_key, "fromfile");       /* file when alone */
+	CHECK_EQ_INT(c.end, now - 2);
+	config_free(&c);
+
+	CHECK_EQ_INT(load(&c, now, err, 4, "fetch", "-j", "9"), 0);
+	CHECK_EQ_INT(c.fetch_workers, 9);
+	CHECK_EQ_STR(c.api_url, "http://env/x");
+	config_free(&c);
+	clear_env();
+}
+
+static void
+test_region(void)
+{
+	struct config c;
+	char err[512];
+
+	clear_env();
+	write_env("AMP_API_KEY=k\nAMP_SECRET_KEY=s\nAMP_REGION=eu\n");
+	CHECK_EQ_INT(load(&c, H(2025, 1, 1, 0), err, 2, "fetch"), 0);
+	CHECK_EQ_STR(c.api_url,
+	    "https://analytics.eu.amplitude.com/api/2/export");
+	config_free(&c);
+	CHECK_EQ_INT(load(&c, H(2025, 1, 1, 0), err, 4, "fetch", "--region",
+	    "mars"), -1);
+	CHECK(strstr(err, "--region") != NULL);
+	config_free(&c);
+}
+
+static void
+test_usage_errors(void)
+{
+	struct config c;
+	char err[512];
+	amp_hour now = H(2025, 11, 10, 12);
+
+	clear_env();
+	write_env("AMP_API_KEY=k\nAMP_SECRET_KEY=secretvalue\n");
+	CHECK_EQ_INT(load(&c, now, err, 3, "fetch", "--bogus"), -1);
+	CHECK(strstr(err, "--bogus") != NULL);
+	config_free(&c);
+	CHECK_EQ_INT(load(&c, now, err, 4, "fetch", "--start-date",
+	    "99999999T99"), -1);
+	CHECK(strstr(err, "--start-date") != NULL);
+	config_free(&c);
+	CHECK_EQ_INT(load(&c, now, err, 6, "fetch", "--start-date",
+	    "20251110T05", "--end-date", "20251110T04"), -1);
+	CHECK(strstr(err, "before") != NULL);
+	config_free(&c);
+	CHECK_EQ_INT(load(&c, now, err, 2, "frobnicate"), -1);
+	config_free(&c);
+	CHECK_EQ_INT(load(&c, now, err, 1), -1);
+	config_free(&c);
+	CHECK_EQ_INT(load(&c, now, err, 3, "fetch", "-j"), -1);
+	config_free(&c);
+	CHECK_EQ_INT(load(&c, now, err, 4, "fetch", "-j", "0"), -1);
+	config_free(&c);
+	CHECK_EQ_INT(load(&c, now, err, 4, "fetch", "-j", "4x"), -1);
+	config_free(&c);
+	CHECK_EQ_INT(load(&c, now, err, 6, "fetch", "--start-date",
+	    "20140101T00", "--end-date", "20140101T05"), -1);
+	CHECK(strstr(err, "2014-11-12") != NULL);
+	config_free(&c);
+	/* Missing credentials: a clear error that names no value. */
+	write_env("");
+	CHECK_EQ_INT(load(&c, now, err, 2, "fetch"), -1);
+	CHECK(strstr(err, "AMP_API_KEY") != NULL);
+	config_free(&c);
+	/* Malformed .env line names the line, not the value. */
+	write_env("AMP_API_KEY=k\n\nAMP_SECRET_KEY=\"secretvalue\n");
+	CHECK_EQ_INT(load(&c, now, err, 2, "fetch"), -1);
+	CHECK(strstr(err, "3") != NULL);
+	CHECK(strstr(err, "secretvalue") == NULL);
+	config_free(&c);
+}
+
+static void
+test_sync_needs_bucket(void)
+{
+	struct config c;
+	char err[512];
+	amp_hour now = H(2025, 11, 10, 12);
+
+	clear_env();
+	CHECK_EQ_INT(load(&c, now, err, 2, "sync"), -1);
+	CHECK(strstr(err, "AWS_BUCKET_NAME") != NULL);
+	config_free(&c);
+	CHECK_EQ_INT(load(&c, now, err, 3, "sync", "--dev"), 0);
+	CHECK(c.dev == 1);
+	config_free(&c);
+	write_env("AWS_BUCKET_NAME=b\nAWS_REGION=eu-west-2\n"
+	    "AWS_PYTHON_USER_ACCESS_KEY=a\nAWS_PYTHON_USER_SECRET_KEY=z\n");
+	CHECK_EQ_INT(load(&c, now, err, 2, "sync"), 0);
+	CHECK_EQ_STR(c.bucket, "b");
+	CHECK_EQ_STR(c.aws_region, "eu-west-2");
+	CHECK_EQ_STR(c.aws_access_key, "a");
+	config_free(&c);
+}
+
+int
+main(void)
+{
+	static const struct unit_test t[] = { TEST(test_defaults),
+	    TEST(test_precedence), TEST(test_region), TEST(test_usage_errors),
+	    TEST(test_sync_needs_bucket) };
+	char dir[] = "/tmp/amp2s3-config-XXXXXX";
+	int rc;
+
+	if (mkdtemp(dir) == NULL)
+		return (1);
+	snprintf(envpath, sizeof(envpath), "%s/env", dir);
+	rc = unit_run("config", t, sizeof(t) / sizeof(*t));
+	unlink(envpath);
+	rmdir(dir);
+	return (rc);
+}
