@@ -24,7 +24,8 @@ typedef int envfile_cb(void *ctx, const char *key, const char *value);
  * envfile_parse(buf, len, cb, ctx, err, errlen): parse the ${len} bytes at
  * ${buf}.  Returns 0 on success; -1 on a syntax error, with a one-line
  * message "line N: what is wrong" in ${err} (never quoting the value, which
- * may be a secret); or the callback's non-zero return.
+ * may be a secret); or the callback's non-zero return, with "line N: could
+ * not store the assignment" in ${err}.  ${err} may be NULL.
  */
 int envfile_parse(const char *buf, size_t len, envfile_cb *cb, void *ctx,
     char *err, size_t errlen);
@@ -32,8 +33,9 @@ int envfile_parse(const char *buf, size_t len, envfile_cb *cb, void *ctx,
 /*
  * envfile_load(path, cb, ctx, err, errlen): read the file at ${path} and
  * parse it.  Returns 1 if the file does not exist (nothing called), 0 on
- * success, -1 on a read or syntax error ("PATH:N: ..." in ${err}).
- * Files over 1 MiB are refused.
+ * success, -1 on a read or syntax error ("PATH:N: ..." or "PATH: ..." in
+ * ${err}), or the callback's non-zero return ("PATH:N: ...").  Files over
+ * 1 MiB and anything but a regular file are refused.
  */
 int envfile_load(const char *path, envfile_cb *cb, void *ctx, char *err,
     size_t errlen);

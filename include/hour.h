@@ -17,7 +17,7 @@ typedef int64_t amp_hour;
 
 /* Earliest and latest hour accepted anywhere: 1970-01-01T00 .. 9999-12-31T23. */
 #define HOUR_MIN ((amp_hour)0)
-#define HOUR_MAX ((amp_hour)70389431) /* 9999-12-31T23 */
+#define HOUR_MAX ((amp_hour)70389527) /* 9999-12-31T23 */
 
 /* Buffer sizes, terminating NUL included. */
 #define HOUR_API_LEN 12  /* "YYYYMMDDTHH" */

@@ -8,11 +8,25 @@
  * carry no trailing newline.  Nothing secret may be passed in: callers log
  * hours, URLs without credentials, status codes and paths.
  *
- * A progress line (see progress.h) shares the terminal: log_msg() clears
- * it before writing when log_set_tty_clear() was given a callback.
+ *   text   2026-11-27T19:04:22Z amp2s3 info: message
+ *   json   {"ts":"2026-11-27T19:04:22.123Z","level":"info","msg":"message"}
+ *
+ * Timestamps are UTC.  A message is cut to at most LOG_MSG_MAX bytes after
+ * escaping, ending in "..." when cut.  JSON lines are always valid JSON:
+ * control characters are escaped and bytes that are not valid UTF-8 become
+ * U+FFFD.  Text lines escape control characters (C0 but tab, DEL, C1) and
+ * bytes that are not valid UTF-8 ("\n", "\x1b", "\xff"), so that one
+ * message is one line and cannot drive the terminal.
+ *
+ * A progress line (log_progress()) shares the terminal: log_msg() on a
+ * terminal clears it, writes the message and redraws it, in the same
+ * write(2).
  */
 #include <stdarg.h>
 #include <stdio.h>
+
+/* The most bytes of one escaped message, "..." included. */
+#define LOG_MSG_MAX 8192
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_OFF };
 enum log_format { LOG_TEXT, LOG_JSON };
@@ -27,7 +41,8 @@ struct logger;
 struct logger *log_open(enum log_level level, enum log_format format,
     const char *path);
 
-/* log_parse_level("debug"|"info"|"warn"|"error"|"off", out): 0 or -1. */
+/* log_parse_level("debug"|"info"|"warn"|"error"|"off", out): 0 or -1.
+ * Case is ignored, as in log_parse_format(). */
 int log_parse_level(const char *s, enum log_level *out);
 
 /* log_parse_format("text"|"json", out): 0 or -1. */
@@ -41,7 +56,8 @@ int log_is_tty(const struct logger *lg);
 
 /*
  * log_msg(lg, level, fmt, ...): format and write one message.  ${lg} NULL
- * writes text to stderr (used before a logger exists).
+ * writes text to stderr at every level (used before a logger exists).
+ * errno is preserved.
  */
 void log_msg(struct logger *lg, enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -49,10 +65,13 @@ void log_vmsg(struct logger *lg, enum log_level level, const char *fmt,
     va_list ap) __attribute__((format(printf, 3, 0)));
 
 /* log_progress(lg, line): on a terminal, redraw the progress line
- * (\r + line + clear to end of line); elsewhere a no-op.  NULL clears it. */
+ * (\r + line + clear to end of line) and remember it for log_msg();
+ * elsewhere (or ${lg} NULL) a no-op.  ${line} NULL clears and forgets it.
+ * Control characters in ${line} are dropped. */
 void log_progress(struct logger *lg, const char *line);
 
-/* log_close(lg): flush and free.  NULL is a no-op. */
+/* log_close(lg): clear a progress line still shown, close the file (not
+ * stderr) and free.  NULL is a no-op. */
 void log_close(struct logger *lg);
 
 #define log_debug(lg, ...) log_msg((lg), LOG_DEBUG, __VA_ARGS__)

@@ -26,15 +26,17 @@ int queue_push(struct queue *q, void *item);
 /*
  * queue_push_urgent(q, item): put ${item} at the head, ignoring the bound
  * (used to re-queue work a consumer already held, which must never wait on
- * the bound it is itself responsible for draining).  Returns 0, or -1 if
- * closed.
+ * the bound it is itself responsible for draining).  Items pushed this way
+ * come out last-in first-out, before every ordinary item.  Returns 0, or -1
+ * if closed or out of memory (the queue grows past ${cap} only here); the
+ * item then stays with the caller.
  */
 int queue_push_urgent(struct queue *q, void *item);
 
 /*
- * queue_pop(q, item): take the oldest item, waiting while the queue is
- * empty and open.  Returns 0 with *${item} set, or 1 when the queue is
- * closed and empty.
+ * queue_pop(q, item): take the item at the head (the oldest, unless urgent
+ * items wait), waiting while the queue is empty and open.  Returns 0 with
+ * *${item} set, or 1 when the queue is closed and empty.
  */
 int queue_pop(struct queue *q, void **item);
 

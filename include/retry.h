@@ -23,7 +23,18 @@ enum retry_action {
  * an answer.  ${status} is the HTTP status (0 when no answer arrived);
  * ${transport_error} is non-zero when the transfer failed (reset, timeout,
  * truncated body); ${window_hours} is the number of hours the request
- * covered.  A transport error wins over any status.
+ * covered.  A transport error wins over any status.  The table:
+ *   transport error; status 0 (no answer)   BACKOFF
+ *   200                   DONE
+ *   404                   EMPTY
+ *   429                   SLOWDOWN
+ *   408, 500, 502, 503    BACKOFF
+ *   504                   SPLIT if window_hours > 1, else BACKOFF
+ *   400                   SPLIT if window_hours > 1, else TOO_LARGE
+ *   401, 403              FATAL_AUTH
+ *   501, 505              FAIL (not transient: retrying cannot help)
+ *   any other 5xx         BACKOFF
+ *   anything else         FAIL (1xx, other 2xx, 3xx, other 4xx, >= 600)
  */
 enum retry_action retry_classify(long status, int transport_error,
     int window_hours);
@@ -35,18 +46,27 @@ const char *retry_action_name(enum retry_action a);
  * retry_delay_ms(attempt, retry_after_ms, base_ms, cap_ms, rnd): the delay
  * before try number ${attempt} + 1 (${attempt} >= 1 is the number of tries
  * made).  A server's Retry-After (${retry_after_ms} >= 0) wins, capped at
- * ${cap_ms}.  Otherwise exponential backoff base * 2^(attempt-1), capped,
- * with "equal jitter": half fixed, half drawn from ${rnd} (any 32-bit
- * random value), so the result lies in [d/2, d].
+ * ${cap_ms}, without jitter.  Otherwise exponential backoff
+ * d = min(base * 2^(attempt-1), cap), computed without overflow for any
+ * ${attempt}, with "equal jitter": half fixed, half drawn from ${rnd} (any
+ * 32-bit random value), so the result lies in [d/2, d] (integer halving):
+ * rnd 0 gives d/2, rnd UINT32_MAX gives d.  Negative ${base_ms} or
+ * ${cap_ms} count as 0; ${attempt} < 1 counts as 1.
  */
 int64_t retry_delay_ms(int attempt, int64_t retry_after_ms, int64_t base_ms,
     int64_t cap_ms, uint32_t rnd);
 
 /*
  * retry_parse_after(value, now_s): the delay in milliseconds that a
- * Retry-After header value asks for — delta-seconds or an HTTP-date
- * (relative to ${now_s}, seconds since the epoch).  -1 if absent/invalid.
+ * Retry-After header value asks for — delta-seconds (digits only) or an
+ * IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT" (relative to ${now_s},
+ * seconds since the epoch; a date not after ${now_s} gives 0; the day name
+ * is checked for spelling, not against the date).  Either form is capped
+ * at RETRY_AFTER_MAX_S seconds.  Blanks around the value are ignored.
+ * -1 if ${value} is NULL, empty or invalid (including the obsolete RFC 850
+ * and asctime date forms).
  */
+#define RETRY_AFTER_MAX_S ((int64_t)86400 * 366)
 int64_t retry_parse_after(const char *value, int64_t now_s);
 
 #endif
