@@ -61,6 +61,10 @@ struct config {
 	enum log_format log_format;
 	char *log_file;
 	int progress;           /* -1 auto (TTY), 0 off, 1 on */
+
+	/* the .env file used, and whether others may read it (warned) */
+	char *env_file_used;
+	int env_file_open_mode;
 };
 
 /*

@@ -14,10 +14,14 @@
  * as S3_FATAL with one clear line that names the bucket and region and
  * never the credentials.
  *
- * Thread-safety: a struct s3 is immutable after s3_init(); any number of
- * threads may call s3_list/s3_put_file/s3_delete on it concurrently (each
- * call uses its own easy handle; connections are reused through a shared
- * cache).
+ * Thread-safety: a struct s3 is immutable after s3_init() (but for a
+ * locked pool of idle handles); any number of threads may call
+ * s3_list/s3_put_file/s3_delete on it concurrently (each call borrows an
+ * easy handle of its own from the pool; the connection it keeps open is
+ * reused by the next call, and the DNS cache is shared).
+ *
+ * The caller runs curl_global_init() before s3_init() and
+ * curl_global_cleanup() after s3_free().
  */
 #include <stdatomic.h>
 #include <stddef.h>

@@ -14,8 +14,9 @@ server_pid=""
 cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
-/usr/bin/python3 tests/server/export_api.py --demo --port-file "$work/port" \
-	--key demo-key --secret demo-secret &
+/usr/bin/python3 tests/server/export_api.py --port-file "$work/port" \
+	--generate 20250101T00 20250103T23 --events-per-hour 200 --parts-per-hour 2 --empty-every 7 \
+	--api-key demo-key --secret-key demo-secret &
 server_pid=$!
 i=0
 while [ ! -s "$work/port" ]; do   # readiness: the port file appears

@@ -7,6 +7,8 @@
  * then each row resolved (flag, else environment, else `.env`, else
  * default) and converted into struct config.  Secret rows have no flag.
  */
+#include <sys/stat.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -517,6 +519,15 @@ config_load(struct config *cfg, int argc, char **argv, amp_hour now,
 		seterr(err, errlen, "%s", msg);
 		goto done;
 	}
+	if (r == 0) {
+		struct stat sb;
+		if ((cfg->env_file_used = strdup(envfile)) == NULL) {
+			seterr(err, errlen, "out of memory");
+			goto done;
+		}
+		if (stat(envfile, &sb) == 0 && (sb.st_mode & 077))
+			cfg->env_file_open_mode = (int)(sb.st_mode & 0777);
+	}
 
 	/* 3. Resolve every row.  --api-url is resolved before --region. */
 	for (size_t i = 0; i < NOPTS; i++) {
@@ -617,5 +628,6 @@ config_free(struct config *cfg)
 	wipe_free(cfg->aws_secret_key);
 	wipe_free(cfg->aws_session_token);
 	free(cfg->log_file);
+	free(cfg->env_file_used);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -117,6 +117,10 @@ main(int argc, char **argv)
 		config_free(&cfg);
 		return (EXIT_USAGE);
 	}
+	if (cfg.env_file_open_mode)
+		log_warn(lg, "%s holds secrets but is readable by others "
+		    "(mode %03o): chmod 600 %s", cfg.env_file_used,
+		    (unsigned)cfg.env_file_open_mode, cfg.env_file_used);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_error(lg, "curl_global_init failed");
 		rc = EXIT_IO;

@@ -62,7 +62,7 @@ upload_one(struct upload_pool *p, amp_hour h)
 			    "%s", name, path, strerror(errno));
 		atomic_fetch_add(&ctl->st.uploads, 1);
 		atomic_fetch_add(&ctl->st.upload_bytes, (uint64_t)sb.st_size);
-		log_info(p->o.lg, "uploaded %s (%" PRIu64 " bytes) to %s",
+		log_debug(p->o.lg, "uploaded %s (%" PRIu64 " bytes) to %s",
 		    name, (uint64_t)sb.st_size, store_describe(p->o.store));
 		runctl_progress(ctl, 0);
 		return;
