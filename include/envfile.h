@@ -10,7 +10,10 @@
  *   KEY='value'          single quotes: literal
  *   export KEY=value     `export ` prefix ignored
  *   # comment, blank lines, CRLF line ends, a UTF-8 BOM at the start
- * KEY is [A-Za-z_][A-Za-z0-9_]*.  Anything else is an error naming the line.
+ * KEY is [A-Za-z_][A-Za-z0-9_]*, followed at once by '='.  Blanks before
+ * KEY (or `export`) are ignored, lines of blanks are blank, `KEY=` is the
+ * empty string, and after a closing quote only blanks and a comment may
+ * follow.  Anything else (a NUL byte included) is an error naming the line.
  * No variable expansion.  Later assignments of the same key win.
  */
 #include <stddef.h>

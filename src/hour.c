@@ -20,8 +20,8 @@ days_from_civil(int64_t y, int m, int d)
 	era = (y >= 0 ? y : y - 399) / 400;
 	yoe = y - era * 400;                                     /* [0, 399] */
 	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;   /* [0, 365] */
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;             /* [0, 146096] */
-	return era * 146097 + doe - 719468;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;           /* [0, 146096] */
+	return (era * 146097 + doe - 719468);
 }
 
 /* The calendar date of day ${z} since 1970-01-01. */
@@ -32,7 +32,7 @@ civil_from_days(int64_t z, int64_t *y, int *m, int *d)
 
 	z += 719468;
 	era = (z >= 0 ? z : z - 146096) / 146097;
-	doe = z - era * 146097;                                  /* [0, 146096] */
+	doe = z - era * 146097;                                /* [0, 146096] */
 	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
 	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);           /* [0, 365] */
 	mp = (5 * doy + 2) / 153;                                /* [0, 11] */

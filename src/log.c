@@ -11,6 +11,8 @@
  *   the same single write(2): clear, message, redraw.
  * - If pthread_mutex_lock ever fails, the message is still written,
  *   unframed: losing a log line would be worse than a garbled terminal.
+ *   Unlocking a mutex this thread holds, and destroying it once no thread
+ *   uses the logger, cannot fail; there is nowhere to report it anyway.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -363,7 +365,7 @@ log_vmsg(struct logger *lg, enum log_level level, const char *fmt,
 		write_all(fd, line + CLEAR_LEN, o.len - CLEAR_LEN);
 	}
 	if (locked)
-		pthread_mutex_unlock(&lg->mu);
+		(void)pthread_mutex_unlock(&lg->mu);
 	errno = saved;
 }
 
@@ -413,7 +415,7 @@ log_progress(struct logger *lg, const char *text)
 	write_all(lg->fd, buf, o.len);
 
 done:
-	pthread_mutex_unlock(&lg->mu);
+	(void)pthread_mutex_unlock(&lg->mu);
 	errno = saved;
 }
 
@@ -427,6 +429,6 @@ log_close(struct logger *lg)
 		write_all(lg->fd, CLEAR, CLEAR_LEN);
 	if (lg->own_fd)
 		close(lg->fd);
-	pthread_mutex_destroy(&lg->mu);
+	(void)pthread_mutex_destroy(&lg->mu);
 	free(lg);
 }
