@@ -13,6 +13,10 @@
  *   "Expect:" it never sends).  Every body goes through CURLOPT_UPLOAD with
  *   a known size and the method set by CURLOPT_CUSTOMREQUEST, so curl adds
  *   no header of its own that the signature would miss.
+ * - Addressing.  Virtual-host (https://BUCKET.host/KEY) unless the
+ *   endpoint is an IP literal or localhost, or the bucket has a dot over
+ *   https (the certificate's wildcard would not match): path-style
+ *   (https://host/BUCKET/KEY).  cfg->path_style 0/1 forces either.
  * - Handles.  A struct s3 keeps a free list of idle transfer contexts, each
  *   an easy handle driven by its own multi handle.  A call takes one, uses
  *   it alone and gives it back; the connection it left open serves the next
@@ -43,9 +47,11 @@
  * - Multipart, above cfg->multipart_threshold: POST ?uploads= (UploadId),
  *   PUT ?partNumber=N&uploadId=U per part (own SHA-256 and Content-MD5,
  *   ETag kept from the response header), POST ?uploadId=U with the part
- *   list.  A 200 whose body is an <Error> is a failure (S3 does this for
- *   Complete).  On any failure or cancel, DELETE ?uploadId=U aborts the
- *   upload so that no orphan parts stay billed.
+ *   list.  A 200 whose body is an <Error> (S3 does this for Complete) is
+ *   retried like the same code with its own status, else a failure.  The
+ *   part size grows if the file would need over 10000 parts.  On any
+ *   failure or cancel, DELETE ?uploadId=U aborts the upload so that no
+ *   orphan parts stay billed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -965,7 +971,7 @@ classify(const struct req *r, CURLcode cc)
 
 /* The setting to check for a fatal answer. */
 static void
-fatal_hint(const struct s3 *s3, const struct req *r, char *out, size_t len)
+fatal_hint(const struct req *r, char *out, size_t len)
 {
 	const char *c = r->x.code;
 
@@ -1006,7 +1012,6 @@ fatal_hint(const struct s3 *s3, const struct req *r, char *out, size_t len)
 	else
 		snprintf(out, len, "check AWS_ACCESS_KEY_ID, "
 		    "AWS_SECRET_ACCESS_KEY and AWS_REGION");
-	(void)s3;
 }
 
 /* Fill ${e} for a request that ended with ${v}. */
@@ -1035,7 +1040,7 @@ describe(const struct s3 *s3, const struct req *r, CURLcode cc,
 			    s3->region, ce);
 			break;
 		}
-		fatal_hint(s3, r, hint, sizeof(hint));
+		fatal_hint(r, hint, sizeof(hint));
 		if (r->x.code[0] != '\0')
 			set_msg(e, "s3: bucket '%s' (region %s): %s — %s",
 			    s3->bucket, s3->region, r->x.code, hint);

@@ -1,0 +1,642 @@
+#!/usr/bin/python3
+"""sigv4_proxy: an HTTP proxy that checks AWS SigV4 like S3 does, in front
+of s3rver (which does not).
+
+Every request is verified before it reaches s3rver:
+
+- Authorization "AWS4-HMAC-SHA256 Credential=AK/DATE/REGION/s3/aws4_request,
+  SignedHeaders=..., Signature=...": a wrong access key answers 403
+  InvalidAccessKeyId, a region other than --region (or a service other than
+  s3) 400 AuthorizationHeaderMalformed with <Region>, as AWS does.
+- x-amz-date must match the credential date and lie within 15 minutes;
+  x-amz-content-sha256 is required; host and every x-amz-* header present
+  must be signed.
+- The signature is recomputed with botocore's S3SigV4Auth over the request
+  as received: method; path decoded and re-encoded the AWS way; query
+  parameters decoded, re-encoded and sorted (so an unsorted or unencoded
+  query, or "?uploads" without "=", fails here as it fails on AWS); the
+  signed headers with the values received.  Mismatch: 403
+  SignatureDoesNotMatch with the CanonicalRequest we computed.
+- The body's SHA-256 must equal x-amz-content-sha256 (unless
+  UNSIGNED-PAYLOAD): 400 XAmzContentSHA256Mismatch; Content-MD5, when
+  present, must match: 400 BadDigest.
+
+Good requests go to s3rver unchanged (hop-by-hop headers aside).  s3rver
+3.7.1 lacks AbortMultipartUpload; with --s3rver-dir the proxy performs it
+(DELETE ?uploadId=U removes s3rver's upload directory) so that clients'
+cleanup can be tested.
+
+Test hooks, unsigned, under /__proxy__/:
+  POST   /__proxy__/faults  JSON rule or list of rules, e.g.
+         {"method": "PUT", "query_contains": "partNumber=2", "status": 503,
+          "code": "SlowDown", "times": 1}  or  {"action": "reset", ...};
+         status 200 with a code makes a 200 whose body is an <Error>;
+         "delay_s": N waits N seconds first (alone: then forwards).
+  DELETE /__proxy__/faults  clear the rules
+  GET    /__proxy__/log     JSON list of the S3 requests seen:
+         {"method", "path", "query", "status", "conn", "content_md5",
+         "content_sha256", "content_type"} (conn: client connection
+         number, to measure connection reuse)
+  DELETE /__proxy__/log     clear it
+
+Run: sigv4_proxy.py --upstream HOST:PORT [--region R] [--s3rver-dir DIR];
+credentials from SIGV4_PROXY_ACCESS_KEY / SIGV4_PROXY_SECRET_KEY
+(/ SIGV4_PROXY_SESSION_TOKEN).  Listens on 127.0.0.1, an ephemeral port
+unless --port; prints "PORT <n>" on stdout once listening.
+
+sigv4_proxy.py --self-test checks the verifier itself without a network:
+a botocore-signed request passes and every tampered variant is rejected.
+"""
+
+import argparse
+import base64
+import datetime
+import hashlib
+import hmac
+import http.client
+import http.server
+import itertools
+import json
+import os
+import re
+import shutil
+import socket
+import struct
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from xml.sax.saxutils import escape
+
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.compat import HTTPHeaders
+from botocore.credentials import Credentials
+
+UNSIGNED = "UNSIGNED-PAYLOAD"
+SKEW = datetime.timedelta(minutes=15)
+HOP_BY_HOP = {
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+    "te", "trailer", "transfer-encoding", "upgrade", "expect",
+}
+SPOOL_MEM = 8 << 20
+
+
+class Reject(Exception):
+    """An S3 error answer: HTTP status, S3 code, message, extra fields."""
+
+    def __init__(self, status, code, message, **extra):
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message, self.extra = (
+            status, code, message, extra)
+
+    def body(self):
+        parts = [f"<Code>{escape(self.code)}</Code>",
+                 f"<Message>{escape(self.message)}</Message>"]
+        for k, v in self.extra.items():
+            parts.append(f"<{k}>{escape(str(v))}</{k}>")
+        return ('<?xml version="1.0" encoding="UTF-8"?>\n<Error>'
+                + "".join(parts) + "</Error>").encode()
+
+
+class _Auth(S3SigV4Auth):
+    """botocore's S3 SigV4, restricted to the headers the client signed and
+    with the path canonicalised the way S3 does (decode, encode once)."""
+
+    def __init__(self, creds, region, signed):
+        super().__init__(creds, "s3", region)
+        self._signed = signed
+
+    def headers_to_sign(self, request):
+        hm = HTTPHeaders()
+        for name in self._signed:
+            for v in request.headers.get_all(name) or []:
+                hm[name] = v
+        return hm
+
+    def _normalize_url_path(self, path):
+        return urllib.parse.quote(urllib.parse.unquote_to_bytes(path),
+                                  safe="/~")
+
+
+def split_query(raw):
+    """Query parameters, percent-decoded ('+' stays '+', as S3 reads it)."""
+    out = []
+    if not raw:
+        return out
+    for pair in raw.split("&"):
+        k, _, v = pair.partition("=")
+        out.append((urllib.parse.unquote(k), urllib.parse.unquote(v)))
+    return out
+
+
+class Verifier:
+    """Checks one request's SigV4 header signature."""
+
+    def __init__(self, access_key, secret_key, region, token=None):
+        self.access_key, self.secret_key = access_key, secret_key
+        self.region, self.token = region, token
+
+    def check(self, method, target, headers, now=None):
+        """Raise Reject unless the request is signed right.  ${headers}
+        is an email.message-like object (get, get_all, keys)."""
+        auth = headers.get("Authorization")
+        if not auth:
+            raise Reject(403, "AccessDenied", "Anonymous access is denied")
+        if not auth.startswith("AWS4-HMAC-SHA256 "):
+            raise Reject(400, "AuthorizationHeaderMalformed",
+                         "Unsupported authorization type",
+                         Region=self.region)
+        fields = {}
+        for part in auth[len("AWS4-HMAC-SHA256 "):].split(","):
+            k, sep, v = part.strip().partition("=")
+            if not sep:
+                raise Reject(400, "AuthorizationHeaderMalformed",
+                             f"bad component {part.strip()!r}",
+                             Region=self.region)
+            fields[k] = v
+        try:
+            cred, signed, sig = (fields["Credential"],
+                                 fields["SignedHeaders"], fields["Signature"])
+        except KeyError as e:
+            raise Reject(400, "AuthorizationHeaderMalformed",
+                         f"missing {e.args[0]}", Region=self.region)
+        cparts = cred.split("/")
+        if len(cparts) != 5 or cparts[4] != "aws4_request":
+            raise Reject(400, "AuthorizationHeaderMalformed",
+                         "bad Credential scope", Region=self.region)
+        ak, date, region, service, _ = cparts
+        if ak != self.access_key:
+            raise Reject(403, "InvalidAccessKeyId",
+                         "The AWS Access Key Id you provided does not "
+                         "exist in our records.")
+        if region != self.region:
+            raise Reject(400, "AuthorizationHeaderMalformed",
+                         f"The authorization header is malformed; the "
+                         f"region '{region}' is wrong; expecting "
+                         f"'{self.region}'", Region=self.region)
+        if service != "s3":
+            raise Reject(400, "AuthorizationHeaderMalformed",
+                         f"service '{service}' is not s3",
+                         Region=self.region)
+        amzdate = headers.get("x-amz-date") or ""
+        try:
+            when = datetime.datetime.strptime(amzdate, "%Y%m%dT%H%M%SZ")
+        except ValueError:
+            raise Reject(403, "AccessDenied",
+                         "AWS authentication requires a valid Date or "
+                         "x-amz-date header")
+        if amzdate[:8] != date:
+            raise Reject(403, "SignatureDoesNotMatch",
+                         "credential date does not match x-amz-date")
+        now = now or datetime.datetime.utcnow()
+        if abs(now - when) > SKEW:
+            raise Reject(403, "RequestTimeTooSkewed",
+                         "The difference between the request time and the "
+                         "current time is too large.")
+        if headers.get("x-amz-content-sha256") is None:
+            raise Reject(400, "InvalidRequest",
+                         "Missing required header for this request: "
+                         "x-amz-content-sha256")
+        signed_list = signed.split(";")
+        if signed_list != sorted(signed_list) or any(
+                h != h.lower() for h in signed_list):
+            raise Reject(403, "SignatureDoesNotMatch",
+                         "SignedHeaders not lowercase and sorted")
+        present = {k.lower() for k in headers.keys()}
+        unsigned = sorted(h for h in present
+                          if (h.startswith("x-amz-") or h == "host")
+                          and h not in signed_list)
+        if unsigned:
+            raise Reject(403, "AccessDenied",
+                         "There were headers present in the request which "
+                         "were not signed", HeadersNotSigned=",".join(
+                             unsigned))
+        if self.token is not None and \
+                headers.get("x-amz-security-token") != self.token:
+            raise Reject(403, "InvalidToken",
+                         "The provided token is malformed or otherwise "
+                         "invalid.")
+        if self.token is None and headers.get("x-amz-security-token"):
+            raise Reject(403, "InvalidToken",
+                         "The provided token is malformed or otherwise "
+                         "invalid.")
+        missing = [h for h in signed_list if h not in present]
+        if missing:
+            raise Reject(403, "SignatureDoesNotMatch",
+                         f"signed headers missing: {','.join(missing)}")
+
+        path, _, query = target.partition("?")
+        req_headers = HTTPHeaders()
+        for h in signed_list:
+            for v in headers.get_all(h) or []:
+                req_headers[h] = v
+        req = AWSRequest(method=method,
+                         url="http://" + headers.get("host", "") + path,
+                         headers=req_headers, params=split_query(query))
+        req.context["timestamp"] = amzdate
+        signer = _Auth(Credentials(self.access_key, self.secret_key,
+                                   self.token), self.region, signed_list)
+        creq = signer.canonical_request(req)
+        sts = signer.string_to_sign(req, creq)
+        want = signer.signature(sts, req)
+        if not hmac.compare_digest(want, sig):
+            raise Reject(403, "SignatureDoesNotMatch",
+                         "The request signature we calculated does not "
+                         "match the signature you provided. Check your key "
+                         "and signing method.", StringToSign=sts,
+                         CanonicalRequest=creq)
+
+
+def check_payload(headers, sha_hex, md5_raw):
+    """Raise Reject if the body's digests contradict the headers."""
+    claimed = headers.get("x-amz-content-sha256")
+    if claimed != UNSIGNED and claimed != sha_hex:
+        raise Reject(400, "XAmzContentSHA256Mismatch",
+                     "The provided 'x-amz-content-sha256' header does not "
+                     "match what was computed.",
+                     ClientComputedContentSHA256=claimed,
+                     S3ComputedContentSHA256=sha_hex)
+    md5 = headers.get("Content-MD5")
+    if md5 is not None:
+        try:
+            given = base64.b64decode(md5, validate=True)
+        except ValueError:
+            given = b""
+        if len(given) != 16:
+            raise Reject(400, "InvalidDigest",
+                         "The Content-MD5 you specified was invalid.")
+        if given != md5_raw:
+            raise Reject(400, "BadDigest",
+                         "The Content-MD5 you specified did not match what "
+                         "we received.")
+
+
+class State:
+    """Shared by all handler threads, under one lock."""
+
+    def __init__(self, args, verifier):
+        self.args, self.verifier = args, verifier
+        self.lock = threading.Lock()
+        self.faults = []
+        self.log = []
+        self.conns = itertools.count(1)
+
+    def take_fault(self, method, path, query):
+        with self.lock:
+            for rule in self.faults:
+                if rule.get("times", 1) <= 0:
+                    continue
+                if rule.get("method") not in (None, method):
+                    continue
+                if rule.get("path_contains", "") not in path:
+                    continue
+                if rule.get("query_contains", "") not in query:
+                    continue
+                rule["times"] = rule.get("times", 1) - 1
+                return dict(rule)
+        return None
+
+    def record(self, entry):
+        with self.lock:
+            self.log.append(entry)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "sigv4-proxy"
+    state = None  # set by main()
+
+    def setup(self):
+        super().setup()
+        self.conn_no = next(self.state.conns)
+
+    def log_message(self, fmt, *args):
+        sys.stderr.write("proxy: " + (fmt % args) + "\n")
+
+    # We answer 100 Continue ourselves, once the signature is good.
+    def handle_expect_100(self):
+        return True
+
+    def do_GET(self):
+        self.serve()
+
+    do_PUT = do_POST = do_DELETE = do_HEAD = do_GET
+
+    def reply(self, status, body=b"", headers=(), close=False):
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        if not any(k.lower() == "content-length" for k, _ in headers):
+            self.send_header("Content-Length",
+                             str(0 if self.command == "HEAD" else len(body)))
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if body and self.command != "HEAD":
+            self.wfile.write(body)
+
+    def reject(self, rej, close=False):
+        self.reply(rej.status, rej.body(),
+                   [("Content-Type", "application/xml")], close=close)
+
+    def control(self, path, body):
+        st = self.state
+        if path == "/__proxy__/faults" and self.command == "POST":
+            rules = json.loads(body or b"[]")
+            with st.lock:
+                st.faults.extend(rules if isinstance(rules, list)
+                                 else [rules])
+            return self.reply(204)
+        if path == "/__proxy__/faults" and self.command == "DELETE":
+            with st.lock:
+                st.faults.clear()
+            return self.reply(204)
+        if path == "/__proxy__/log" and self.command == "GET":
+            with st.lock:
+                data = json.dumps(st.log).encode()
+            return self.reply(200, data,
+                              [("Content-Type", "application/json")])
+        if path == "/__proxy__/log" and self.command == "DELETE":
+            with st.lock:
+                st.log.clear()
+            return self.reply(204)
+        return self.reply(404)
+
+    def read_body(self):
+        """Spool the body; returns (file, length, sha256 hex, md5 raw)."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or ""):
+            raise Reject(411, "MissingContentLength",
+                         "You must provide the Content-Length HTTP header.")
+        length = int(self.headers.get("Content-Length") or 0)
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEM)
+        sha, md5 = hashlib.sha256(), hashlib.md5()
+        left = length
+        while left > 0:
+            chunk = self.rfile.read(min(left, 1 << 16))
+            if not chunk:
+                raise ConnectionError("client closed mid-body")
+            sha.update(chunk)
+            md5.update(chunk)
+            spool.write(chunk)
+            left -= len(chunk)
+        spool.seek(0)
+        return spool, length, sha.hexdigest(), md5.digest()
+
+    def serve(self):
+        st = self.state
+        target = self.path
+        path, _, query = target.partition("?")
+        entry = {"method": self.command, "path": path, "query": query,
+                 "status": None, "conn": self.conn_no,
+                 "content_md5": self.headers.get("Content-MD5"),
+                 "content_sha256": self.headers.get("x-amz-content-sha256"),
+                 "content_type": self.headers.get("Content-Type")}
+        if path.startswith("/__proxy__/"):
+            n = int(self.headers.get("Content-Length") or 0)
+            return self.control(path, self.rfile.read(n) if n else b"")
+        st.record(entry)
+        expects = (self.headers.get("Expect") or "").lower() == \
+            "100-continue"
+        try:
+            st.verifier.check(self.command, target, self.headers)
+        except Reject as rej:
+            entry["status"] = rej.status
+            # The body was not read: answer and close (S3 does the same
+            # for a request refused before its body).
+            has_body = int(self.headers.get("Content-Length") or 0) > 0
+            return self.reject(rej, close=has_body)
+        if expects:
+            self.send_response_only(100)
+            self.end_headers()
+        spool = None
+        try:
+            spool, length, sha, md5 = self.read_body()
+            check_payload(self.headers, sha, md5)
+            fault = st.take_fault(self.command, path, query)
+            if fault is not None and self.inject(fault, entry) is not False:
+                return
+            if self.command == "DELETE" and "uploadId" in dict(
+                    split_query(query)) and st.args.s3rver_dir:
+                return self.abort_upload(path, query, entry)
+            self.forward(target, spool, length, entry)
+        except Reject as rej:
+            entry["status"] = rej.status
+            self.reject(rej)
+        finally:
+            if spool is not None:
+                spool.close()
+
+    def inject(self, fault, entry):
+        if fault.get("delay_s"):
+            time.sleep(float(fault["delay_s"]))
+            if fault.get("action") is None and "status" not in fault:
+                return False  # only slowed down: forward it
+        if fault.get("action") == "reset":
+            entry["status"] = "reset"
+            self.close_connection = True
+            # RST instead of FIN: the client sees "connection reset".
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            return
+        rej = Reject(fault.get("status", 500), fault.get("code",
+                     "InternalError"), "injected by sigv4_proxy")
+        entry["status"] = rej.status
+        self.reject(rej)
+
+    def abort_upload(self, path, query, entry):
+        """AbortMultipartUpload, which s3rver 3.7.1 lacks."""
+        upload_id = dict(split_query(query))["uploadId"]
+        bucket = path.lstrip("/").split("/", 1)[0]
+        updir = os.path.join(self.state.args.s3rver_dir, bucket,
+                             "._S3rver_uploads", upload_id)
+        if not re.fullmatch(r"[0-9a-f]{8,64}", upload_id) or \
+                not os.path.isdir(updir):
+            rej = Reject(404, "NoSuchUpload",
+                         "The specified upload does not exist.")
+            entry["status"] = 404
+            return self.reject(rej)
+        shutil.rmtree(updir, ignore_errors=True)
+        entry["status"] = 204
+        self.reply(204)
+
+    def forward(self, target, spool, length, entry):
+        host, port = self.state.args.upstream.rsplit(":", 1)
+        up = http.client.HTTPConnection(host, int(port), timeout=120)
+        try:
+            up.putrequest(self.command, target, skip_host=True,
+                          skip_accept_encoding=True)
+            for k, v in self.headers.items():
+                if k.lower() in HOP_BY_HOP or k.lower() == "content-length":
+                    continue
+                up.putheader(k, v)
+            if length or self.command in ("PUT", "POST"):
+                up.putheader("Content-Length", str(length))
+            up.endheaders()
+            while True:
+                chunk = spool.read(1 << 16)
+                if not chunk:
+                    break
+                up.send(chunk)
+            resp = up.getresponse()
+            data = resp.read()
+            headers = [(k, v) for k, v in resp.getheaders()
+                       if k.lower() not in HOP_BY_HOP
+                       and k.lower() != "content-length"]
+            if self.command == "HEAD":
+                cl = resp.getheader("Content-Length")
+                if cl is not None:
+                    headers.append(("Content-Length", cl))
+            entry["status"] = resp.status
+            self.reply(resp.status, data, headers)
+        finally:
+            up.close()
+
+
+def self_test():
+    """Sign with botocore (an independent signer), then tamper: the
+    verifier must accept the original and reject every variant."""
+    ak, sk, region = "AKIDTEST", "secret/TEST+key", "eu-west-2"
+    ver = Verifier(ak, sk, region)
+    body = b'{"a":1}\n'
+    sha = hashlib.sha256(body).hexdigest()
+
+    class RawQuerySigner(S3SigV4Auth):
+        def canonical_query_string(self, request):
+            return urllib.parse.urlsplit(request.url).query
+
+    def signed(url, method="PUT", secret=sk, sign_region=region,
+               raw_query=False):
+        req = AWSRequest(method=method, url=url, data=body,
+                         headers={"Content-Type": "application/x-ndjson",
+                                  "x-amz-content-sha256": sha})
+        signer = RawQuerySigner if raw_query else S3SigV4Auth
+        signer(Credentials(ak, secret), "s3", sign_region).add_auth(req)
+        h = http.client.HTTPMessage()
+        h["Host"] = "127.0.0.1:9"
+        for k, v in req.headers.items():
+            h[k] = v if isinstance(v, str) else v.decode()
+        parts = urllib.parse.urlsplit(url)
+        return parts.path + ("?" + parts.query if parts.query else ""), h
+
+    def expect(name, ok, method, target, headers, code=None):
+        try:
+            ver.check(method, target, headers)
+            got = None
+        except Reject as rej:
+            got = rej.code
+        good = got is None if ok else got == code
+        print(f"self-test {name}: {'ok' if good else 'FAILED'} "
+              f"(got {got or 'accepted'})")
+        return good
+
+    url = "http://127.0.0.1:9/bkt/python%20import/%C3%A4%2B%3D%26/x.jsonl" \
+          "?partNumber=1&uploadId=abc%2Fdef"
+    t, h = signed(url)
+    results = [expect("correct signature", True, "PUT", t, h)]
+
+    t2, h2 = signed(url, secret="wrong")
+    results.append(expect("wrong secret", False, "PUT", t2, h2,
+                          "SignatureDoesNotMatch"))
+    results.append(expect("tampered path", False, "PUT",
+                          t.replace("x.jsonl", "y.jsonl"), h,
+                          "SignatureDoesNotMatch"))
+    results.append(expect("tampered query", False, "PUT",
+                          t.replace("partNumber=1", "partNumber=2"), h,
+                          "SignatureDoesNotMatch"))
+    results.append(expect("other method", False, "POST", t, h,
+                          "SignatureDoesNotMatch"))
+    h3 = http.client.HTTPMessage()
+    for k, v in h.items():
+        h3[k] = "text/plain" if k.lower() == "content-type" else v
+    results.append(expect("tampered signed header", False, "PUT", t, h3,
+                          "SignatureDoesNotMatch"))
+    h4 = http.client.HTTPMessage()
+    for k, v in h.items():
+        h4[k] = v
+    h4["x-amz-meta-extra"] = "1"
+    results.append(expect("unsigned x-amz header", False, "PUT", t, h4,
+                          "AccessDenied"))
+    t5, h5 = signed(url, sign_region="us-east-1")
+    results.append(expect("wrong region", False, "PUT", t5, h5,
+                          "AuthorizationHeaderMalformed"))
+    # curl signs the query exactly as written: a raw "/" in a value is
+    # signed raw, but S3 canonicalises it to %2F.
+    t7, h7 = signed(url.replace("abc%2Fdef", "abc/def"))
+    results.append(expect("unencoded query value", False, "PUT", t7, h7,
+                          "SignatureDoesNotMatch"))
+    # A signer that, like curl 7.88, signs the query exactly as written:
+    # accepted only when written sorted, encoded and with "=" everywhere.
+    results.append(expect("as-written query, canonical", True, "PUT",
+                          *signed(url, raw_query=True)))
+    results.append(expect("as-written query, unsorted", False, "PUT",
+                          *signed(url.replace(
+                              "?partNumber=1&uploadId=abc%2Fdef",
+                              "?uploadId=abc%2Fdef&partNumber=1"),
+                              raw_query=True), "SignatureDoesNotMatch"))
+    results.append(expect("as-written query, '?uploads' without '='",
+                          False, "PUT", *signed(url.replace(
+                              "?partNumber=1&uploadId=abc%2Fdef",
+                              "?uploads"), raw_query=True),
+                          "SignatureDoesNotMatch"))
+    results.append(expect("as-written query, '?uploads='", True, "PUT",
+                          *signed(url.replace(
+                              "?partNumber=1&uploadId=abc%2Fdef",
+                              "?uploads="), raw_query=True)))
+    try:
+        check_payload(h, hashlib.sha256(b"other").hexdigest(), b"")
+        got = None
+    except Reject as rej:
+        got = rej.code
+    good = got == "XAmzContentSHA256Mismatch"
+    print(f"self-test payload hash mismatch: {'ok' if good else 'FAILED'}")
+    results.append(good)
+    h6 = http.client.HTTPMessage()
+    for k, v in h.items():
+        h6[k] = v
+    h6["Content-MD5"] = base64.b64encode(hashlib.md5(b"x").digest()).decode()
+    try:
+        check_payload(h6, sha, hashlib.md5(body).digest())
+        got = None
+    except Reject as rej:
+        got = rej.code
+    good = got == "BadDigest"
+    print(f"self-test Content-MD5 mismatch: {'ok' if good else 'FAILED'}")
+    results.append(good)
+    print(f"self-test: {sum(results)} passed, {len(results) - sum(results)}"
+          f" failed")
+    return 0 if all(results) else 1
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--upstream", help="s3rver's HOST:PORT")
+    ap.add_argument("--region", default="eu-west-2")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--s3rver-dir", help="s3rver's -d directory "
+                    "(enables AbortMultipartUpload)")
+    ap.add_argument("--self-test", action="store_true")
+    args = ap.parse_args()
+    if args.self_test:
+        return self_test()
+    if not args.upstream:
+        ap.error("--upstream is required")
+    ver = Verifier(os.environ.get("SIGV4_PROXY_ACCESS_KEY", "S3RVER"),
+                   os.environ.get("SIGV4_PROXY_SECRET_KEY", "S3RVER"),
+                   args.region,
+                   os.environ.get("SIGV4_PROXY_SESSION_TOKEN") or None)
+    Handler.state = State(args, ver)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    srv.daemon_threads = True
+    print(f"PORT {srv.server_address[1]}", flush=True)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+/*
+ * s3tool: a tiny command line over s3.h, for the integration tests.
+ *
+ *   s3tool list PREFIX               one "SIZE<TAB>KEY" line per key
+ *   s3tool put KEY FILE [TYPE]       upload (multipart above the threshold)
+ *   s3tool delete KEY
+ *   s3tool put-many KEYPREFIX FILE COUNT THREADS
+ *                                    COUNT uploads of FILE as KEYPREFIX<i>
+ *                                    from THREADS threads sharing one client
+ *
+ * Configured from the environment: S3TEST_ENDPOINT, S3TEST_BUCKET,
+ * S3TEST_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+ * AWS_SESSION_TOKEN, S3TEST_MAX_KEYS, S3TEST_MULTIPART_THRESHOLD and
+ * S3TEST_PART_SIZE (bytes), S3TEST_MAX_ATTEMPTS, S3TEST_PATH_STYLE
+ * (0, 1, or -1 auto), S3TEST_STALL_S (seconds below 1 byte/s before a
+ * transfer is abandoned), S3TEST_LOG_LEVEL.
+ *
+ * Exit: 0 done, 1 failed, 2 usage, 3 fatal (credentials, region, bucket).
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "log.h"
+#include "s3.h"
+
+struct many {
+	struct s3 *s3;
+	const char *prefix, *file;
+	int count;
+	atomic_int next;
+	atomic_int worst;  /* highest exit code seen */
+};
+
+static uint64_t
+env_u64(const char *name, uint64_t def)
+{
+	const char *v = getenv(name);
+
+	return (v != NULL && v[0] != '\0' ? strtoull(v, NULL, 10) : def);
+}
+
+static int
+exit_code(enum s3_status s)
+{
+	return (s == S3_OK ? 0 : s == S3_FATAL ? 3 : 1);
+}
+
+static int
+print_key(void *ctx, const char *key, uint64_t size)
+{
+	(void)ctx;
+	printf("%" PRIu64 "\t%s\n", size, key);
+	return (0);
+}
+
+static void *
+many_main(void *arg)
+{
+	struct many *m = arg;
+	struct s3_error e;
+	char key[1100];
+	int i, rc, w;
+
+	while ((i = atomic_fetch_add(&m->next, 1)) < m->count) {
+		snprintf(key, sizeof(key), "%s%d", m->prefix, i);
+		if ((rc = exit_code(s3_put_file(m->s3, key, m->file,
+		    "application/octet-stream", &e))) != 0) {
+			fprintf(stderr, "%s\n", e.msg);
+			w = atomic_load(&m->worst);
+			while (rc > w &&
+			    !atomic_compare_exchange_weak(&m->worst, &w, rc))
+				;
+		}
+	}
+	return (NULL);
+}
+
+static int
+put_many(struct s3 *s3, char **argv)
+{
+	struct many m = { .s3 = s3, .prefix = argv[0], .file = argv[1] };
+	pthread_t th[64];
+	int i, n = atoi(argv[3]);
+
+	m.count = atoi(argv[2]);
+	atomic_init(&m.next, 0);
+	atomic_init(&m.worst, 0);
+	if (n < 1 || n > 64 || m.count < 0)
+		return (2);
+	for (i = 0; i < n; i++)
+		if (pthread_create(&th[i], NULL, many_main, &m) != 0)
+			break;
+	n = i;
+	for (i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	return (atomic_load(&m.worst));
+}
+
+int
+main(int argc, char **argv)
+{
+	struct s3_config cfg;
+	struct s3_error e;
+	struct logger *lg = NULL;
+	struct s3 *s3 = NULL;
+	enum log_level lv = LOG_WARN;
+	const char *cmd = argc > 1 ? argv[1] : "";
+	int rc = 2;
+
+	if (!((strcmp(cmd, "list") == 0 && argc == 3) ||
+	    (strcmp(cmd, "put") == 0 && (argc == 4 || argc == 5)) ||
+	    (strcmp(cmd, "delete") == 0 && argc == 3) ||
+	    (strcmp(cmd, "put-many") == 0 && argc == 6))) {
+		fprintf(stderr, "usage: s3tool list PREFIX | put KEY FILE "
+		    "[TYPE] | delete KEY | put-many KEYPREFIX FILE COUNT "
+		    "THREADS\n");
+		return (2);
+	}
+	if (getenv("S3TEST_LOG_LEVEL") != NULL &&
+	    log_parse_level(getenv("S3TEST_LOG_LEVEL"), &lv) != 0)
+		lv = LOG_WARN;
+	if ((lg = log_open(lv, LOG_TEXT, NULL)) == NULL)
+		return (1);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_close(lg);
+		return (1);
+	}
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.endpoint = getenv("S3TEST_ENDPOINT");
+	cfg.bucket = getenv("S3TEST_BUCKET");
+	cfg.region = getenv("S3TEST_REGION") ? getenv("S3TEST_REGION") :
+	    "eu-west-2";
+	cfg.access_key = getenv("AWS_ACCESS_KEY_ID");
+	cfg.secret_key = getenv("AWS_SECRET_ACCESS_KEY");
+	cfg.session_token = getenv("AWS_SESSION_TOKEN");
+	cfg.path_style = (int)strtol(getenv("S3TEST_PATH_STYLE") ?
+	    getenv("S3TEST_PATH_STYLE") : "-1", NULL, 10);
+	cfg.max_keys = (int)env_u64("S3TEST_MAX_KEYS", 0);
+	cfg.multipart_threshold = env_u64("S3TEST_MULTIPART_THRESHOLD",
+	    (uint64_t)64 << 20);
+	cfg.part_size = env_u64("S3TEST_PART_SIZE", (uint64_t)16 << 20);
+	cfg.max_attempts = (int)env_u64("S3TEST_MAX_ATTEMPTS", 4);
+	cfg.connect_timeout_ms = 5000;
+	cfg.low_speed_time_s = (long)env_u64("S3TEST_STALL_S", 30);
+
+	if ((s3 = s3_init(&cfg, lg, &e)) == NULL) {
+		fprintf(stderr, "%s\n", e.msg);
+		rc = 3;
+		goto out;
+	}
+	if (strcmp(cmd, "list") == 0)
+		rc = exit_code(s3_list(s3, argv[2], print_key, NULL, &e));
+	else if (strcmp(cmd, "put") == 0)
+		rc = exit_code(s3_put_file(s3, argv[2], argv[3], argc == 5 ?
+		    argv[4] : "application/octet-stream", &e));
+	else if (strcmp(cmd, "delete") == 0)
+		rc = exit_code(s3_delete(s3, argv[2], &e));
+	else {
+		rc = put_many(s3, argv + 2);
+		goto out;
+	}
+	if (rc != 0)
+		fprintf(stderr, "%s\n", e.msg);
+out:
+	fflush(stdout);
+	s3_free(s3);
+	curl_global_cleanup();
+	log_close(lg);
+	return (rc);
+}
