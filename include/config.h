@@ -34,7 +34,7 @@ struct config {
 	int64_t retry_max_ms;
 	long connect_timeout_s;
 	long stall_timeout_s;
-	uint64_t max_hour_mb;   /* 0: no cap */
+	uint64_t max_hour_bytes; /* 0: no cap */
 
 	/* local side */
 	char *data_dir;

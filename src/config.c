@@ -72,7 +72,7 @@ static const struct opt OPTS[] = {
 	{ "stall-timeout", 0, "AMP_STALL_TIMEOUT", K_INT, "120", 1, 86400,
 	  OFF(stall_timeout_s), "S", "abort a transfer idle this long" },
 	{ "max-hour-mb", 0, "AMP_MAX_HOUR_MB", K_MB, "65536", 0, 1048576,
-	  OFF(max_hour_mb), "MB", "refuse hours larger than this (0: no cap)" },
+	  OFF(max_hour_bytes), "MB", "refuse hours larger than this (0: no cap)" },
 	{ "data-dir", 0, "AMP_DATA_DIR", K_STR, "data", NO, OFF(data_dir),
 	  "DIR", "local hour files" },
 	{ "wait-lock", 0, NULL, K_BOOL, "0", NO, OFF(wait_lock), NULL,

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -102,6 +103,10 @@ main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);
+	/* Everything here is UTC.  Fixing TZ also stops glibc from re-reading
+	 * it inside every mktime() libzip makes from several threads. */
+	setenv("TZ", "UTC", 1);
+	tzset();
 
 	rc = config_load(&cfg, argc, argv, hour_now(), err, sizeof(err));
 	if (rc != 0) {

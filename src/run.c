@@ -32,6 +32,11 @@
 #include "store.h"
 #include "upload.h"
 
+/* Zip-bomb guards: JSON events compress about 5-20x; a member inflating
+ * 1000x its size, or a single line of 64 MiB, is not an export. */
+#define RUN_MAX_RATIO 1000
+#define RUN_MAX_LINE ((size_t)64 << 20)
+
 struct hourset {
 	amp_hour *h;
 	size_t n, cap;
@@ -243,8 +248,9 @@ run_command(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 			.retry_max_ms = cfg->retry_max_ms,
 			.connect_timeout_s = cfg->connect_timeout_s,
 			.stall_timeout_s = cfg->stall_timeout_s,
-			.limits = { .max_hour_bytes = cfg->max_hour_mb,
-			    .max_ratio = 0, .max_line = 0 },
+			.limits = { .max_hour_bytes = cfg->max_hour_bytes,
+			    .max_ratio = RUN_MAX_RATIO,
+			    .max_line = RUN_MAX_LINE },
 			.lg = lg, .ctl = ctl,
 			.on_hour = up ? hour_to_upload : NULL,
 			.on_hour_ctx = up,
