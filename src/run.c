@@ -72,7 +72,8 @@ cmp_hour(const void *a, const void *b)
 static int
 hourset_has(const struct hourset *s, amp_hour h)
 {
-	return (bsearch(&h, s->h, s->n, sizeof(*s->h), cmp_hour) != NULL);
+	return (s->n > 0 &&
+	    bsearch(&h, s->h, s->n, sizeof(*s->h), cmp_hour) != NULL);
 }
 
 struct planner {
@@ -200,8 +201,10 @@ run_command(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 		log_error(lg, "out of memory listing hours");
 		goto done;
 	}
-	qsort(local.h, local.n, sizeof(*local.h), cmp_hour);
-	qsort(remote.h, remote.n, sizeof(*remote.h), cmp_hour);
+	if (local.n)
+		qsort(local.h, local.n, sizeof(*local.h), cmp_hour);
+	if (remote.n)
+		qsort(remote.h, remote.n, sizeof(*remote.h), cmp_hour);
 	log_info(lg, "%zu hours on disk, %zu in %s", local.n, remote.n,
 	    store ? store_describe(store) : "(no store)");
 
