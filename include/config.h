@@ -14,7 +14,7 @@
 #include "hour.h"
 #include "log.h"
 
-enum command { CMD_FETCH, CMD_SYNC, CMD_ALL };
+enum command { CMD_FETCH, CMD_SYNC, CMD_ALL, CMD_STATUS };
 
 struct config {
 	enum command cmd;
@@ -61,6 +61,11 @@ struct config {
 	enum log_format log_format;
 	char *log_file;
 	int progress;           /* -1 auto (TTY), 0 off, 1 on */
+	int json;               /* status: JSON output */
+	int color;              /* status: -1 auto (TTY), 0, 1 */
+	char *metrics_file;     /* Prometheus textfile, NULL: none */
+	int shard_index;        /* this process's shard, 0..shard_count-1 */
+	int shard_count;        /* 1: no sharding */
 
 	/* the .env file used, and whether others may read it (warned) */
 	char *env_file_used;

@@ -9,6 +9,7 @@
  * flock(2) on DIR/.amp2s3.lock held for the life of the process.
  */
 #include <stddef.h>
+#include <stdint.h>
 
 #include "hour.h"
 
@@ -27,7 +28,7 @@ int localdir_lock(const char *dir, int wait, int *fd, char *err,
  * *${removed} counts them.  Returns 0 or -1 (errno set). */
 int localdir_clean(const char *dir, int *removed);
 
-typedef void localdir_hour_cb(void *ctx, amp_hour hour);
+typedef void localdir_hour_cb(void *ctx, amp_hour hour, uint64_t size);
 
 /* localdir_scan(dir, cb, ctx): call ${cb} for every complete hour file.
  * Returns 0 or -1 (errno set). */

@@ -18,6 +18,7 @@
 
 #define PLAN_LOCAL 1
 #define PLAN_REMOTE 2
+#define PLAN_OTHER 4  /* another shard's hour */
 
 struct coverage {
 	amp_hour start;
@@ -43,6 +44,17 @@ void coverage_mark(struct coverage *cov, amp_hour hour, uint8_t bit);
 /* coverage_count(cov, mask, want): hours whose (state & mask) == want. */
 size_t coverage_count(const struct coverage *cov, uint8_t mask,
     uint8_t want);
+
+/*
+ * coverage_shard(cov, k, n): mark PLAN_OTHER every hour that is not in
+ * shard ${k} of ${n}.  Shards are whole UTC days: day d = hour / 24 is in
+ * shard d mod n, so n processes with k = 0..n-1 cover a range exactly once
+ * and each still sends day-sized windows.
+ */
+void coverage_shard(struct coverage *cov, int k, int n);
+
+/* plan_shard_of(hour, n): the shard of ${hour} among ${n}. */
+int plan_shard_of(amp_hour hour, int n);
 
 /* coverage_free(cov): NULL-safe. */
 void coverage_free(struct coverage *cov);

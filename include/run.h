@@ -26,4 +26,12 @@ struct store;
 int run_command(const struct config *cfg, struct logger *lg,
     struct runctl *ctl, struct store *store);
 
+/*
+ * run_status(cfg, lg, store): print the coverage of the range (stdout) from
+ * the data directory and ${store} (may be NULL).  Returns 0 if no hour is
+ * missing, 1 if some are, or an error exit code.
+ */
+int run_status(const struct config *cfg, struct logger *lg,
+    struct store *store);
+
 #endif

@@ -40,6 +40,8 @@ struct run_stats {
 	atomic_uint_fast64_t local_removed;/* local files already stored */
 	atomic_uint_fast64_t by_status[6]; /* answers by class: 0 transport,
 	                                      1xx..5xx */
+	atomic_uint_fast64_t retry_by_code[600]; /* retries by the HTTP status
+	                                      that caused them, 0 transport */
 };
 
 #define RUNCTL_MAX_HOOKS 4

@@ -34,8 +34,8 @@ struct store *store_open_dir(const char *root, const char *prefix, char *err,
 struct store *store_open_s3(const struct s3_config *cfg, const char *prefix,
     struct logger *lg, char *err, size_t errlen);
 
-/* Called once per hour present in the store. */
-typedef void store_hour_cb(void *ctx, amp_hour hour);
+/* Called once per hour present in the store, with the object's size. */
+typedef void store_hour_cb(void *ctx, amp_hour hour, uint64_t size);
 
 /* store_list(st, cb, ctx, err, errlen): report every hour present (only
  * keys named exactly like an hour file count). */

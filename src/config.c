@@ -22,7 +22,7 @@
 #include "version.h"
 
 enum kind { K_STR, K_INT, K_BOOL, K_HOUR, K_LEVEL, K_FORMAT, K_REGION,
-	K_MB, K_TRI };
+	K_MB, K_TRI, K_SHARD, K_SHARDS };
 
 struct opt {
 	const char *lng;   /* long flag without "--", NULL: env only */
@@ -114,6 +114,17 @@ static const struct opt OPTS[] = {
 	  "PATH", "append logs here instead of stderr" },
 	{ "progress", 0, "AMP_PROGRESS", K_TRI, "auto", NO, OFF(progress),
 	  NULL, "live progress line (auto: on a terminal)" },
+	{ "json", 0, NULL, K_BOOL, "0", NO, OFF(json), NULL,
+	  "status: print JSON instead of the grid" },
+	{ "color", 0, "AMP2S3_COLOR", K_TRI, "auto", NO, OFF(color), NULL,
+	  "status: colour the grid (auto: on a terminal)" },
+	{ "metrics-file", 0, "AMP2S3_METRICS_FILE", K_STR, NULL, NO,
+	  OFF(metrics_file), "PATH", "write Prometheus metrics here at the end" },
+	{ "shard", 0, "AMP2S3_SHARD", K_SHARD, NULL, NO, OFF(shard_index),
+	  "K/N", "only hours of shard K of N (whole UTC days)" },
+	{ "shards", 0, "AMP2S3_SHARDS", K_SHARDS, NULL, 1, 100000,
+	  OFF(shard_count), "N", "N shards, K from JOB_COMPLETION_INDEX or "
+	  "AWS_BATCH_JOB_ARRAY_INDEX" },
 	{ "env-file", 0, "AMP_ENV_FILE", K_STR, ".env", NO, 0, "PATH",
 	  "read settings from this file" },
 };
@@ -309,6 +320,44 @@ set_value(struct config *cfg, const struct opt *o, const char *v, char *err,
 			    "%s: '%.20s' is not a valid hour YYYYMMDDTHH "
 			    "(UTC), e.g. 20251110T00", name, v));
 		return (0);
+	case K_SHARD: {
+		long k, n;
+		const char *slash = strchr(v, '/');
+		char kbuf[16];
+
+		if (slash == NULL || (size_t)(slash - v) >= sizeof(kbuf))
+			return (seterr(err, errlen, "%s: expected K/N, e.g. "
+			    "0/4", name));
+		memcpy(kbuf, v, (size_t)(slash - v));
+		kbuf[slash - v] = '\0';
+		if (parse_long(slash + 1, 1, 100000, &n) ||
+		    parse_long(kbuf, 0, n - 1, &k))
+			return (seterr(err, errlen, "%s: expected K/N with "
+			    "0 <= K < N, e.g. 0/4", name));
+		cfg->shard_index = (int)k;
+		cfg->shard_count = (int)n;
+		return (0);
+	}
+	case K_SHARDS: {
+		const char *idx = getenv("JOB_COMPLETION_INDEX");
+		long k, n;
+
+		if (idx == NULL || *idx == '\0')
+			idx = getenv("AWS_BATCH_JOB_ARRAY_INDEX");
+		if (parse_long(v, 1, 100000, &n))
+			return (seterr(err, errlen, "%s: expected a number of "
+			    "shards from 1 to 100000", name));
+		if (idx == NULL || *idx == '\0')
+			return (seterr(err, errlen, "%s: needs the shard index "
+			    "in JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX "
+			    "(or use --shard K/N)", name));
+		if (parse_long(idx, 0, n - 1, &k))
+			return (seterr(err, errlen, "%s: shard index '%.12s' "
+			    "is not in 0..%ld", name, idx, n - 1));
+		cfg->shard_index = (int)k;
+		cfg->shard_count = (int)n;
+		return (0);
+	}
 	case K_LEVEL:
 		if (log_parse_level(v, &cfg->log_level))
 			return (seterr(err, errlen,
@@ -340,13 +389,14 @@ usage(FILE *f)
 	char left[64];
 
 	fprintf(f,
-	    "usage: amp2s3 fetch|sync|all [options]\n"
+	    "usage: amp2s3 fetch|sync|all|status [options]\n"
 	    "\n"
 	    "  fetch  download the missing hours of the range into the data "
 	    "directory\n"
 	    "  sync   upload local hours the store lacks, then delete them "
 	    "locally\n"
 	    "  all    both, pipelined\n"
+	    "  status show which hours are stored, empty, local or missing\n"
 	    "\noptions (flag > environment > .env):\n");
 	for (size_t i = 0; i < NOPTS; i++) {
 		const struct opt *o = &OPTS[i];
@@ -489,7 +539,7 @@ config_load(struct config *cfg, int argc, char **argv, amp_hour now,
 		flagval[o - OPTS] = val;
 	}
 	if (cmd == NULL) {
-		seterr(err, errlen, "missing command: fetch, sync or all "
+		seterr(err, errlen, "missing command: fetch, sync, all or status "
 		    "(see --help)");
 		goto done;
 	}
@@ -499,9 +549,11 @@ config_load(struct config *cfg, int argc, char **argv, amp_hour now,
 		cfg->cmd = CMD_SYNC;
 	else if (strcmp(cmd, "all") == 0)
 		cfg->cmd = CMD_ALL;
+	else if (strcmp(cmd, "status") == 0)
+		cfg->cmd = CMD_STATUS;
 	else {
 		seterr(err, errlen, "unknown command '%.40s': expected fetch, "
-		    "sync or all", cmd);
+		    "sync, all or status", cmd);
 		goto done;
 	}
 
@@ -569,7 +621,9 @@ config_load(struct config *cfg, int argc, char **argv, amp_hour now,
 	}
 	if (cfg->retry_max_ms < cfg->retry_base_ms)
 		cfg->retry_max_ms = cfg->retry_base_ms;
-	if (cfg->cmd != CMD_SYNC) {
+	if (cfg->shard_count == 0)
+		cfg->shard_count = 1;
+	if (cfg->cmd == CMD_FETCH || cfg->cmd == CMD_ALL) {
 		amp_hour daily_end;
 		(void)hour_from_ymdh(2014, 11, 12, 0, &daily_end);
 		if (cfg->start < daily_end) {
@@ -608,7 +662,9 @@ done:
 int
 config_need_store(const struct config *cfg)
 {
-	return (cfg->cmd != CMD_FETCH || cfg->dev || cfg->bucket != NULL);
+	if (cfg->cmd == CMD_SYNC || cfg->cmd == CMD_ALL)
+		return (1);
+	return (cfg->dev || cfg->bucket != NULL);
 }
 
 void
@@ -629,5 +685,6 @@ config_free(struct config *cfg)
 	wipe_free(cfg->aws_session_token);
 	free(cfg->log_file);
 	free(cfg->env_file_used);
+	free(cfg->metrics_file);
 	memset(cfg, 0, sizeof(*cfg));
 }

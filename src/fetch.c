@@ -530,6 +530,9 @@ process_window(struct worker *wk, struct window *w)
 				fail_window(wk, w, msg);
 				return;
 			}
+			atomic_fetch_add(&ctl->st.retry_by_code[res ==
+			    CURLE_OK && wk->status > 0 && wk->status < 600 ?
+			    wk->status : 0], 1);
 			delay = retry_delay_ms(w->attempts,
 			    act == RETRY_SLOWDOWN ? wk->retry_after_ms : -1,
 			    p->o.retry_base_ms, p->o.retry_max_ms,

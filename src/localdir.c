@@ -116,15 +116,17 @@ localdir_scan(const char *dir, localdir_hour_cb *cb, void *ctx)
 		return (-1);
 	while ((de = readdir(d)) != NULL) {
 		size_t len = strlen(de->d_name);
+		struct stat sb;
 		amp_hour h;
 
 		if (len != HOUR_FILE_LEN - 1 + sizeof(HOUR_SUFFIX) - 1 ||
 		    strcmp(de->d_name + HOUR_FILE_LEN - 1, HOUR_SUFFIX) != 0 ||
 		    hour_parse_file(de->d_name, HOUR_FILE_LEN - 1, &h))
 			continue;
-		if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
+		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) ||
+		    !S_ISREG(sb.st_mode))
 			continue;
-		cb(ctx, h);
+		cb(ctx, h, (uint64_t)sb.st_size);
 	}
 	closedir(d);
 	return (0);

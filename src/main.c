@@ -23,6 +23,7 @@
 #include "config.h"
 #include "localdir.h"
 #include "log.h"
+#include "metrics.h"
 #include "run.h"
 #include "runctl.h"
 #include "store.h"
@@ -100,6 +101,7 @@ main(int argc, char **argv)
 	pthread_t sigth;
 	char err[600];
 	int rc, lockfd = -1, removed, sig_started = 0, ctl_ok = 0;
+	int64_t started_s;
 
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);
@@ -150,6 +152,18 @@ main(int argc, char **argv)
 	if (pthread_create(&sigth, NULL, signal_main, &sc) == 0)
 		sig_started = 1;
 
+	started_s = (int64_t)time(NULL);
+	if (cfg.cmd == CMD_STATUS) {
+		/* Read-only: no lock, no cleaning. */
+		if (config_need_store(&cfg) &&
+		    (st = open_store(&cfg, lg, &ctl)) == NULL) {
+			rc = EXIT_USAGE;
+			goto out_sig;
+		}
+		rc = run_status(&cfg, lg, st);
+		store_free(st);
+		goto out_sig;
+	}
 	rc = localdir_lock(cfg.data_dir, cfg.wait_lock, &lockfd, err,
 	    sizeof(err));
 	if (rc != 0) {
@@ -171,6 +185,12 @@ main(int argc, char **argv)
 	}
 	rc = run_command(&cfg, lg, &ctl, st);
 	store_free(st);
+	if (cfg.metrics_file && metrics_write(cfg.metrics_file, &ctl, rc,
+	    started_s, (int64_t)time(NULL), err, sizeof(err))) {
+		log_error(lg, "%s", err);
+		if (rc == EXIT_OK)
+			rc = EXIT_IO;
+	}
 
 out_sig:
 	if (sig_started) {

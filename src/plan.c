@@ -38,6 +38,24 @@ coverage_count(const struct coverage *cov, uint8_t mask, uint8_t want)
 	return (c);
 }
 
+int
+plan_shard_of(amp_hour hour, int n)
+{
+	amp_hour day = hour >= 0 ? hour / 24 : -((-hour + 23) / 24);
+
+	return (n <= 1 ? 0 : (int)(((day % n) + n) % n));
+}
+
+void
+coverage_shard(struct coverage *cov, int k, int n)
+{
+	if (n <= 1)
+		return;
+	for (size_t i = 0; i < cov->n; i++)
+		if (plan_shard_of(cov->start + (amp_hour)i, n) != k)
+			cov->st[i] |= PLAN_OTHER;
+}
+
 void
 coverage_free(struct coverage *cov)
 {

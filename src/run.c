@@ -29,6 +29,7 @@
 #include "plan.h"
 #include "run.h"
 #include "runctl.h"
+#include "status.h"
 #include "store.h"
 #include "upload.h"
 
@@ -36,6 +37,7 @@
  * 1000x its size, or a single line of 64 MiB, is not an export. */
 #define RUN_MAX_RATIO 1000
 #define RUN_MAX_LINE ((size_t)64 << 20)
+#define PLAN_ALL (PLAN_LOCAL | PLAN_REMOTE | PLAN_OTHER)
 
 struct hourset {
 	amp_hour *h;
@@ -44,10 +46,11 @@ struct hourset {
 };
 
 static void
-hourset_add(void *ctx, amp_hour h)
+hourset_add(void *ctx, amp_hour h, uint64_t size)
 {
 	struct hourset *s = ctx;
 
+	(void)size;
 	if (s->n == s->cap) {
 		size_t ncap = s->cap ? s->cap * 2 : 256;
 		amp_hour *nh = realloc(s->h, ncap * sizeof(*nh));
@@ -92,7 +95,7 @@ planner_main(void *arg)
 	struct window w;
 	int size;
 
-	missing = coverage_count(pl->cov, PLAN_LOCAL | PLAN_REMOTE, 0);
+	missing = coverage_count(pl->cov, PLAN_ALL, 0);
 	size = plan_window_size(missing, pl->cfg->fetch_workers,
 	    pl->cfg->max_window_hours);
 	log_debug(pl->lg, "planner: %zu missing hours, windows of up to %d "
@@ -165,6 +168,91 @@ summary(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 		    (double)atomic_load(&s->upload_bytes) / 1e6,
 		    atomic_load(&s->upload_failed),
 		    atomic_load(&s->local_removed), secs);
+}
+
+/* Per-hour sizes for `status`: index = hour - start, -1 = absent. */
+struct sizemap {
+	amp_hour start;
+	size_t n;
+	int64_t *size;
+};
+
+static void
+sizemap_add(void *ctx, amp_hour h, uint64_t size)
+{
+	struct sizemap *m = ctx;
+
+	if (h >= m->start && (uint64_t)(h - m->start) < m->n)
+		m->size[h - m->start] = (int64_t)size;
+}
+
+int
+run_status(const struct config *cfg, struct logger *lg, struct store *store)
+{
+	struct sizemap loc = { 0 }, rem = { 0 };
+	struct status_totals t;
+	uint8_t *cells = NULL;
+	char err[600], where[1200];
+	int rc = EXIT_PARTIAL, color;
+	size_t n;
+
+	if ((uint64_t)(cfg->end - cfg->start) >= (uint64_t)200 * 366 * 24) {
+		log_error(lg, "the range is too large to show");
+		return (EXIT_USAGE);
+	}
+	n = (size_t)(cfg->end - cfg->start) + 1;
+	loc.start = rem.start = cfg->start;
+	loc.n = rem.n = n;
+	if ((loc.size = malloc(n * sizeof(int64_t))) == NULL ||
+	    (rem.size = malloc(n * sizeof(int64_t))) == NULL ||
+	    (cells = malloc(n)) == NULL) {
+		log_error(lg, "out of memory");
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++)
+		loc.size[i] = rem.size[i] = -1;
+	if (localdir_scan(cfg->data_dir, sizemap_add, &loc) && errno != ENOENT) {
+		log_error(lg, "cannot read data directory %s: %s",
+		    cfg->data_dir, strerror(errno));
+		rc = EXIT_IO;
+		goto done;
+	}
+	if (store) {
+		enum store_status s = store_list(store, sizemap_add, &rem, err,
+		    sizeof(err));
+		if (s != STORE_OK) {
+			log_error(lg, "%s", err);
+			rc = s == STORE_FATAL ? EXIT_AUTH : EXIT_PARTIAL;
+			goto done;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (rem.size[i] > 0)
+			cells[i] = CELL_STORED;
+		else if (rem.size[i] == 0)
+			cells[i] = CELL_EMPTY;
+		else if (loc.size[i] >= 0)
+			cells[i] = store ? CELL_LOCAL :
+			    (loc.size[i] == 0 ? CELL_EMPTY : CELL_STORED);
+		else
+			cells[i] = CELL_MISSING;
+	}
+	snprintf(where, sizeof(where), "%s%s%s/", store ?
+	    store_describe(store) : "", store ? " + " : "", cfg->data_dir);
+	color = cfg->color == -1 ? isatty(STDOUT_FILENO) &&
+	    getenv("NO_COLOR") == NULL : cfg->color;
+	if (status_print(stdout, cfg->start, cfg->end, cells, where, cfg->json,
+	    color, &t)) {
+		log_error(lg, "cannot write to standard output");
+		rc = EXIT_IO;
+		goto done;
+	}
+	rc = t.missing == 0 ? EXIT_OK : EXIT_PARTIAL;
+done:
+	free(loc.size);
+	free(rem.size);
+	free(cells);
+	return (rc);
 }
 
 int
@@ -270,9 +358,14 @@ run_command(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 			coverage_mark(&cov, local.h[i], PLAN_LOCAL);
 		for (size_t i = 0; i < remote.n; i++)
 			coverage_mark(&cov, remote.h[i], PLAN_REMOTE);
-		already = cov.n - coverage_count(&cov, PLAN_LOCAL | PLAN_REMOTE,
-		    0);
-		ctl->total_hours = cov.n - already;
+		coverage_shard(&cov, cfg->shard_index, cfg->shard_count);
+		ctl->total_hours = coverage_count(&cov, PLAN_ALL, 0);
+		already = cov.n - ctl->total_hours -
+		    coverage_count(&cov, PLAN_ALL, PLAN_OTHER);
+		if (cfg->shard_count > 1)
+			log_info(lg, "shard %d/%d: %zu hours of the range are "
+			    "other shards'", cfg->shard_index, cfg->shard_count,
+			    coverage_count(&cov, PLAN_ALL, PLAN_OTHER));
 		log_info(lg, "range %zu hours: %zu complete, %" PRIu64
 		    " to fetch", cov.n, already, ctl->total_hours);
 		if ((fp = fetch_start(&fo)) == NULL)

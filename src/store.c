@@ -229,10 +229,9 @@ s3_list_one(void *arg, const char *key, uint64_t size)
 	struct s3_list_ctx *lc = arg;
 	amp_hour h;
 
-	(void)size;
 	/* s3_list reports only keys under the prefix. */
 	if (hour_of_name(key, strlen(key), lc->plen, &h) == 0)
-		lc->cb(lc->ctx, h);
+		lc->cb(lc->ctx, h, size);
 	return (0);
 }
 
@@ -258,8 +257,12 @@ dir_list(struct store *st, store_hour_cb *cb, void *ctx, char *err,
 		    strncmp(de->d_name, st->name_prefix, plen) != 0)
 			continue;
 		if (hour_of_name(de->d_name, strlen(de->d_name), plen, &h) ==
-		    0)
-			cb(ctx, h);
+		    0) {
+			struct stat sb;
+			if (fstatat(dirfd(d), de->d_name, &sb, 0) == 0 &&
+			    S_ISREG(sb.st_mode))
+				cb(ctx, h, (uint64_t)sb.st_size);
+		}
 		errno = 0;
 	}
 	if (errno != 0) {
