@@ -49,7 +49,11 @@ else
   BIN    := $(B)/amp2s3
 endif
 
-.PHONY: all asan tsan test test-asan test-tsan check unit clean deps
+PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+MANDIR   ?= $(PREFIX)/share/man
+
+.PHONY: all asan tsan test test-asan test-tsan check unit clean deps install uninstall
 
 all: $(BIN) $(UNIT_BIN) $(TOOL_BIN)
 
@@ -91,6 +95,15 @@ check:
 
 deps:
 	scripts/install-deps.sh
+
+# make install PREFIX=/usr DESTDIR=/tmp/pkg
+install: amp2s3
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 0755 amp2s3 $(DESTDIR)$(BINDIR)/amp2s3
+	install -m 0644 man/amp2s3.1 $(DESTDIR)$(MANDIR)/man1/amp2s3.1
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/amp2s3 $(DESTDIR)$(MANDIR)/man1/amp2s3.1
 
 clean:
 	rm -rf build amp2s3

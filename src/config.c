@@ -72,11 +72,11 @@ static const struct opt OPTS[] = {
 	{ "stall-timeout", 0, "AMP_STALL_TIMEOUT", K_INT, "120", 1, 86400,
 	  OFF(stall_timeout_s), "S", "abort a transfer idle this long" },
 	{ "max-hour-mb", 0, "AMP_MAX_HOUR_MB", K_MB, "65536", 0, 1048576,
-	  OFF(max_hour_bytes), "MB", "refuse hours larger than this (0: no cap)" },
+	  OFF(max_hour_bytes), "MB", "refuse larger hours (0: no cap)" },
 	{ "data-dir", 0, "AMP_DATA_DIR", K_STR, "data", NO, OFF(data_dir),
 	  "DIR", "local hour files" },
 	{ "wait-lock", 0, NULL, K_BOOL, "0", NO, OFF(wait_lock), NULL,
-	  "wait for another run's lock instead of exiting 4" },
+	  "wait for another run's lock (else exit 4)" },
 	{ "dev", 0, NULL, K_BOOL, "0", NO, OFF(dev), NULL,
 	  "use the folder s3_dev/ instead of S3" },
 	{ "dev-dir", 0, "AMP_DEV_DIR", K_STR, "s3_dev", NO, OFF(dev_dir),
@@ -96,7 +96,7 @@ static const struct opt OPTS[] = {
 	{ NULL, 0, "AWS_SESSION_TOKEN", K_STR, NULL, NO,
 	  OFF(aws_session_token), NULL, NULL },
 	{ "path-style", 0, "AMP2S3_PATH_STYLE", K_TRI, "auto", NO,
-	  OFF(path_style), NULL, "path-style S3 URLs (auto for IP/localhost)" },
+	  OFF(path_style), NULL, "path-style URLs (auto: IP, localhost)" },
 	{ "upload-workers", 'u', "AMP_UPLOAD_WORKERS", K_INT, "4", 1, 64,
 	  OFF(upload_workers), "N", "concurrent uploads" },
 	{ "multipart-threshold-mb", 0, "AMP_MULTIPART_THRESHOLD_MB", K_MB, "64",
@@ -113,18 +113,18 @@ static const struct opt OPTS[] = {
 	{ "log-file", 0, "AMP_LOG_FILE", K_STR, NULL, NO, OFF(log_file),
 	  "PATH", "append logs here instead of stderr" },
 	{ "progress", 0, "AMP_PROGRESS", K_TRI, "auto", NO, OFF(progress),
-	  NULL, "live progress line (auto: on a terminal)" },
+	  NULL, "live progress line (auto: on a TTY)" },
 	{ "json", 0, NULL, K_BOOL, "0", NO, OFF(json), NULL,
 	  "status: print JSON instead of the grid" },
 	{ "color", 0, "AMP2S3_COLOR", K_TRI, "auto", NO, OFF(color), NULL,
-	  "status: colour the grid (auto: on a terminal)" },
+	  "status: colour the grid" },
 	{ "metrics-file", 0, "AMP2S3_METRICS_FILE", K_STR, NULL, NO,
 	  OFF(metrics_file), "PATH", "write Prometheus metrics here at the end" },
 	{ "shard", 0, "AMP2S3_SHARD", K_SHARD, NULL, NO, OFF(shard_index),
 	  "K/N", "only hours of shard K of N (whole UTC days)" },
 	{ "shards", 0, "AMP2S3_SHARDS", K_SHARDS, NULL, 1, 100000,
-	  OFF(shard_count), "N", "N shards, K from JOB_COMPLETION_INDEX or "
-	  "AWS_BATCH_JOB_ARRAY_INDEX" },
+	  OFF(shard_count), "N", "N shards, K from the job index "
+	  "(env)" },
 	{ "env-file", 0, "AMP_ENV_FILE", K_STR, ".env", NO, 0, "PATH",
 	  "read settings from this file" },
 };
@@ -412,16 +412,31 @@ usage(FILE *f)
 			n = snprintf(left, sizeof(left), "    --%s%s%s", o->lng,
 			    o->arg ? " " : "", o->arg ? o->arg : "");
 		(void)n;
-		fprintf(f, "  %-34s %s", left, o->help);
-		if (o->def && o->kind != K_BOOL && o->off != 0)
-			fprintf(f, " [%s]", o->def);
-		if (o->env)
-			fprintf(f, " (%.*s)", (int)strcspn(o->env, "|"),
-			    o->env);
-		fputc('\n', f);
+		/* Fit 80 columns: help (and default) after the flag, the
+		 * environment variable on its own line when it does not fit. */
+		{
+			char line[256], envs[64] = "";
+			int len;
+
+			len = snprintf(line, sizeof(line), "  %-30s %s", left,
+			    o->help);
+			if (o->def && o->kind != K_BOOL && o->off != 0 &&
+			    len < (int)sizeof(line))
+				len += snprintf(line + len, sizeof(line) -
+				    (size_t)len, " [%s]", o->def);
+			if (o->env)
+				snprintf(envs, sizeof(envs), "$%.*s",
+				    (int)strcspn(o->env, "|"), o->env);
+			if (envs[0] && len + 1 + (int)strlen(envs) <= 79)
+				fprintf(f, "%s %s\n", line, envs);
+			else if (envs[0])
+				fprintf(f, "%s\n  %-30s %s\n", line, "", envs);
+			else
+				fprintf(f, "%s\n", line);
+		}
 	}
 	fprintf(f,
-	    "  %-34s %s\n  %-34s %s\n"
+	    "  %-30s %s\n  %-30s %s\n"
 	    "\nsecrets come from the environment or .env only: AMP_API_KEY, "
 	    "AMP_SECRET_KEY,\nAWS_PYTHON_USER_ACCESS_KEY (AWS_ACCESS_KEY_ID), "
 	    "AWS_PYTHON_USER_SECRET_KEY\n(AWS_SECRET_ACCESS_KEY), "
