@@ -92,6 +92,21 @@ window_name(const struct window *w, char *buf, size_t len)
 	snprintf(buf, len, "%s..%s", a, b);
 }
 
+/* ${url} without any "user:password@" part, for messages. */
+static void
+url_for_log(const char *url, char *out, size_t len)
+{
+	const char *scheme = strstr(url, "://"), *host, *at, *slash;
+
+	host = scheme ? scheme + 3 : url;
+	slash = strchr(host, '/');
+	at = strchr(host, '@');
+	if (at && (slash == NULL || at < slash))
+		snprintf(out, len, "%.*s%s", (int)(host - url), url, at + 1);
+	else
+		snprintf(out, len, "%s", url);
+}
+
 static void
 finish_window(struct fetch_pool *p)
 {
@@ -512,12 +527,14 @@ process_window(struct worker *wk, struct window *w)
 			fail_window(wk, w, why);
 			return;
 		case RETRY_FATAL_AUTH:
-			if (atomic_exchange(&p->auth_logged, 1) == 0)
+			if (atomic_exchange(&p->auth_logged, 1) == 0) {
+				char u[512];
+				url_for_log(p->o.api_url, u, sizeof(u));
 				log_error(p->o.lg, "the Export API refused the "
 				    "credentials (HTTP %ld): check AMP_API_KEY "
 				    "and AMP_SECRET_KEY, and the data region "
-				    "(--region us|eu, now %s)", wk->status,
-				    p->o.api_url);
+				    "(--region us|eu, now %s)", wk->status, u);
+			}
 			atomic_fetch_add(&ctl->st.hours_failed, (uint64_t)w->n);
 			runctl_cancel(ctl, STOP_AUTH);
 			return;
