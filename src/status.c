@@ -110,8 +110,9 @@ status_print(FILE *out, amp_hour start, amp_hour end,
 		fprintf(out, "coverage %s..%s (%llu hours) in %s\n", a, b,
 		    (unsigned long long)t->hours, where);
 		fprintf(out, "%-11s", "UTC");
+		/* One column per hour: a label every third hour. */
 		for (int h = 0; h < 24; h += 3)
-			fprintf(out, "%02d%-4s", h, "");
+			fprintf(out, h < 21 ? "%02d " : "%02d", h);
 		fputc('\n', out);
 		for (amp_hour d = day0; d <= end; d += 24) {
 			int done = 0, span = 0;
