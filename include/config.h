@@ -44,6 +44,9 @@ struct config {
 	int dev;
 	char *dev_dir;          /* s3_dev */
 	char *s3_prefix;        /* "python-import/" */
+	char *key_template;     /* keytmpl.h; "{prefix}{date}_{hour}.jsonl" */
+	int gzip;               /* hours as .jsonl.gz (gzip as served) */
+	int no_validate;        /* --gzip: copy members without inflating */
 	char *bucket;
 	char *aws_region;
 	char *s3_endpoint;      /* NULL: AWS */

@@ -36,6 +36,7 @@ struct fetch_opts {
 	long connect_timeout_s;
 	long stall_timeout_s;
 	struct unpack_limits limits;
+	enum unpack_format format; /* hour files: .jsonl or .jsonl.gz */
 	struct logger *lg;
 	struct runctl *ctl;
 	/* Called once per hour made complete on disk (empty or not). */

@@ -3,11 +3,17 @@
 /*
  * localdir: the data directory — its lock, its leftovers, its hours.
  *
- * A complete hour is a regular file named exactly YYYY-MM-DD_HH.jsonl;
- * anything named ".tmp-*" is a temporary of some run (ours or a killed
- * one) and is removed by localdir_clean() under the lock.  The lock is an
- * flock(2) on DIR/.amp2s3.lock held for the life of the process.
+ * A complete hour is a regular file named exactly YYYY-MM-DD_HH.jsonl, or
+ * with --gzip (${gz} below) exactly YYYY-MM-DD_HH.jsonl.gz; each mode sees
+ * only its own names, so a .jsonl file is not a .jsonl.gz hour nor the
+ * other way round (a data directory holding both is left alone: the
+ * other mode's files are neither counted, uploaded nor deleted).  An
+ * empty hour is an empty file in both modes (0 bytes, not an empty gzip
+ * member).  Anything named ".tmp-*" is a temporary of some run (ours or a
+ * killed one) and is removed by localdir_clean() under the lock.  The lock
+ * is an flock(2) on DIR/.amp2s3.lock held for the life of the process.
  */
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,13 +22,15 @@
 #define LOCALDIR_TMP_PREFIX ".tmp-"
 
 /*
- * localdir_lock(dir, wait, fd, err, errlen): create ${dir} if missing and
- * take its lock, blocking if ${wait}.  Returns 0 with the lock's file
- * descriptor in *${fd} (keep it open), 1 if another process holds it and
- * ${wait} is 0, -1 on error (message in ${err}).
+ * localdir_lock(dir, wait, cancel, fd, err, errlen): create ${dir} if
+ * missing and take its lock, blocking if ${wait}.  A blocked wait that is
+ * interrupted by a signal (EINTR) gives up if *${cancel} is set (${cancel}
+ * may be NULL).  Returns 0 with the lock's file descriptor in *${fd} (keep
+ * it open), 1 if another process holds it and ${wait} is 0, 2 if
+ * cancelled, -1 on error (message in ${err}).
  */
-int localdir_lock(const char *dir, int wait, int *fd, char *err,
-    size_t errlen);
+int localdir_lock(const char *dir, int wait, const atomic_int *cancel,
+    int *fd, char *err, size_t errlen);
 
 /* localdir_clean(dir, removed): unlink every ".tmp-*" file in ${dir};
  * *${removed} counts them.  Returns 0 or -1 (errno set). */
@@ -30,20 +38,24 @@ int localdir_clean(const char *dir, int *removed);
 
 typedef void localdir_hour_cb(void *ctx, amp_hour hour, uint64_t size);
 
-/* localdir_scan(dir, cb, ctx): call ${cb} for every complete hour file.
- * Returns 0 or -1 (errno set). */
-int localdir_scan(const char *dir, localdir_hour_cb *cb, void *ctx);
+/* localdir_suffix(gz): ".jsonl", or ".jsonl.gz" if ${gz}. */
+const char *localdir_suffix(int gz);
 
-/* localdir_path(dir, hour, buf, len): "${dir}/YYYY-MM-DD_HH.jsonl".
- * Returns 0, or -1 if it does not fit. */
-int localdir_path(const char *dir, amp_hour hour, char *buf, size_t len);
+/* localdir_scan(dir, gz, cb, ctx): call ${cb} for every complete hour file
+ * of the mode ${gz}.  Returns 0 or -1 (errno set). */
+int localdir_scan(const char *dir, int gz, localdir_hour_cb *cb, void *ctx);
+
+/* localdir_path(dir, gz, hour, buf, len): "${dir}/YYYY-MM-DD_HH.jsonl"
+ * (".jsonl.gz" if ${gz}).  Returns 0, or -1 if it does not fit. */
+int localdir_path(const char *dir, int gz, amp_hour hour, char *buf,
+    size_t len);
 
 /*
- * localdir_write_empty(dir, hour, err, errlen): make the hour's file exist
- * and be empty, atomically (temporary, fsync, rename).  An existing
- * complete file is left alone.  Returns 0 or -1.
+ * localdir_write_empty(dir, gz, hour, err, errlen): make the hour's file
+ * (mode ${gz}) exist and be empty, atomically (temporary, fsync, rename).
+ * An existing complete file is left alone.  Returns 0 or -1.
  */
-int localdir_write_empty(const char *dir, amp_hour hour, char *err,
+int localdir_write_empty(const char *dir, int gz, amp_hour hour, char *err,
     size_t errlen);
 
 /* localdir_sync(dir): fsync the directory itself.  Returns 0 or -1. */

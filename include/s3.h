@@ -83,6 +83,29 @@ enum s3_status s3_list(struct s3 *s3, const char *prefix, s3_list_cb *cb,
     void *ctx, struct s3_error *err);
 
 /*
+ * s3_parse_list_xml(xml, len, prev_token, cb, ctx, next_token, truncated,
+ * err): parse the ${len} bytes at ${xml} as one ListObjectsV2 answer page
+ * (HTTP 200) exactly as s3_list() parses each page it receives: the same
+ * streaming parser, fed in pieces of at most 16 KiB, and the same checks.
+ * For tests and fuzzing.  ${prev_token} is the continuation token that
+ * asked for this page (NULL for the first).  Returns
+ *    0  a valid page: ${cb} was called for every key, in order;
+ *       *${truncated} is 1 if another page follows, and then *${next_token}
+ *       is its token (malloc'd, non-empty, not ${prev_token}; the caller
+ *       frees it), else *${next_token} is NULL;
+ *    1  the same, but ${cb} returned non-zero and was not called again;
+ *   -1  no valid page (malformed XML, no ListBucketResult root, a key over
+ *       1024 bytes, a bad Size, truncated without a new token, larger than
+ *       16 MiB, an <Error> body, out of memory): ${cb} was not called,
+ *       *${next_token} is NULL, err->msg says why in one line and, for an
+ *       <Error> body, err->code holds its Code (printable).
+ * ${err} may be NULL.  Keys are never longer than 1024 bytes.
+ */
+int s3_parse_list_xml(const char *xml, size_t len, const char *prev_token,
+    s3_list_cb *cb, void *ctx, char **next_token, int *truncated,
+    struct s3_error *err);
+
+/*
  * s3_put_file(s3, key, path, content_type, err): upload the file at
  * ${path} as ${key}, single PUT with Content-MD5 up to the threshold,
  * multipart above it.  Returns S3_OK only once S3 confirmed the object.

@@ -4,13 +4,26 @@
  * store: where complete hours end up, behind one interface with two
  * backends: S3 (store_open_s3) and a folder (store_open_dir, --dev).
  *
- * An hour's object is named <prefix>YYYY-MM-DD_HH.jsonl.  Both backends
- * make an object appear whole or not at all: S3 by its own semantics, the
- * folder by writing a temporary name and renaming.
+ * An hour's object is named by the key template (keytmpl.h), by default
+ * <prefix>YYYY-MM-DD_HH.jsonl, with ".gz" appended in gzip mode
+ * (store_set_layout).  Listing parses keys back through the same
+ * template, strictly: only keys that are exactly some hour's key count,
+ * so a .jsonl object is not a .jsonl.gz hour nor the other way round (a
+ * prefix holding both is left alone; each mode sees only its own).  An
+ * empty object is an empty hour in both modes (a 0-byte .jsonl.gz object
+ * means "no events", it is not an empty gzip member).  Both backends make
+ * an object appear whole or not at all: S3 by its own semantics, the
+ * folder by writing a temporary name next to the object and renaming.
  *
- * Thread-safety: after open, store_list/store_put may be called from any
- * number of threads at once.
+ * Objects are uploaded with Content-Type application/x-ndjson (.jsonl) or
+ * application/gzip (.jsonl.gz), never with a Content-Encoding: the object
+ * is the gzip file itself, its bytes and ETag are what a client gets, and
+ * Athena, Glue and Spark recognise the compression by the .gz name.
+ *
+ * Thread-safety: after open (and store_set_layout), store_list/store_put
+ * may be called from any number of threads at once.
  */
+#include <stddef.h>
 #include <stdint.h>
 
 #include "hour.h"
@@ -26,13 +39,25 @@ enum store_status {
 };
 
 /* store_open_dir(root, prefix, err, errlen): a folder store writing
- * ${root}/${prefix}YYYY-MM-DD_HH.jsonl; directories are created. */
+ * ${root}/<key> (default ${root}/${prefix}YYYY-MM-DD_HH.jsonl); the
+ * directories a key needs are created at its first put; a listing walks
+ * only as deep as the template has '/'. */
 struct store *store_open_dir(const char *root, const char *prefix, char *err,
     size_t errlen);
 
 /* store_open_s3(cfg, prefix, lg, err, errlen): an S3 store. */
 struct store *store_open_s3(const struct s3_config *cfg, const char *prefix,
     struct logger *lg, char *err, size_t errlen);
+
+/*
+ * store_set_layout(st, tmpl, gzip, err, errlen): name objects by the key
+ * template ${tmpl} (NULL: the default; {prefix} is the prefix given at
+ * open), with ".gz" appended if ${gzip}, and upload them with the content
+ * type of that format.  Call before any store_list/store_put.  Returns 0,
+ * or -1 with the reason in ${err} (the previous layout stays).
+ */
+int store_set_layout(struct store *st, const char *tmpl, int gzip, char *err,
+    size_t errlen);
 
 /* Called once per hour present in the store, with the object's size. */
 typedef void store_hour_cb(void *ctx, amp_hour hour, uint64_t size);

@@ -15,6 +15,35 @@
  * and lengths, one JSON value per line (yajl).  A member name is parsed,
  * never used as a path.
  *
+ * Output formats (enum unpack_format; unpack_zip() is UNPACK_FMT_JSONL):
+ *
+ *   JSONL     `YYYY-MM-DD_HH.jsonl`: every member inflated and checked as
+ *             above; the JSONL written.  A member whose last line lacks
+ *             its newline gets one.
+ *   GZIP      `YYYY-MM-DD_HH.jsonl.gz` (--gzip): every member inflated and
+ *             checked exactly as for JSONL, but the file receives the
+ *             members' own gzip bytes, concatenated in part order — no
+ *             re-compression.  A file of several gzip members is valid
+ *             gzip and decompresses to the concatenation, i.e. to the
+ *             bytes JSONL would have written: a member whose last line
+ *             lacks its newline is followed by a 21-byte gzip member of
+ *             "\n", and the bytes of a member holding no data at all are
+ *             dropped, so an hour with no event is an empty (0-byte) file,
+ *             never a gzip of nothing.
+ *   GZIP_RAW  the same file (--gzip --no-validate), the gzip bytes copied
+ *             without inflating: the zip layer is still read through
+ *             libzip (zip CRC checked), names and window still parsed
+ *             strictly, each member must start like a gzip member
+ *             (1f 8b 08) and be at least 18 bytes, and the hour cap
+ *             (max_hour_bytes) applies to the gzip bytes.  The gzip CRCs,
+ *             the JSON and the newlines are not checked: a member whose
+ *             last line lacks its newline runs into the next part's first
+ *             line (Amplitude's members end with one).  Only a member
+ *             whose gzip trailer says it holds 0 bytes (mod 2^32) is
+ *             inflated and checked as in GZIP, so that empty members are
+ *             still dropped.  Events are not counted (stats.events
+ *             counts only the members that were inflated).
+ *
  * Thread-safety: independent calls may run concurrently in different
  * threads on different windows.  Each call uses its own z_stream, yajl
  * handle and buffers.
@@ -42,9 +71,15 @@ struct unpack_limits {
 	size_t max_line;         /* longest JSON line accepted; 0 = none */
 };
 
+enum unpack_format {
+	UNPACK_FMT_JSONL = 0, /* .jsonl, inflated and validated */
+	UNPACK_FMT_GZIP,      /* .jsonl.gz, validated, gzip bytes as served */
+	UNPACK_FMT_GZIP_RAW   /* .jsonl.gz, gzip bytes copied, not inflated */
+};
+
 struct unpack_stats {
 	uint64_t bytes_in;    /* compressed (gzip) bytes read from members */
-	uint64_t bytes_out;   /* JSONL bytes written */
+	uint64_t bytes_out;   /* bytes written to hour files (JSONL or gzip) */
 	uint64_t events;      /* lines written */
 	uint32_t members;
 	uint32_t hours_data;  /* hours with at least one event */
@@ -88,6 +123,20 @@ enum unpack_status unpack_zip_buffer(const void *zip, size_t zlen,
     const char *data_dir, amp_hour first, int nhours,
     const struct unpack_limits *limits, struct unpack_stats *stats,
     char *err, size_t errlen);
+
+/*
+ * unpack_zip_fmt(..., fmt, ...), unpack_zip_buffer_fmt(..., fmt, ...): the
+ * same, writing hour files of the format ${fmt} (JSONL: exactly
+ * unpack_zip / unpack_zip_buffer).
+ */
+enum unpack_status unpack_zip_fmt(const char *zip_path, const char *data_dir,
+    amp_hour first, int nhours, enum unpack_format fmt,
+    const struct unpack_limits *limits, const atomic_int *cancel,
+    struct unpack_stats *stats, char *err, size_t errlen);
+enum unpack_status unpack_zip_buffer_fmt(const void *zip, size_t zlen,
+    const char *data_dir, amp_hour first, int nhours,
+    enum unpack_format fmt, const struct unpack_limits *limits,
+    struct unpack_stats *stats, char *err, size_t errlen);
 
 /* unpack_status_name(s): "ok", "not-zip", ... */
 const char *unpack_status_name(enum unpack_status s);

@@ -18,6 +18,7 @@ struct store;
 struct upload_opts {
 	struct store *store;
 	const char *data_dir;
+	int gzip;               /* local files are .jsonl.gz (localdir.h) */
 	int workers;
 	int queue_cap;
 	struct logger *lg;

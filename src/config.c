@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "envfile.h"
+#include "keytmpl.h"
 #include "version.h"
 
 enum kind { K_STR, K_INT, K_BOOL, K_HOUR, K_LEVEL, K_FORMAT, K_REGION,
@@ -83,6 +84,12 @@ static const struct opt OPTS[] = {
 	  "DIR", "folder used by --dev" },
 	{ "s3-prefix", 0, "AWS_S3_PREFIX", K_STR, "python-import/", NO,
 	  OFF(s3_prefix), "PREFIX", "key prefix in the bucket" },
+	{ "key-template", 0, "AMP2S3_KEY_TEMPLATE", K_STR, KEYTMPL_DEFAULT, NO,
+	  OFF(key_template), "TMPL", "object key layout" },
+	{ "gzip", 0, "AMP2S3_GZIP", K_BOOL, "0", NO, OFF(gzip), NULL,
+	  "keep hours as .jsonl.gz (gzip as served)" },
+	{ "no-validate", 0, "AMP2S3_NO_VALIDATE", K_BOOL, "0", NO,
+	  OFF(no_validate), NULL, "--gzip: copy, do not inflate or check" },
 	{ "bucket", 0, "AWS_BUCKET_NAME", K_STR, NULL, NO, OFF(bucket), "NAME",
 	  "S3 bucket" },
 	{ "aws-region", 0, "AWS_REGION|AWS_DEFAULT_REGION", K_STR, "us-east-1",
@@ -299,7 +306,15 @@ set_value(struct config *cfg, const struct opt *o, const char *v, char *err,
 		*(uint64_t *)(base + o->off) = (uint64_t)l << 20;
 		return (0);
 	case K_BOOL:
-		*(int *)(base + o->off) = strcmp(v, "1") == 0;
+		if (strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 ||
+		    strcmp(v, "true") == 0)
+			*(int *)(base + o->off) = 1;
+		else if (strcmp(v, "0") == 0 || strcmp(v, "no") == 0 ||
+		    strcmp(v, "false") == 0)
+			*(int *)(base + o->off) = 0;
+		else
+			return (seterr(err, errlen, "%s: expected 1 or 0 "
+			    "(yes/no, true/false)", name));
 		return (0);
 	case K_TRI:
 		if (strcmp(v, "auto") == 0)
@@ -479,7 +494,7 @@ config_load(struct config *cfg, int argc, char **argv, amp_hour now,
 	struct dotenv de = { NULL, 0, 0 };
 	const char *cmd = NULL, *envfile;
 	char msg[512];
-	int have_start = 0, have_end = 0, rc = -1, r;
+	int have_start = 0, have_end = 0, rc = -1, r, explicit_env;
 
 	memset(cfg, 0, sizeof(*cfg));
 	memset(flagval, 0, sizeof(flagval));
@@ -579,11 +594,18 @@ config_load(struct config *cfg, int argc, char **argv, amp_hour now,
 			envfile = flagval[i];
 	if (envfile == NULL)
 		envfile = getenv("AMP_ENV_FILE");
-	if (envfile == NULL || *envfile == '\0')
+	explicit_env = envfile != NULL && *envfile != '\0';
+	if (!explicit_env)
 		envfile = ".env";
 	r = envfile_load(envfile, dotenv_add, &de, msg, sizeof(msg));
 	if (r < 0) {
 		seterr(err, errlen, "%s", msg);
+		goto done;
+	}
+	if (r == 1 && explicit_env) {
+		/* Only the default .env may be absent: a named file that is
+		 * missing is a typo that would run with the wrong settings. */
+		seterr(err, errlen, "env file %.300s does not exist", envfile);
 		goto done;
 	}
 	if (r == 0) {
@@ -638,6 +660,16 @@ config_load(struct config *cfg, int argc, char **argv, amp_hour now,
 		cfg->retry_max_ms = cfg->retry_base_ms;
 	if (cfg->shard_count == 0)
 		cfg->shard_count = 1;
+	if (cfg->no_validate && !cfg->gzip) {
+		seterr(err, errlen, "--no-validate needs --gzip (JSONL output "
+		    "is always inflated and checked)");
+		goto done;
+	}
+	if (keytmpl_check(cfg->key_template, cfg->s3_prefix, cfg->gzip,
+	    cfg->dev, msg, sizeof(msg))) {
+		seterr(err, errlen, "--key-template: %s", msg);
+		goto done;
+	}
 	if (cfg->cmd == CMD_FETCH || cfg->cmd == CMD_ALL) {
 		amp_hour daily_end;
 		(void)hour_from_ymdh(2014, 11, 12, 0, &daily_end);
@@ -701,5 +733,6 @@ config_free(struct config *cfg)
 	free(cfg->log_file);
 	free(cfg->env_file_used);
 	free(cfg->metrics_file);
+	free(cfg->key_template);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -65,6 +65,8 @@ struct worker {
 	int write_errno;
 	int64_t retry_after_ms;
 	uint64_t bytes;
+	int64_t last_rx_ms;       /* when the last byte arrived */
+	int stalled;
 	char body[256];           /* start of a non-200 body */
 	size_t bodylen;
 };
@@ -171,6 +173,7 @@ on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 	if (wk->status == 0)
 		curl_easy_getinfo(wk->e, CURLINFO_RESPONSE_CODE, &wk->status);
 	wk->bytes += len;
+	wk->last_rx_ms = runctl_now_ms();
 	if (wk->status != 200) {
 		size_t room = sizeof(wk->body) - wk->bodylen;
 		if (room > len)
@@ -200,6 +203,7 @@ on_header(char *ptr, size_t size, size_t nmemb, void *arg)
 	static const char name[] = "retry-after:";
 	char val[128];
 
+	wk->last_rx_ms = runctl_now_ms();
 	/* A new status line (after 100 Continue or a redirect) resets. */
 	if (len >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
 		wk->retry_after_ms = -1;
@@ -251,7 +255,8 @@ download(struct worker *wk, const struct window *w)
 	char url[4096], a[HOUR_API_LEN], b[HOUR_API_LEN];
 	CURLMsg *msg;
 	CURLcode res = CURLE_OK;
-	int running = 0, left;
+	int64_t stall_ms;
+	int running = 0, left, poll_ms;
 
 	hour_format_api(w->first, a);
 	hour_format_api(w->first + w->n - 1, b);
@@ -281,16 +286,36 @@ download(struct worker *wk, const struct window *w)
 	if (curl_multi_add_handle(wk->m, wk->e) != CURLM_OK)
 		return (CURLE_OUT_OF_MEMORY);
 	atomic_fetch_add(&p->o.ctl->st.requests, 1);
+	/*
+	 * Stall detection is ours, not CURLOPT_LOW_SPEED_TIME: curl averages
+	 * the speed over several seconds, so bytes received before a stall
+	 * delay its check by ~5 s.  Here the clock restarts at every byte
+	 * (headers included) and the transfer is abandoned exactly
+	 * --stall-timeout after the last one.
+	 */
+	stall_ms = (int64_t)p->o.stall_timeout_s * 1000;
+	poll_ms = stall_ms / 4 < 1000 ? (int)(stall_ms / 4) : 1000;
+	if (poll_ms < 20)
+		poll_ms = 20;
+	wk->stalled = 0;
+	wk->last_rx_ms = runctl_now_ms();
 	do {
 		if (curl_multi_perform(wk->m, &running) != CURLM_OK)
 			break;
 		if (runctl_cancelled(p->o.ctl))
 			break;
-		if (running && curl_multi_poll(wk->m, NULL, 0, 1000, NULL) !=
-		    CURLM_OK)
+		if (running && runctl_now_ms() - wk->last_rx_ms > stall_ms) {
+			wk->stalled = 1;
+			snprintf(wk->errbuf, sizeof(wk->errbuf), "no data for "
+			    "%ld s (--stall-timeout)", p->o.stall_timeout_s);
+			break;
+		}
+		if (running && curl_multi_poll(wk->m, NULL, 0, poll_ms,
+		    NULL) != CURLM_OK)
 			break;
 	} while (running);
-	res = running ? CURLE_ABORTED_BY_CALLBACK : CURLE_OK;
+	res = running ? (wk->stalled ? CURLE_OPERATION_TIMEDOUT :
+	    CURLE_ABORTED_BY_CALLBACK) : CURLE_OK;
 	while ((msg = curl_multi_info_read(wk->m, &left)) != NULL)
 		if (msg->msg == CURLMSG_DONE)
 			res = msg->data.result;
@@ -457,8 +482,9 @@ process_window(struct worker *wk, struct window *w)
 		if (act == RETRY_DONE) {
 			memset(&ust, 0, sizeof(ust));
 			atomic_fetch_add(&ctl->st.bytes_zip, wk->bytes);
-			us = unpack_zip(wk->tmp, p->o.data_dir, w->first, w->n,
-			    &p->o.limits, &ctl->cancel, &ust, why, sizeof(why));
+			us = unpack_zip_fmt(wk->tmp, p->o.data_dir, w->first,
+			    w->n, p->o.format, &p->o.limits, &ctl->cancel, &ust,
+			    why, sizeof(why));
 			drop_tmp(wk);
 			switch (us) {
 			case UNPACK_OK:
@@ -501,6 +527,7 @@ process_window(struct worker *wk, struct window *w)
 		case RETRY_EMPTY:
 			for (int i = 0; i < w->n; i++) {
 				if (localdir_write_empty(p->o.data_dir,
+				    p->o.format != UNPACK_FMT_JSONL,
 				    w->first + i, why, sizeof(why))) {
 					fail_window(wk, w, why);
 					runctl_cancel(ctl, STOP_IO);
@@ -623,8 +650,6 @@ worker_init(struct worker *wk, struct fetch_pool *p, int i)
 	curl_easy_setopt(wk->e, CURLOPT_HEADERDATA, wk);
 	curl_easy_setopt(wk->e, CURLOPT_ERRORBUFFER, wk->errbuf);
 	curl_easy_setopt(wk->e, CURLOPT_CONNECTTIMEOUT, o->connect_timeout_s);
-	curl_easy_setopt(wk->e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(wk->e, CURLOPT_LOW_SPEED_TIME, o->stall_timeout_s);
 	curl_easy_setopt(wk->e, CURLOPT_USERAGENT, version_user_agent());
 	curl_easy_setopt(wk->e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(wk->e, CURLOPT_PROTOCOLS_STR, "http,https");

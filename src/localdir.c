@@ -19,6 +19,13 @@
 #include "localdir.h"
 
 static const char HOUR_SUFFIX[] = ".jsonl";
+static const char HOUR_SUFFIX_GZ[] = ".jsonl.gz";
+
+const char *
+localdir_suffix(int gz)
+{
+	return (gz ? HOUR_SUFFIX_GZ : HOUR_SUFFIX);
+}
 
 static int
 mkdir_p(const char *dir)
@@ -45,7 +52,8 @@ mkdir_p(const char *dir)
 }
 
 int
-localdir_lock(const char *dir, int wait, int *fd, char *err, size_t errlen)
+localdir_lock(const char *dir, int wait, const atomic_int *cancel, int *fd,
+    char *err, size_t errlen)
 {
 	char path[4096];
 	int f;
@@ -65,7 +73,14 @@ localdir_lock(const char *dir, int wait, int *fd, char *err, size_t errlen)
 		    strerror(errno));
 		return (-1);
 	}
-	while (flock(f, LOCK_EX | (wait ? 0 : LOCK_NB))) {
+	while ((cancel && atomic_load(cancel) && (errno = EINTR)) ||
+	    flock(f, LOCK_EX | (wait ? 0 : LOCK_NB))) {
+		if (errno == EINTR && cancel && atomic_load(cancel)) {
+			close(f);
+			snprintf(err, errlen, "interrupted while waiting for "
+			    "%s", path);
+			return (2);
+		}
 		if (errno == EINTR)
 			continue;
 		if (errno == EWOULDBLOCK) {
@@ -107,8 +122,10 @@ localdir_clean(const char *dir, int *removed)
 }
 
 int
-localdir_scan(const char *dir, localdir_hour_cb *cb, void *ctx)
+localdir_scan(const char *dir, int gz, localdir_hour_cb *cb, void *ctx)
 {
+	const char *suffix = localdir_suffix(gz);
+	size_t slen = strlen(suffix);
 	DIR *d;
 	struct dirent *de;
 
@@ -119,8 +136,8 @@ localdir_scan(const char *dir, localdir_hour_cb *cb, void *ctx)
 		struct stat sb;
 		amp_hour h;
 
-		if (len != HOUR_FILE_LEN - 1 + sizeof(HOUR_SUFFIX) - 1 ||
-		    strcmp(de->d_name + HOUR_FILE_LEN - 1, HOUR_SUFFIX) != 0 ||
+		if (len != HOUR_FILE_LEN - 1 + slen ||
+		    strcmp(de->d_name + HOUR_FILE_LEN - 1, suffix) != 0 ||
 		    hour_parse_file(de->d_name, HOUR_FILE_LEN - 1, &h))
 			continue;
 		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) ||
@@ -133,12 +150,13 @@ localdir_scan(const char *dir, localdir_hour_cb *cb, void *ctx)
 }
 
 int
-localdir_path(const char *dir, amp_hour hour, char *buf, size_t len)
+localdir_path(const char *dir, int gz, amp_hour hour, char *buf, size_t len)
 {
 	char name[HOUR_FILE_LEN];
 
 	hour_format_file(hour, name);
-	if (snprintf(buf, len, "%s/%s%s", dir, name, HOUR_SUFFIX) >= (int)len)
+	if (snprintf(buf, len, "%s/%s%s", dir, name, localdir_suffix(gz)) >=
+	    (int)len)
 		return (-1);
 	return (0);
 }
@@ -156,7 +174,7 @@ localdir_sync(const char *dir)
 }
 
 int
-localdir_write_empty(const char *dir, amp_hour hour, char *err,
+localdir_write_empty(const char *dir, int gz, amp_hour hour, char *err,
     size_t errlen)
 {
 	static atomic_uint seq;
@@ -164,9 +182,9 @@ localdir_write_empty(const char *dir, amp_hour hour, char *err,
 	int fd;
 
 	hour_format_file(hour, name);
-	if (localdir_path(dir, hour, path, sizeof(path)) ||
+	if (localdir_path(dir, gz, hour, path, sizeof(path)) ||
 	    snprintf(tmp, sizeof(tmp), "%s/" LOCALDIR_TMP_PREFIX "%s%s.%ld.%u",
-	    dir, name, HOUR_SUFFIX, (long)getpid(),
+	    dir, name, localdir_suffix(gz), (long)getpid(),
 	    atomic_fetch_add(&seq, 1)) >= (int)sizeof(tmp)) {
 		snprintf(err, errlen, "path too long in %s", dir);
 		return (-1);

@@ -55,6 +55,25 @@ signal_main(void *arg)
 	}
 }
 
+static void
+on_sigusr2(int sig)
+{
+	(void)sig; /* only there to interrupt flock(2) */
+}
+
+static void
+interrupt_lock_wait(void *arg)
+{
+	pthread_kill(*(pthread_t *)arg, SIGUSR2);
+}
+
+static int
+stop_code(struct runctl *ctl)
+{
+	return (atomic_load(&ctl->stop) == STOP_SIGTERM ? EXIT_SIGTERM :
+	    EXIT_SIGINT);
+}
+
 static struct store *
 open_store(const struct config *cfg, struct logger *lg, struct runctl *ctl)
 {
@@ -101,10 +120,16 @@ main(int argc, char **argv)
 	pthread_t sigth;
 	char err[600];
 	int rc, lockfd = -1, removed, sig_started = 0, ctl_ok = 0;
-	int64_t started_s;
+	int64_t started_s = (int64_t)time(NULL);
+	pthread_t lock_waiter;
+	struct sigaction sa;
 
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigusr2;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR2, &sa, NULL);
 	/* Everything here is UTC.  Fixing TZ also stops glibc from re-reading
 	 * it inside every mktime() libzip makes from several threads. */
 	setenv("TZ", "UTC", 1);
@@ -164,8 +189,28 @@ main(int argc, char **argv)
 		store_free(st);
 		goto out_sig;
 	}
-	rc = localdir_lock(cfg.data_dir, cfg.wait_lock, &lockfd, err,
-	    sizeof(err));
+	/* --wait-lock blocks in flock(2); a cancel interrupts it with
+	 * SIGUSR2 (handler without SA_RESTART), so SIGTERM/SIGINT still end
+	 * a run that waits for another. */
+	if (cfg.wait_lock) {
+		lock_waiter = pthread_self();
+		runctl_add_hook(&ctl, interrupt_lock_wait, &lock_waiter);
+		if (localdir_lock(cfg.data_dir, 0, NULL, &lockfd, err,
+		    sizeof(err)) == 1)
+			log_info(lg, "waiting for another run's lock on %s",
+			    cfg.data_dir);
+	}
+	if (lockfd < 0)
+		rc = localdir_lock(cfg.data_dir, cfg.wait_lock, &ctl.cancel,
+		    &lockfd, err, sizeof(err));
+	else
+		rc = 0;
+	if (cfg.wait_lock)
+		runctl_remove_hook(&ctl, interrupt_lock_wait, &lock_waiter);
+	if (rc == 2) {
+		rc = stop_code(&ctl);
+		goto out_sig;
+	}
 	if (rc != 0) {
 		log_error(lg, "%s", err);
 		rc = rc > 0 ? EXIT_LOCKED : EXIT_IO;
@@ -185,14 +230,16 @@ main(int argc, char **argv)
 	}
 	rc = run_command(&cfg, lg, &ctl, st);
 	store_free(st);
-	if (cfg.metrics_file && metrics_write(cfg.metrics_file, &ctl, rc,
-	    started_s, (int64_t)time(NULL), err, sizeof(err))) {
+
+out_sig:
+	/* Metrics for every run that got this far, early exits included. */
+	if (cfg.cmd != CMD_STATUS && cfg.metrics_file &&
+	    metrics_write(cfg.metrics_file, &ctl, rc, started_s,
+	    (int64_t)time(NULL), err, sizeof(err))) {
 		log_error(lg, "%s", err);
 		if (rc == EXIT_OK)
 			rc = EXIT_IO;
 	}
-
-out_sig:
 	if (sig_started) {
 		pthread_kill(sigth, SIGUSR1);
 		pthread_join(sigth, NULL);

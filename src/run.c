@@ -211,10 +211,17 @@ run_status(const struct config *cfg, struct logger *lg, struct store *store)
 	}
 	for (size_t i = 0; i < n; i++)
 		loc.size[i] = rem.size[i] = -1;
-	if (localdir_scan(cfg->data_dir, sizemap_add, &loc) && errno != ENOENT) {
+	if (localdir_scan(cfg->data_dir, cfg->gzip, sizemap_add, &loc) &&
+	    errno != ENOENT) {
 		log_error(lg, "cannot read data directory %s: %s",
 		    cfg->data_dir, strerror(errno));
 		rc = EXIT_IO;
+		goto done;
+	}
+	if (store && store_set_layout(store, cfg->key_template, cfg->gzip,
+	    err, sizeof(err))) {
+		log_error(lg, "%s", err);
+		rc = EXIT_USAGE;
 		goto done;
 	}
 	if (store) {
@@ -270,10 +277,16 @@ run_command(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 	char err[600];
 
 	/* 1. What is there. */
-	if (localdir_scan(cfg->data_dir, hourset_add, &local)) {
+	if (localdir_scan(cfg->data_dir, cfg->gzip, hourset_add, &local)) {
 		log_error(lg, "cannot read data directory %s: %s",
 		    cfg->data_dir, strerror(errno));
 		rc = EXIT_IO;
+		goto done;
+	}
+	if (store && store_set_layout(store, cfg->key_template, cfg->gzip,
+	    err, sizeof(err))) {
+		log_error(lg, "%s", err);
+		rc = EXIT_USAGE;
 		goto done;
 	}
 	if (store) {
@@ -300,6 +313,7 @@ run_command(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 	if (do_upload) {
 		struct upload_opts uo = {
 			.store = store, .data_dir = cfg->data_dir,
+			.gzip = cfg->gzip,
 			.workers = cfg->upload_workers,
 			.queue_cap = 2 * cfg->upload_workers + 2 *
 			    cfg->fetch_workers,
@@ -313,8 +327,8 @@ run_command(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 				local.h[keep++] = local.h[i];
 				continue;
 			}
-			if (localdir_path(cfg->data_dir, local.h[i], path,
-			    sizeof(path)) == 0 && unlink(path) == 0) {
+			if (localdir_path(cfg->data_dir, cfg->gzip, local.h[i],
+			    path, sizeof(path)) == 0 && unlink(path) == 0) {
 				atomic_fetch_add(&ctl->st.local_removed, 1);
 				log_debug(lg, "%s is already stored: removed",
 				    path);
@@ -342,6 +356,9 @@ run_command(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 			.limits = { .max_hour_bytes = cfg->max_hour_bytes,
 			    .max_ratio = RUN_MAX_RATIO,
 			    .max_line = RUN_MAX_LINE },
+			.format = !cfg->gzip ? UNPACK_FMT_JSONL :
+			    cfg->no_validate ? UNPACK_FMT_GZIP_RAW :
+			    UNPACK_FMT_GZIP,
 			.lg = lg, .ctl = ctl,
 			.on_hour = up ? hour_to_upload : NULL,
 			.on_hour_ctx = up,

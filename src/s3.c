@@ -345,6 +345,7 @@ struct xml {
 	int text_over;
 
 	int is_error;             /* root <Error> */
+	int list_seen;            /* root <ListBucketResult> */
 	char code[64];
 	char message[512];
 	char region[64];          /* <Error><Region> (wrong-region hints) */
@@ -389,6 +390,8 @@ xml_start(void *ud, const XML_Char *name, const XML_Char **atts)
 	x->text_over = 0;
 	if (strcmp(x->path, "Error") == 0)
 		x->is_error = 1;
+	else if (strcmp(x->path, "ListBucketResult") == 0)
+		x->list_seen = 1;
 	else if (strcmp(x->path, "CompleteMultipartUploadResult") == 0)
 		x->complete_seen = 1;
 	else if (strcmp(x->path, "ListBucketResult/Contents") == 0) {
@@ -563,6 +566,45 @@ xml_finish(struct xml *x)
 		return;
 	if (XML_Parse(x->p, "", 0, XML_TRUE) != XML_STATUS_OK)
 		x->failed = 1;
+}
+
+/*
+ * list_page_check(x, prev, why): the checks a parsed ListObjectsV2 page
+ * must pass before any of its keys is reported (${prev}: the token that
+ * asked for it, or NULL).  Returns 0, or -1 with *${why} set to a suffix
+ * for "malformed ListObjectsV2 answer".  A well-formed body whose root is
+ * not ListBucketResult (an HTML error page, an empty body) is no listing:
+ * taking it for an empty one would make every stored hour look missing.
+ */
+static int
+list_page_check(const struct xml *x, const char *prev, const char **why)
+{
+	*why = "";
+	if (x->failed)
+		return (-1);
+	if (!x->list_seen) {
+		*why = " (no ListBucketResult)";
+		return (-1);
+	}
+	if (x->truncated && (x->token[0] == '\0' ||
+	    (prev != NULL && strcmp(prev, x->token) == 0))) {
+		*why = " (truncated without a new continuation token)";
+		return (-1);
+	}
+	return (0);
+}
+
+/* list_page_emit(x, cb, ctx): report the page's keys in order; returns 1
+ * if ${cb} stopped the listing, else 0. */
+static int
+list_page_emit(const struct xml *x, s3_list_cb *cb, void *ctx)
+{
+	size_t i;
+
+	for (i = 0; i < x->n; i++)
+		if (cb(ctx, x->ents[i].key, x->ents[i].size) != 0)
+			return (1);
+	return (0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1385,7 +1427,8 @@ s3_list(struct s3 *s3, const char *prefix, s3_list_cb *cb, void *ctx,
 {
 	struct req r;
 	char *eprefix = NULL, *etoken = NULL, *query = NULL, *prev = NULL;
-	size_t qlen, i;
+	const char *why;
+	size_t qlen;
 	enum s3_status st;
 	int stop = 0;
 
@@ -1421,16 +1464,13 @@ s3_list(struct s3 *s3, const char *prefix, s3_list_cb *cb, void *ctx,
 		r.query = query;
 		if ((st = request(s3, &r, err)) != S3_OK)
 			goto out;
-		if (r.x.failed || (r.x.truncated && (r.x.token[0] == '\0' ||
-		    (prev != NULL && strcmp(prev, r.x.token) == 0)))) {
+		if (list_page_check(&r.x, prev, &why) != 0) {
 			st = S3_FAIL;
 			set_msg(err, "s3: list '%s': malformed ListObjectsV2 "
-			    "answer%s", s3->bucket, r.x.failed ? "" :
-			    " (truncated without a new continuation token)");
+			    "answer%s", s3->bucket, why);
 			goto out;
 		}
-		for (i = 0; i < r.x.n && !stop; i++)
-			stop = cb(ctx, r.x.ents[i].key, r.x.ents[i].size) != 0;
+		stop = list_page_emit(&r.x, cb, ctx);
 		if (stop || !r.x.truncated)
 			break;
 		free(etoken);
@@ -1452,6 +1492,62 @@ out:
 	free(prev);
 	free(eprefix);
 	return (st);
+}
+
+int
+s3_parse_list_xml(const char *xml, size_t len, const char *prev_token,
+    s3_list_cb *cb, void *ctx, char **next_token, int *truncated,
+    struct s3_error *err)
+{
+	struct xml x;
+	struct s3_error dummy;
+	const char *why;
+	size_t off, n;
+	int rc = -1;
+
+	if (err == NULL)
+		err = &dummy;
+	err_init(err);
+	*next_token = NULL;
+	*truncated = 0;
+	memset(&x, 0, sizeof(x));
+	if (len > LIST_BODY_MAX) {
+		set_msg(err, "s3: list: answer larger than %" PRIu64 " bytes",
+		    LIST_BODY_MAX);
+		return (-1);
+	}
+	if (xml_reset(&x) != 0) {
+		set_msg(err, "s3: out of memory");
+		goto out;
+	}
+	/* In pieces no larger than libcurl's (CURL_MAX_WRITE_SIZE). */
+	for (off = 0; off < len; off += n) {
+		n = len - off < 16384 ? len - off : 16384;
+		xml_feed(&x, xml + off, n);
+	}
+	xml_finish(&x);
+	if (x.is_error) {
+		/* What classify() and describe() make of a 200 <Error>. */
+		copy_line(err->code, sizeof(err->code), x.code);
+		set_msg(err, "s3: list: %s%s%s", x.code, x.message[0] ?
+		    ": " : "", x.message);
+		goto out;
+	}
+	if (list_page_check(&x, prev_token, &why) != 0) {
+		set_msg(err, "s3: list: malformed ListObjectsV2 answer%s",
+		    why);
+		goto out;
+	}
+	if (x.truncated && (*next_token = strdup(x.token)) == NULL) {
+		set_msg(err, "s3: out of memory");
+		goto out;
+	}
+	*truncated = x.truncated;
+	rc = list_page_emit(&x, cb, ctx);
+	err->status = S3_OK;
+out:
+	xml_clear(&x);
+	return (rc);
 }
 
 enum s3_status

@@ -2,13 +2,19 @@
  * store: complete hours kept in S3 or in a folder, behind one interface
  * (see store.h).
  *
- * An hour's object is <prefix>YYYY-MM-DD_HH.jsonl.  The S3 backend is a
- * thin layer over s3.h (the S3 semantics make a PUT atomic).  The folder
- * backend writes a temporary name in the target directory, fsyncs it and
- * renames it over the final name (then fsyncs the directory), so a reader
- * sees a whole file or none.  Both keep no mutable state after open except
- * the folder's atomic temporary-name counter, so calls may run in any
- * number of threads at once.
+ * An hour's object is the key template's key for it (keytmpl.h; default
+ * <prefix>YYYY-MM-DD_HH.jsonl, ".gz" appended in gzip mode).  The S3
+ * backend is a thin layer over s3.h (the S3 semantics make a PUT atomic);
+ * it lists the template's constant prefix and keeps the keys that parse
+ * back exactly.  The folder backend maps a key to ${root}/<key>: a put
+ * creates the key's directories, writes a temporary name in the target
+ * directory, fsyncs it and renames it over the final name (then fsyncs the
+ * directory), so a reader sees a whole file or none; a listing walks the
+ * directory of the constant prefix exactly as many levels deep as the
+ * template has '/' below it, without following directory symlinks.  Both
+ * keep no mutable state after open and store_set_layout except the
+ * folder's atomic temporary-name counter, so calls may run in any number
+ * of threads at once.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -22,13 +28,13 @@
 #include <unistd.h>
 
 #include "hour.h"
+#include "keytmpl.h"
 #include "s3.h"
 #include "store.h"
 
-#define HOUR_NAME_LEN (HOUR_FILE_LEN - 1)  /* "YYYY-MM-DD_HH" */
-#define SUFFIX ".jsonl"
-#define SUFFIX_LEN (sizeof(SUFFIX) - 1)
 #define COPY_BUF (256 * 1024)
+#define CT_JSONL "application/x-ndjson"
+#define CT_GZIP "application/gzip"
 
 enum backend { B_DIR, B_S3 };
 
@@ -36,10 +42,11 @@ struct store {
 	enum backend kind;
 	char *prefix;       /* the configured prefix, as given */
 	char *desc;         /* store_describe() */
+	struct keytmpl *kt; /* key layout */
+	int gzip;           /* .gz objects */
 
-	/* B_DIR: files are ${dir}/${name_prefix}YYYY-MM-DD_HH.jsonl. */
-	char *dir;
-	char *name_prefix;
+	/* B_DIR: files are ${root}/<key>. */
+	char *root;
 	atomic_uint tmpseq;
 
 	/* B_S3 */
@@ -58,31 +65,6 @@ seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
-}
-
-static char *
-joinstr(const char *a, const char *b, const char *c)
-{
-	size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
-	char *s = malloc(n);
-
-	if (s != NULL)
-		snprintf(s, n, "%s%s%s", a, b, c);
-	return (s);
-}
-
-/*
- * hour_of_name(name, len, plen, out): if the ${len} bytes at ${name} are
- * ${plen} bytes of prefix (already matched by the caller) followed by
- * exactly "YYYY-MM-DD_HH.jsonl", store the hour.  0 or -1.
- */
-static int
-hour_of_name(const char *name, size_t len, size_t plen, amp_hour *out)
-{
-	if (len != plen + HOUR_NAME_LEN + SUFFIX_LEN ||
-	    memcmp(name + plen + HOUR_NAME_LEN, SUFFIX, SUFFIX_LEN) != 0)
-		return (-1);
-	return (hour_parse_file(name + plen, HOUR_NAME_LEN, out));
 }
 
 /* mkdir -p ${path}.  0 or -1 with errno. */
@@ -122,9 +104,8 @@ struct store *
 store_open_dir(const char *root, const char *prefix, char *err, size_t errlen)
 {
 	struct store *st = NULL;
-	const char *slash;
-	char *sub = NULL;
-	size_t dlen;
+	char msg[512];
+	size_t n;
 
 	if (root == NULL || root[0] == '\0') {
 		seterr(err, errlen, "store: no folder given");
@@ -141,29 +122,26 @@ store_open_dir(const char *root, const char *prefix, char *err, size_t errlen)
 		goto nomem;
 	st->kind = B_DIR;
 	atomic_init(&st->tmpseq, 0);
-	/* "a/b/c-" -> directory root/a/b, file names "c-YYYY...". */
-	slash = strrchr(prefix, '/');
-	dlen = slash != NULL ? (size_t)(slash - prefix) : 0;
-	if ((sub = strndup(prefix, dlen)) == NULL ||
-	    (st->prefix = strdup(prefix)) == NULL ||
-	    (st->name_prefix = strdup(slash != NULL ? slash + 1 : prefix)) ==
-	    NULL ||
-	    (st->dir = joinstr(root, dlen > 0 ? "/" : "", sub)) == NULL ||
-	    (st->desc = malloc(strlen(root) + strlen(prefix) + 6)) == NULL)
+	n = strlen(root) + strlen(prefix) + 6;
+	if ((st->prefix = strdup(prefix)) == NULL ||
+	    (st->root = strdup(root)) == NULL ||
+	    (st->desc = malloc(n)) == NULL)
 		goto nomem;
-	snprintf(st->desc, strlen(root) + strlen(prefix) + 6, "dir:%s/%s",
-	    root, prefix);
-	if (mkdirs(st->dir) != 0) {
-		seterr(err, errlen, "store: cannot create %s: %s", st->dir,
+	snprintf(st->desc, n, "dir:%s/%s", root, prefix);
+	if ((st->kt = keytmpl_parse(KEYTMPL_DEFAULT, prefix, "", 1, msg,
+	    sizeof(msg))) == NULL) {
+		seterr(err, errlen, "store: %s", msg);
+		goto fail;
+	}
+	if (mkdirs(st->root) != 0) {
+		seterr(err, errlen, "store: cannot create %s: %s", st->root,
 		    strerror(errno));
 		goto fail;
 	}
-	free(sub);
 	return (st);
 nomem:
 	seterr(err, errlen, "store: out of memory");
 fail:
-	free(sub);
 	store_free(st);
 	return (NULL);
 }
@@ -184,6 +162,11 @@ store_open_s3(const struct s3_config *cfg, const char *prefix,
 		goto fail;
 	}
 	st->kind = B_S3;
+	if ((st->kt = keytmpl_parse(KEYTMPL_DEFAULT, prefix, "", 0, e.msg,
+	    sizeof(e.msg))) == NULL) {
+		seterr(err, errlen, "store: %s", e.msg);
+		goto fail;
+	}
 	if ((st->s3 = s3_init(cfg, lg, &e)) == NULL) {
 		seterr(err, errlen, "%s", e.msg);
 		goto fail;
@@ -217,8 +200,27 @@ from_s3(enum s3_status s)
 	}
 }
 
+int
+store_set_layout(struct store *st, const char *tmpl, int gzip, char *err,
+    size_t errlen)
+{
+	struct keytmpl *kt;
+	char msg[512];
+
+	if ((kt = keytmpl_parse(tmpl != NULL ? tmpl : KEYTMPL_DEFAULT,
+	    st->prefix, gzip ? ".gz" : "", st->kind == B_DIR, msg,
+	    sizeof(msg))) == NULL) {
+		seterr(err, errlen, "key template: %s", msg);
+		return (-1);
+	}
+	keytmpl_free(st->kt);
+	st->kt = kt;
+	st->gzip = gzip != 0;
+	return (0);
+}
+
 struct s3_list_ctx {
-	size_t plen;
+	const struct keytmpl *kt;
 	store_hour_cb *cb;
 	void *ctx;
 };
@@ -229,50 +231,132 @@ s3_list_one(void *arg, const char *key, uint64_t size)
 	struct s3_list_ctx *lc = arg;
 	amp_hour h;
 
-	/* s3_list reports only keys under the prefix. */
-	if (hour_of_name(key, strlen(key), lc->plen, &h) == 0)
+	if (keytmpl_match(lc->kt, key, strlen(key), &h) == 0)
 		lc->cb(lc->ctx, h, size);
 	return (0);
+}
+
+/* A folder listing: the key so far, and where to report. */
+struct walk {
+	const struct keytmpl *kt;
+	store_hour_cb *cb;
+	void *ctx;
+	const char *root;
+	char key[KEYTMPL_MAX_KEY + 2];
+	size_t keylen;
+	char *err;
+	size_t errlen;
+};
+
+/*
+ * List the directory ${dfd} (consumed) holding keys that start with
+ * w->key: files if ${depth} is 0, else subdirectories, ${depth} levels
+ * further down.  0, or -1 with the message set.
+ */
+static int
+walk_dir(struct walk *w, int dfd, int depth)
+{
+	struct dirent *de;
+	struct stat sb;
+	amp_hour h;
+	DIR *d;
+	int e;
+
+	if ((d = fdopendir(dfd)) == NULL) {
+		e = errno;
+		close(dfd);
+		goto fail;
+	}
+	errno = 0;
+	while ((de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name), save = w->keylen;
+
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0 ||
+		    w->keylen + n + 1 >= sizeof(w->key)) {
+			errno = 0;
+			continue;
+		}
+		memcpy(w->key + w->keylen, de->d_name, n);
+		if (depth > 0) {
+			int sub;
+
+			if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN) {
+				errno = 0;
+				continue;
+			}
+			sub = openat(dirfd(d), de->d_name, O_RDONLY |
+			    O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub >= 0) {
+				w->key[w->keylen + n] = '/';
+				w->keylen += n + 1;
+				if (walk_dir(w, sub, depth - 1) != 0) {
+					closedir(d);
+					return (-1);
+				}
+				w->keylen = save;
+			}
+		} else if (de->d_type != DT_DIR &&
+		    keytmpl_match(w->kt, w->key, w->keylen + n, &h) == 0 &&
+		    fstatat(dirfd(d), de->d_name, &sb, 0) == 0 &&
+		    S_ISREG(sb.st_mode)) {
+			w->cb(w->ctx, h, (uint64_t)sb.st_size);
+		}
+		errno = 0;
+	}
+	e = errno;
+	closedir(d);
+	if (e == 0)
+		return (0);
+fail:
+	w->key[w->keylen] = '\0';
+	seterr(w->err, w->errlen, "store: cannot list %s/%s: %s", w->root,
+	    w->key, strerror(e));
+	return (-1);
 }
 
 static enum store_status
 dir_list(struct store *st, store_hour_cb *cb, void *ctx, char *err,
     size_t errlen)
 {
-	size_t plen = strlen(st->name_prefix);
-	struct dirent *de;
-	amp_hour h;
-	DIR *d;
+	const char *lp = keytmpl_list_prefix(st->kt), *slash;
+	struct walk w = { .kt = st->kt, .cb = cb, .ctx = ctx,
+	    .root = st->root, .err = err, .errlen = errlen };
+	char *dir;
+	size_t dn;
+	int dfd, depth;
 
-	if ((d = opendir(st->dir)) == NULL) {
-		if (errno == ENOENT)
+	/* Start in the directory of the constant prefix. */
+	slash = strrchr(lp, '/');
+	w.keylen = slash != NULL ? (size_t)(slash - lp) + 1 : 0;
+	if (w.keylen >= sizeof(w.key)) {
+		seterr(err, errlen, "store: key prefix too long");
+		return (STORE_FAIL);
+	}
+	memcpy(w.key, lp, w.keylen);
+	depth = keytmpl_slashes(st->kt);
+	for (size_t i = 0; i < w.keylen; i++)
+		depth -= lp[i] == '/';
+	dn = strlen(st->root) + w.keylen + 2;
+	if ((dir = malloc(dn)) == NULL) {
+		seterr(err, errlen, "store: out of memory");
+		return (STORE_FAIL);
+	}
+	snprintf(dir, dn, "%s/%.*s", st->root, (int)w.keylen, w.key);
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		int e = errno;
+
+		if (e == ENOENT) {
+			free(dir);
 			return (STORE_OK);
-		seterr(err, errlen, "store: cannot list %s: %s", st->dir,
-		    strerror(errno));
-		return (STORE_FAIL);
-	}
-	errno = 0;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_type == DT_DIR ||
-		    strncmp(de->d_name, st->name_prefix, plen) != 0)
-			continue;
-		if (hour_of_name(de->d_name, strlen(de->d_name), plen, &h) ==
-		    0) {
-			struct stat sb;
-			if (fstatat(dirfd(d), de->d_name, &sb, 0) == 0 &&
-			    S_ISREG(sb.st_mode))
-				cb(ctx, h, (uint64_t)sb.st_size);
 		}
-		errno = 0;
-	}
-	if (errno != 0) {
-		seterr(err, errlen, "store: cannot list %s: %s", st->dir,
-		    strerror(errno));
-		closedir(d);
+		seterr(err, errlen, "store: cannot list %s: %s", dir,
+		    strerror(e));
+		free(dir);
 		return (STORE_FAIL);
 	}
-	closedir(d);
-	return (STORE_OK);
+	free(dir);
+	return (walk_dir(&w, dfd, depth) == 0 ? STORE_OK : STORE_FAIL);
 }
 
 enum store_status
@@ -285,11 +369,11 @@ store_list(struct store *st, store_hour_cb *cb, void *ctx, char *err,
 
 	if (st->kind == B_DIR)
 		return (dir_list(st, cb, ctx, err, errlen));
-	lc.plen = strlen(st->prefix);
+	lc.kt = st->kt;
 	lc.cb = cb;
 	lc.ctx = ctx;
-	if ((s = from_s3(s3_list(st->s3, st->prefix, s3_list_one, &lc, &e))) !=
-	    STORE_OK)
+	if ((s = from_s3(s3_list(st->s3, keytmpl_list_prefix(st->kt),
+	    s3_list_one, &lc, &e))) != STORE_OK)
 		seterr(err, errlen, "%s", e.msg);
 	return (s);
 }
@@ -329,23 +413,29 @@ out:
 }
 
 static enum store_status
-dir_put(struct store *st, amp_hour hour, const char *path, char *err,
+dir_put(struct store *st, const char *key, const char *path, char *err,
     size_t errlen)
 {
-	char name[HOUR_FILE_LEN], *dst = NULL, *tmp = NULL;
+	char *dst = NULL, *tmp = NULL, *dir = NULL;
+	const char *base, *what = "";
 	size_t n;
 	int sfd = -1, dfd = -1, dirfd = -1, rc = -1;
-	const char *what = "";
 
-	hour_format_file(hour, name);
-	n = strlen(st->dir) + strlen(st->name_prefix) + 96;
-	if ((dst = malloc(n)) == NULL || (tmp = malloc(n)) == NULL) {
+	/* ${root}/<key>; the temporary sits next to it: rename is atomic. */
+	n = strlen(st->root) + strlen(key) + 64;
+	if ((dst = malloc(n)) == NULL || (tmp = malloc(n)) == NULL ||
+	    (dir = malloc(n)) == NULL) {
 		seterr(err, errlen, "store: out of memory");
 		goto out;
 	}
-	snprintf(dst, n, "%s/%s%s%s", st->dir, st->name_prefix, name, SUFFIX);
-	snprintf(tmp, n, "%s/.tmp-%s%s.%ld.%u", st->dir, name, SUFFIX,
-	    (long)getpid(), atomic_fetch_add(&st->tmpseq, 1));
+	snprintf(dst, n, "%s/%s", st->root, key);
+	base = strrchr(dst, '/') + 1;
+	snprintf(dir, n, "%.*s", (int)(base - 1 - dst), dst);
+	snprintf(tmp, n, "%s/.tmp-%s.%ld.%u", dir, base, (long)getpid(),
+	    atomic_fetch_add(&st->tmpseq, 1));
+	what = dir;
+	if (mkdirs(dir) != 0)
+		goto ioerr;
 	what = path;
 	if ((sfd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		goto ioerr;
@@ -362,7 +452,7 @@ dir_put(struct store *st, amp_hour hour, const char *path, char *err,
 	if (rename(tmp, dst) != 0)
 		goto ioerr;
 	/* Make the rename itself durable. */
-	if ((dirfd = open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
+	if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
 		(void)fsync(dirfd);
 	rc = 0;
 	goto out;
@@ -379,6 +469,7 @@ out:
 		close(dirfd);
 	free(dst);
 	free(tmp);
+	free(dir);
 	return (rc == 0 ? STORE_OK : STORE_FAIL);
 }
 
@@ -386,21 +477,19 @@ enum store_status
 store_put(struct store *st, amp_hour hour, const char *path, char *err,
     size_t errlen)
 {
-	char name[HOUR_FILE_LEN], *key;
+	char key[KEYTMPL_MAX_KEY + 1];
 	struct s3_error e;
 	enum store_status s;
 
-	if (st->kind == B_DIR)
-		return (dir_put(st, hour, path, err, errlen));
-	hour_format_file(hour, name);
-	if ((key = joinstr(st->prefix, name, SUFFIX)) == NULL) {
-		seterr(err, errlen, "store: out of memory");
+	if (keytmpl_format(st->kt, hour, key, sizeof(key)) < 0) {
+		seterr(err, errlen, "store: key too long");
 		return (STORE_FAIL);
 	}
+	if (st->kind == B_DIR)
+		return (dir_put(st, key, path, err, errlen));
 	if ((s = from_s3(s3_put_file(st->s3, key, path,
-	    "application/x-ndjson", &e))) != STORE_OK)
+	    st->gzip ? CT_GZIP : CT_JSONL, &e))) != STORE_OK)
 		seterr(err, errlen, "%s", e.msg);
-	free(key);
 	return (s);
 }
 
@@ -416,9 +505,9 @@ store_free(struct store *st)
 	if (st == NULL)
 		return;
 	s3_free(st->s3);
+	keytmpl_free(st->kt);
 	free(st->prefix);
 	free(st->desc);
-	free(st->dir);
-	free(st->name_prefix);
+	free(st->root);
 	free(st);
 }

@@ -28,6 +28,16 @@
  * gzip bytes themselves are held to the same ratio, so a zip-level bomb of
  * empty deflate blocks is refused too); line length.
  *
+ * Formats (unpack.h): JSONL writes the inflated bytes (step 2 above).
+ * GZIP runs the same inflate + jsonl pass but only to check: the output
+ * buffer is discarded when full, and each chunk zip_fread returned (the
+ * member's own gzip bytes) is written to the file instead; a member that
+ * inflated to nothing is cut off again (ftruncate to where it began), a
+ * missing last newline becomes an extra gzip member of "\n".  GZIP_RAW
+ * skips inflate: zip_fread chunks go straight to the file; the first
+ * bytes (gzip magic) and the last four (ISIZE) are kept, and a member
+ * whose ISIZE is 0 is cut off and redone the GZIP way.
+ *
  * Errors name the member by zip index and by its name with every byte
  * outside printable ASCII escaped.  No state outside the call: one
  * z_stream, one jsonl handle and one pair of buffers per call.
@@ -45,12 +55,21 @@
 #include <zlib.h>
 
 #include "jsonl.h"
+#include "localdir.h"
 #include "unpack.h"
 
 #define UNPACK_IN_SZ ((size_t)256 * 1024)
 #define UNPACK_OUT_SZ ((size_t)256 * 1024)
 #define UNPACK_NAME_SHOWN 96   /* bytes of a member name shown in errors */
 #define UNPACK_TMP_TRIES 64    /* O_EXCL attempts per temporary file */
+#define GZIP_MIN 18            /* header 10 + empty deflate 0..+ trailer 8 */
+
+/* A gzip member holding "\n" (zlib, mtime 0): appended in GZIP format
+ * where a member's last line lacks its newline. */
+static const unsigned char NL_GZ[] = {
+	0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03,
+	0xe3, 0x02, 0x00, 0x93, 0x06, 0xd7, 0x32, 0x01, 0x00, 0x00, 0x00
+};
 
 struct entry {
 	amp_hour hour;
@@ -65,6 +84,8 @@ struct unpack {
 	const char *dir;
 	amp_hour first;
 	int nhours;
+	enum unpack_format fmt;
+	int gz;                 /* fmt is GZIP or GZIP_RAW */
 	struct unpack_limits lim;
 	const atomic_int *cancel;
 
@@ -86,7 +107,8 @@ struct unpack {
 
 	int fd;                 /* temporary file of the current hour */
 	const char *fdpath;
-	uint64_t hour_bytes;
+	uint64_t hour_bytes;    /* JSONL bytes of the hour (GZIP_RAW: gzip) */
+	uint64_t file_bytes;    /* bytes written to the hour's file */
 
 	struct unpack_stats st;
 	char *err;
@@ -276,7 +298,8 @@ final_path(const struct unpack *u, int k, char *buf)
 	char hs[HOUR_FILE_LEN];
 
 	hour_format_file(u->first + k, hs);
-	snprintf(buf, u->pathcap, "%s/%s.jsonl", u->dir, hs);
+	snprintf(buf, u->pathcap, "%s/%s%s", u->dir, hs,
+	    localdir_suffix(u->gz));
 }
 
 /* Create the temporary file of hour ${k}: u->fd, counted in u->ntmp. */
@@ -291,8 +314,8 @@ open_tmp(struct unpack *u, int k)
 	for (int t = 0; t < UNPACK_TMP_TRIES; t++) {
 		u->seq = u->seq * 6364136223846793005ULL +
 		    1442695040888963407ULL;
-		snprintf(p, u->pathcap, "%s/.tmp-%s.jsonl.%ld.%016llx",
-		    u->dir, hs, (long)getpid(),
+		snprintf(p, u->pathcap, "%s/.tmp-%s%s.%ld.%016llx",
+		    u->dir, hs, localdir_suffix(u->gz), (long)getpid(),
 		    (unsigned long long)(u->seq >> 1));
 		u->fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 		    0644);
@@ -308,16 +331,16 @@ open_tmp(struct unpack *u, int k)
 	    errstr(e, eb, sizeof(eb))));
 }
 
-/* Write out every pending byte of the output buffer. */
+/* Write the ${n} bytes at ${p} to the current hour's file. */
 static enum unpack_status
-flush_out(struct unpack *u)
+write_raw(struct unpack *u, const void *p, size_t n)
 {
 	char eb[128];
 	size_t off = 0;
 	ssize_t w;
 
-	while (off < u->used) {
-		w = write(u->fd, u->out + off, u->used - off);
+	while (off < n) {
+		w = write(u->fd, (const unsigned char *)p + off, n - off);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -326,8 +349,37 @@ flush_out(struct unpack *u)
 		}
 		off += (size_t)w;
 	}
-	u->used = 0;
+	u->file_bytes += n;
 	return (UNPACK_OK);
+}
+
+/* Cut the current hour's file back to its first ${off} bytes. */
+static enum unpack_status
+cut_back(struct unpack *u, uint64_t off)
+{
+	char eb[128];
+
+	if (ftruncate(u->fd, (off_t)off) != 0 ||
+	    lseek(u->fd, (off_t)off, SEEK_SET) < 0)
+		return (failf(u, UNPACK_IO, "cannot truncate %s: %s",
+		    u->fdpath, errstr(errno, eb, sizeof(eb))));
+	u->file_bytes = off;
+	return (UNPACK_OK);
+}
+
+/*
+ * Write out every pending byte of the output buffer (JSONL); in the gzip
+ * formats the inflated bytes were only for checking: drop them.
+ */
+static enum unpack_status
+flush_out(struct unpack *u)
+{
+	enum unpack_status st = UNPACK_OK;
+
+	if (!u->gz)
+		st = write_raw(u, u->out, u->used);
+	u->used = 0;
+	return (st);
 }
 
 /* Map a jsonl failure on member ${e}. */
@@ -380,7 +432,7 @@ do_member(struct unpack *u, const struct entry *e)
 	enum jsonl_status js;
 	zip_file_t *zf;
 	zip_int64_t n;
-	uint64_t mout = 0, cap = 0;
+	uint64_t mout = 0, cap = 0, start = u->file_bytes;
 	int started = 0, ended = 0, need_nl, r;
 
 	if (u->lim.max_ratio != 0) {
@@ -415,6 +467,9 @@ do_member(struct unpack *u, const struct entry *e)
 		if (n == 0)
 			break;
 		u->st.bytes_in += (uint64_t)n;
+		if (u->gz && (st = write_raw(u, u->in, (size_t)n)) !=
+		    UNPACK_OK)
+			goto done;
 		u->zs.next_in = u->in;
 		u->zs.avail_in = (uInt)n;
 		while (u->zs.avail_in > 0) {
@@ -453,10 +508,18 @@ do_member(struct unpack *u, const struct entry *e)
 		st = jsonl_fail(u, e, js);
 		goto done;
 	}
+	if (u->gz && mout == 0 && (st = cut_back(u, start)) != UNPACK_OK)
+		goto done;
 	if (need_nl) {
 		if (u->used == UNPACK_OUT_SZ && (st = flush_out(u)) != UNPACK_OK)
 			goto done;
-		u->out[u->used++] = '\n';
+		if (u->gz) {
+			if ((st = write_raw(u, NL_GZ, sizeof(NL_GZ))) !=
+			    UNPACK_OK)
+				goto done;
+		} else {
+			u->out[u->used++] = '\n';
+		}
 		u->hour_bytes++;
 		if (u->lim.max_hour_bytes != 0 &&
 		    u->hour_bytes > u->lim.max_hour_bytes) {
@@ -480,6 +543,99 @@ gzfail:
 	goto done;
 }
 
+/*
+ * GZIP_RAW: copy member ${e}'s gzip bytes into the current hour's file
+ * without inflating them.  A member whose (last) gzip trailer gives 0 as
+ * its length may hold nothing: it is cut off and redone by do_member().
+ */
+static enum unpack_status
+do_member_raw(struct unpack *u, const struct entry *e)
+{
+	char label[UNPACK_NAME_SHOWN * 4 + 64];
+	enum unpack_status st = UNPACK_OK;
+	unsigned char head[3] = { 0 }, tail[4] = { 0 };
+	uint64_t start = u->file_bytes, total = 0, cap;
+	zip_file_t *zf;
+	zip_int64_t n;
+
+	if (u->lim.max_ratio != 0) {
+		zip_uint64_t c = e->comp_size > 0 ? e->comp_size : 1;
+
+		cap = c > UINT64_MAX / u->lim.max_ratio ? UINT64_MAX :
+		    c * u->lim.max_ratio;
+		if (e->size > cap)
+			return (failf(u, UNPACK_TOO_BIG,
+			    "%s: inflates beyond %llu times its size",
+			    member_label(u->za, e->index, label,
+			    sizeof(label)),
+			    (unsigned long long)u->lim.max_ratio));
+	}
+	if ((zf = zip_fopen_index(u->za, e->index, 0)) == NULL)
+		return (failf(u, UNPACK_CORRUPT, "%s: zip: %s",
+		    member_label(u->za, e->index, label, sizeof(label)),
+		    zip_strerror(u->za)));
+	for (;;) {
+		if (cancelled(u)) {
+			st = failf(u, UNPACK_CANCELLED, "cancelled");
+			goto done;
+		}
+		if ((n = zip_fread(zf, u->in, UNPACK_IN_SZ)) < 0) {
+			st = failf(u, UNPACK_CORRUPT, "%s: zip: %s",
+			    member_label(u->za, e->index, label,
+			    sizeof(label)), zip_file_strerror(zf));
+			goto done;
+		}
+		if (n == 0)
+			break;
+		for (size_t i = 0; total + i < sizeof(head) &&
+		    i < (size_t)n; i++)
+			head[total + i] = u->in[i];
+		if ((size_t)n >= sizeof(tail)) {
+			memcpy(tail, u->in + (size_t)n - sizeof(tail),
+			    sizeof(tail));
+		} else {
+			size_t k = (size_t)n;
+
+			memmove(tail, tail + k, sizeof(tail) - k);
+			memcpy(tail + sizeof(tail) - k, u->in, k);
+		}
+		total += (uint64_t)n;
+		u->st.bytes_in += (uint64_t)n;
+		u->hour_bytes += (uint64_t)n;
+		if (u->lim.max_hour_bytes != 0 &&
+		    u->hour_bytes > u->lim.max_hour_bytes) {
+			st = failf(u, UNPACK_TOO_BIG,
+			    "%s: hour exceeds %llu bytes",
+			    member_label(u->za, e->index, label,
+			    sizeof(label)),
+			    (unsigned long long)u->lim.max_hour_bytes);
+			goto done;
+		}
+		if ((st = write_raw(u, u->in, (size_t)n)) != UNPACK_OK)
+			goto done;
+	}
+	if (total < GZIP_MIN || head[0] != 0x1f || head[1] != 0x8b ||
+	    head[2] != 0x08) {
+		st = failf(u, UNPACK_CORRUPT, "%s: gzip: %s",
+		    member_label(u->za, e->index, label, sizeof(label)),
+		    total == 0 ? "empty" : "not a gzip member");
+		goto done;
+	}
+	if ((tail[0] | tail[1] | tail[2] | tail[3]) == 0) {
+		/* Possibly no data: check it the GZIP way. */
+		(void)zip_fclose(zf);
+		u->st.bytes_in -= total;
+		u->hour_bytes -= total;
+		if ((st = cut_back(u, start)) != UNPACK_OK)
+			return (st);
+		return (do_member(u, e));
+	}
+	u->st.members++;
+done:
+	(void)zip_fclose(zf);
+	return (st);
+}
+
 /* Write hour ${k} (its members start at u->ents[*next]) to a temporary. */
 static enum unpack_status
 do_hour(struct unpack *u, int k, size_t *next)
@@ -493,9 +649,13 @@ do_hour(struct unpack *u, int k, size_t *next)
 	if ((st = open_tmp(u, k)) != UNPACK_OK)
 		return (st);
 	u->hour_bytes = 0;
+	u->file_bytes = 0;
 	u->used = 0;
 	while (*next < u->nents && u->ents[*next].hour == h) {
-		if ((st = do_member(u, &u->ents[*next])) != UNPACK_OK)
+		const struct entry *e = &u->ents[*next];
+
+		if ((st = u->fmt == UNPACK_FMT_GZIP_RAW ? do_member_raw(u, e) :
+		    do_member(u, e)) != UNPACK_OK)
 			goto fail;
 		(*next)++;
 	}
@@ -511,9 +671,9 @@ do_hour(struct unpack *u, int k, size_t *next)
 	if (close(fd) != 0)
 		return (failf(u, UNPACK_IO, "cannot close %s: %s", u->fdpath,
 		    errstr(errno, eb, sizeof(eb))));
-	u->st.bytes_out += u->hour_bytes;
+	u->st.bytes_out += u->file_bytes;
 	u->st.events += jsonl_lines(u->jl) - lines0;
-	if (u->hour_bytes > 0)
+	if (u->file_bytes > 0)
 		u->st.hours_data++;
 	else
 		u->st.hours_empty++;
@@ -595,18 +755,27 @@ rollback(struct unpack *u)
  */
 static enum unpack_status
 run(zip_t *za, zip_error_t *zerr, const char *data_dir, amp_hour first,
-    int nhours, const struct unpack_limits *limits, const atomic_int *cancel,
-    struct unpack_stats *stats, char *err, size_t errlen)
+    int nhours, enum unpack_format fmt, const struct unpack_limits *limits,
+    const atomic_int *cancel, struct unpack_stats *stats, char *err,
+    size_t errlen)
 {
 	struct unpack u = { .za = za, .dir = data_dir, .first = first,
-	    .nhours = nhours, .cancel = cancel, .fd = -1, .err = err,
-	    .errlen = errlen };
+	    .nhours = nhours, .fmt = fmt, .gz = fmt != UNPACK_FMT_JSONL,
+	    .cancel = cancel, .fd = -1, .err = err, .errlen = errlen };
 	struct timespec ts;
 	enum unpack_status st = UNPACK_OK;
 	size_t next = 0;
 
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
+	if (za == NULL && zip_error_code_zip(zerr) == ZIP_ER_EXISTS) {
+		/* libzip refuses a central directory naming one member twice:
+		 * a malformed answer, not a truncated one; asking again will
+		 * not change it. */
+		st = failf(&u, UNPACK_BADNAME, "duplicate member name in the "
+		    "zip: %s", zip_error_strerror(zerr));
+		goto out;
+	}
 	if (za == NULL) {
 		st = failf(&u, UNPACK_NOT_ZIP, "not a zip: %s",
 		    zip_error_strerror(zerr));
@@ -614,8 +783,10 @@ run(zip_t *za, zip_error_t *zerr, const char *data_dir, amp_hour first,
 	}
 	if (limits != NULL)
 		u.lim = *limits;
-	if (nhours < 1 || first < HOUR_MIN || first > HOUR_MAX - nhours + 1) {
-		st = failf(&u, UNPACK_IO, "invalid window");
+	if (nhours < 1 || first < HOUR_MIN || first > HOUR_MAX - nhours + 1 ||
+	    (fmt != UNPACK_FMT_JSONL && fmt != UNPACK_FMT_GZIP &&
+	    fmt != UNPACK_FMT_GZIP_RAW)) {
+		st = failf(&u, UNPACK_IO, "invalid window or format");
 		goto out;
 	}
 	(void)clock_gettime(CLOCK_REALTIME, &ts);
@@ -695,9 +866,10 @@ open_source(zip_source_t *src, zip_error_t *zerr)
 }
 
 enum unpack_status
-unpack_zip(const char *zip_path, const char *data_dir, amp_hour first,
-    int nhours, const struct unpack_limits *limits, const atomic_int *cancel,
-    struct unpack_stats *stats, char *err, size_t errlen)
+unpack_zip_fmt(const char *zip_path, const char *data_dir, amp_hour first,
+    int nhours, enum unpack_format fmt, const struct unpack_limits *limits,
+    const atomic_int *cancel, struct unpack_stats *stats, char *err,
+    size_t errlen)
 {
 	zip_error_t zerr;
 	zip_source_t *src;
@@ -707,16 +879,17 @@ unpack_zip(const char *zip_path, const char *data_dir, amp_hour first,
 	zip_error_init(&zerr);
 	if ((src = zip_source_file_create(zip_path, 0, -1, &zerr)) != NULL)
 		za = open_source(src, &zerr);
-	st = run(za, &zerr, data_dir, first, nhours, limits, cancel, stats,
-	    err, errlen);
+	st = run(za, &zerr, data_dir, first, nhours, fmt, limits, cancel,
+	    stats, err, errlen);
 	zip_error_fini(&zerr);
 	return (st);
 }
 
 enum unpack_status
-unpack_zip_buffer(const void *zip, size_t zlen, const char *data_dir,
-    amp_hour first, int nhours, const struct unpack_limits *limits,
-    struct unpack_stats *stats, char *err, size_t errlen)
+unpack_zip_buffer_fmt(const void *zip, size_t zlen, const char *data_dir,
+    amp_hour first, int nhours, enum unpack_format fmt,
+    const struct unpack_limits *limits, struct unpack_stats *stats,
+    char *err, size_t errlen)
 {
 	zip_error_t zerr;
 	zip_source_t *src = NULL;
@@ -728,8 +901,26 @@ unpack_zip_buffer(const void *zip, size_t zlen, const char *data_dir,
 		zip_error_set(&zerr, ZIP_ER_NOZIP, 0);
 	else if ((src = zip_source_buffer_create(zip, zlen, 0, &zerr)) != NULL)
 		za = open_source(src, &zerr);
-	st = run(za, &zerr, data_dir, first, nhours, limits, NULL, stats, err,
-	    errlen);
+	st = run(za, &zerr, data_dir, first, nhours, fmt, limits, NULL, stats,
+	    err, errlen);
 	zip_error_fini(&zerr);
 	return (st);
+}
+
+enum unpack_status
+unpack_zip(const char *zip_path, const char *data_dir, amp_hour first,
+    int nhours, const struct unpack_limits *limits, const atomic_int *cancel,
+    struct unpack_stats *stats, char *err, size_t errlen)
+{
+	return (unpack_zip_fmt(zip_path, data_dir, first, nhours,
+	    UNPACK_FMT_JSONL, limits, cancel, stats, err, errlen));
+}
+
+enum unpack_status
+unpack_zip_buffer(const void *zip, size_t zlen, const char *data_dir,
+    amp_hour first, int nhours, const struct unpack_limits *limits,
+    struct unpack_stats *stats, char *err, size_t errlen)
+{
+	return (unpack_zip_buffer_fmt(zip, zlen, data_dir, first, nhours,
+	    UNPACK_FMT_JSONL, limits, stats, err, errlen));
 }

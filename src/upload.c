@@ -47,7 +47,7 @@ upload_one(struct upload_pool *p, amp_hour h)
 	enum store_status s;
 
 	hour_format_file(h, name);
-	if (localdir_path(p->o.data_dir, h, path, sizeof(path)) ||
+	if (localdir_path(p->o.data_dir, p->o.gzip, h, path, sizeof(path)) ||
 	    stat(path, &sb)) {
 		log_error(p->o.lg, "upload %s: cannot read %s: %s", name, path,
 		    strerror(errno));

@@ -1227,6 +1227,315 @@ test_threads(void)
 	rmdir_all(d);
 }
 
+/* ---- gzip output formats ---- */
+
+/* The bytes of ${d}/${name}; *ok = 0 if it cannot be read. */
+static struct buf
+slurp_bin(const char *d, const char *name, int *ok)
+{
+	char p[512], chunk[4096];
+	struct buf b = { NULL, 0 };
+	ssize_t n;
+	int fd;
+
+	*ok = 0;
+	snprintf(p, sizeof(p), "%s/%s", d, name);
+	if ((fd = open(p, O_RDONLY)) < 0)
+		return (b);
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		buf_add(&b, chunk, (size_t)n);
+	close(fd);
+	*ok = n == 0;
+	return (b);
+}
+
+/* Inflate ${in} (any number of gzip members) into *out.  0 or -1. */
+static int
+gunzip_all(const struct buf *in, struct buf *out)
+{
+	unsigned char chunk[4096];
+	z_stream zs;
+	int r = Z_OK;
+
+	memset(&zs, 0, sizeof(zs));
+	if (inflateInit2(&zs, 15 + 16) != Z_OK)
+		abort();
+	zs.next_in = in->p;
+	zs.avail_in = (uInt)in->n;
+	while (zs.avail_in > 0) {
+		if (r == Z_STREAM_END && inflateReset(&zs) != Z_OK)
+			break;
+		zs.next_out = chunk;
+		zs.avail_out = sizeof(chunk);
+		r = inflate(&zs, Z_NO_FLUSH);
+		buf_add(out, chunk, sizeof(chunk) - zs.avail_out);
+		if (r != Z_OK && r != Z_STREAM_END)
+			break;
+	}
+	inflateEnd(&zs);
+	return (in->n == 0 || r == Z_STREAM_END ? 0 : -1);
+}
+
+/* ${d}/${name} holds exactly the ${n} bytes at ${p}. */
+#define CHECK_BYTES(d, name, P_, N_)                                       \
+	do {                                                               \
+		int ok_;                                                   \
+		struct buf got_ = slurp_bin((d), (name), &ok_);            \
+		CHECK(ok_);                                                \
+		CHECK_EQ_INT(got_.n, (N_));                                \
+		CHECK(got_.n == (size_t)(N_) &&                            \
+		    (got_.n == 0 || memcmp(got_.p, (P_), got_.n) == 0));   \
+		buf_free(&got_);                                           \
+	} while (0)
+
+/* ${d}/${name} inflates to the string ${want}. */
+#define CHECK_GUNZIP(d, name, want)                                        \
+	do {                                                               \
+		int ok_;                                                   \
+		struct buf got_ = slurp_bin((d), (name), &ok_), txt_ =     \
+		    { NULL, 0 };                                           \
+		CHECK(ok_);                                                \
+		CHECK_EQ_INT(gunzip_all(&got_, &txt_), 0);                 \
+		buf_add(&txt_, "", 1);                                     \
+		CHECK_EQ_STR((char *)txt_.p, (want));                      \
+		buf_free(&got_);                                           \
+		buf_free(&txt_);                                           \
+	} while (0)
+
+/*
+ * One zip in the three formats: JSONL writes the lines; GZIP writes the
+ * members' own bytes (plus a "\n" member where a part lacks its last
+ * newline, minus members holding nothing), which inflate to exactly the
+ * JSONL bytes; GZIP_RAW copies the members (only the possibly-empty ones
+ * are inflated and dropped).
+ */
+static void
+test_gzip_formats(void)
+{
+	char *dj = tmpdir(), *dg = tmpdir(), *dr = tmpdir();
+	static const char *want5 = "{\"p\":0}\n[1]\n[2]\n{\"x\":1}\n";
+	static const unsigned char nl_gz_head[] = { 0x1f, 0x8b, 0x08 };
+	struct buf a = gz_str("{\"p\":0}\n"), b = gz_str("[1]\n[2]"),
+	    c = gz_str(""), e = gz_str(""), dm = { NULL, 0 }, want = { NULL,
+	    0 }, got, txt = { NULL, 0 }, zip;
+	struct unpack_stats st;
+	char err[256];
+	struct zb z;
+	int ok;
+
+	gz_add(&dm, "{\"x\":1}\n", 8);
+	gz_add(&dm, "", 0);  /* last gzip member empty: ISIZE 0 */
+	zb_init(&z);
+	zb_add(&z, "9/9_2023-05-06_5#3.json.gz", dm.p, dm.n, 1);
+	zb_add(&z, "9/9_2023-05-06_5#0.json.gz", a.p, a.n, 0);
+	zb_add(&z, "9/9_2023-05-06_5#2.json.gz", c.p, c.n, 0);
+	zb_add(&z, "9/9_2023-05-06_5#1.json.gz", b.p, b.n, 1);
+	zb_add(&z, "9/9_2023-05-06_7#0.json.gz", e.p, e.n, 0);
+	zip = zb_finish(&z);
+
+	/* JSONL. */
+	memset(&st, 0, sizeof(st));
+	CHECK_EQ_INT(unpack_zip_buffer_fmt(zip.p, zip.n, dj, H(2023, 5, 6, 5),
+	    3, UNPACK_FMT_JSONL, NULL, &st, err, sizeof(err)), UNPACK_OK);
+	CHECK_DIR(dj, 3);
+	CHECK_FILE(dj, "2023-05-06_05.jsonl", want5);
+	CHECK_FILE(dj, "2023-05-06_06.jsonl", "");
+	CHECK_FILE(dj, "2023-05-06_07.jsonl", "");
+	CHECK_EQ_INT(st.events, 4);
+
+	/* GZIP: A B "\n" D; C and E dropped. */
+	memset(&st, 0, sizeof(st));
+	CHECK_EQ_INT(unpack_zip_buffer_fmt(zip.p, zip.n, dg, H(2023, 5, 6, 5),
+	    3, UNPACK_FMT_GZIP, NULL, &st, err, sizeof(err)), UNPACK_OK);
+	CHECK_EQ_STR(err, "");
+	CHECK_DIR(dg, 3);
+	CHECK_GUNZIP(dg, "2023-05-06_05.jsonl.gz", want5);
+	got = slurp_bin(dg, "2023-05-06_05.jsonl.gz", &ok);
+	CHECK(ok);
+	CHECK_EQ_INT(got.n, a.n + b.n + 21 + dm.n);
+	if (got.n == a.n + b.n + 21 + dm.n) {
+		CHECK(memcmp(got.p, a.p, a.n) == 0);
+		CHECK(memcmp(got.p + a.n, b.p, b.n) == 0);
+		CHECK(memcmp(got.p + a.n + b.n, nl_gz_head, 3) == 0);
+		CHECK(memcmp(got.p + a.n + b.n + 21, dm.p, dm.n) == 0);
+	}
+	buf_free(&got);
+	CHECK_BYTES(dg, "2023-05-06_06.jsonl.gz", "", 0);
+	CHECK_BYTES(dg, "2023-05-06_07.jsonl.gz", "", 0);
+	CHECK_EQ_INT(st.events, 4);
+	CHECK_EQ_INT(st.members, 5);
+	CHECK_EQ_INT(st.hours_data, 1);
+	CHECK_EQ_INT(st.hours_empty, 2);
+	CHECK_EQ_INT(st.bytes_out, a.n + b.n + 21 + dm.n);
+	CHECK_EQ_INT(st.bytes_in, a.n + b.n + c.n + dm.n + e.n);
+
+	/* GZIP_RAW: A B D byte for byte; the missing newline stays. */
+	memset(&st, 0, sizeof(st));
+	CHECK_EQ_INT(unpack_zip_buffer_fmt(zip.p, zip.n, dr, H(2023, 5, 6, 5),
+	    3, UNPACK_FMT_GZIP_RAW, NULL, &st, err, sizeof(err)), UNPACK_OK);
+	CHECK_EQ_STR(err, "");
+	CHECK_DIR(dr, 3);
+	buf_add(&want, a.p, a.n);
+	buf_add(&want, b.p, b.n);
+	buf_add(&want, dm.p, dm.n);
+	CHECK_BYTES(dr, "2023-05-06_05.jsonl.gz", want.p, want.n);
+	CHECK_GUNZIP(dr, "2023-05-06_05.jsonl.gz",
+	    "{\"p\":0}\n[1]\n[2]{\"x\":1}\n");
+	CHECK_BYTES(dr, "2023-05-06_06.jsonl.gz", "", 0);
+	CHECK_BYTES(dr, "2023-05-06_07.jsonl.gz", "", 0);
+	CHECK_EQ_INT(st.events, 1); /* D only: it was inflated */
+	CHECK_EQ_INT(st.members, 5);
+	CHECK_EQ_INT(st.hours_data, 1);
+	CHECK_EQ_INT(st.hours_empty, 2);
+	CHECK_EQ_INT(st.bytes_out, want.n);
+	CHECK_EQ_INT(st.bytes_in, a.n + b.n + c.n + dm.n + e.n);
+
+	/* A bad format is refused. */
+	CHECK_EQ_INT(unpack_zip_buffer_fmt(zip.p, zip.n, dr, H(2023, 5, 6, 5),
+	    3, (enum unpack_format)7, NULL, NULL, err, sizeof(err)),
+	    UNPACK_IO);
+	CHECK_DIR(dr, 3);
+
+	buf_free(&txt);
+	buf_free(&want);
+	buf_free(&zip);
+	buf_free(&a);
+	buf_free(&b);
+	buf_free(&c);
+	buf_free(&e);
+	buf_free(&dm);
+	rmdir_all(dj);
+	rmdir_all(dg);
+	rmdir_all(dr);
+}
+
+/* Unpack a one-member zip (${g}, hour 2021-01-01T05) in format ${fmt}. */
+static enum unpack_status
+unpack_one(const struct buf *g, const char *d, enum unpack_format fmt,
+    const struct unpack_limits *lim, char *err)
+{
+	struct zb z;
+	struct buf zip;
+	enum unpack_status st;
+
+	zb_init(&z);
+	zb_add(&z, "3/3_2021-01-01_5#0.json.gz", g->p, g->n, 0);
+	zip = zb_finish(&z);
+	st = unpack_zip_buffer_fmt(zip.p, zip.n, d, H(2021, 1, 1, 5), 1, fmt,
+	    lim, NULL, err, 256);
+	buf_free(&zip);
+	return (st);
+}
+
+/* Remove the hour file test_gzip_checks makes. */
+static void
+rm_hour(const char *d)
+{
+	char p[512];
+
+	snprintf(p, sizeof(p), "%s/2021-01-01_05.jsonl.gz", d);
+	CHECK(unlink(p) == 0);
+}
+
+/* What GZIP checks and GZIP_RAW does not, and what both check. */
+static void
+test_gzip_checks(void)
+{
+	char *d = tmpdir();
+	char err[256];
+	struct buf g, good, plain = { NULL, 0 }, zip;
+	struct unpack_limits lim;
+	unsigned char *at = NULL;
+	struct zb z;
+
+	good = gz_str("{\"a\":1}\n[2,3]\n"); /* 14 bytes of JSONL */
+
+	/* Bad JSON: GZIP refuses, GZIP_RAW copies. */
+	g = gz_str("{\"a\":1}\n{oops}\n");
+	CHECK_EQ_INT(unpack_one(&g, d, UNPACK_FMT_GZIP, NULL, err),
+	    UNPACK_CORRUPT);
+	CHECK(strstr(err, "invalid JSON") != NULL);
+	CHECK_DIR(d, 0);
+	CHECK_EQ_INT(unpack_one(&g, d, UNPACK_FMT_GZIP_RAW, NULL, err),
+	    UNPACK_OK);
+	CHECK_BYTES(d, "2021-01-01_05.jsonl.gz", g.p, g.n);
+	rm_hour(d);
+
+	/* A gzip CRC error: GZIP refuses, GZIP_RAW does not inflate. */
+	good.p[good.n - 8] ^= 0x01;
+	CHECK_EQ_INT(unpack_one(&good, d, UNPACK_FMT_GZIP, NULL, err),
+	    UNPACK_CORRUPT);
+	CHECK(strstr(err, "gzip") != NULL);
+	CHECK_DIR(d, 0);
+	CHECK_EQ_INT(unpack_one(&good, d, UNPACK_FMT_GZIP_RAW, NULL, err),
+	    UNPACK_OK);
+	good.p[good.n - 8] ^= 0x01;
+	rm_hour(d);
+
+	/* Not gzip at all, too short, empty: refused by both. */
+	buf_add(&plain, "{\"plain\":true, \"pad\": 12345}\n", 29);
+	for (int f = UNPACK_FMT_GZIP; f <= UNPACK_FMT_GZIP_RAW; f++) {
+		struct buf shortg = { NULL, 0 }, none = { NULL, 0 };
+
+		CHECK_EQ_INT(unpack_one(&plain, d, (enum unpack_format)f, NULL,
+		    err), UNPACK_CORRUPT);
+		CHECK(strstr(err, "gzip") != NULL);
+		buf_add(&shortg, g.p, 12);
+		CHECK_EQ_INT(unpack_one(&shortg, d, (enum unpack_format)f,
+		    NULL, err), UNPACK_CORRUPT);
+		CHECK_EQ_INT(unpack_one(&none, d, (enum unpack_format)f, NULL,
+		    err), UNPACK_CORRUPT);
+		CHECK(strstr(err, "empty") != NULL);
+		buf_free(&shortg);
+		CHECK_DIR(d, 0);
+	}
+
+	/* The zip CRC is checked by both. */
+	zb_init(&z);
+	zb_add(&z, "3/3_2021-01-01_5#0.json.gz", good.p, good.n, 0);
+	zip = zb_finish(&z);
+	for (size_t i = 0; i + good.n <= zip.n; i++)
+		if (memcmp(zip.p + i, good.p, good.n) == 0)
+			at = zip.p + i;
+	CHECK(at != NULL);
+	if (at != NULL)
+		at[4] ^= 0x5a;
+	for (int f = UNPACK_FMT_GZIP; f <= UNPACK_FMT_GZIP_RAW; f++) {
+		CHECK_EQ_INT(unpack_zip_buffer_fmt(zip.p, zip.n, d,
+		    H(2021, 1, 1, 5), 1, (enum unpack_format)f, NULL, NULL,
+		    err, sizeof(err)), UNPACK_CORRUPT);
+		CHECK(strstr(err, "CRC") != NULL);
+		CHECK_DIR(d, 0);
+	}
+	buf_free(&zip);
+
+	/* The hour cap: inflated bytes for GZIP, gzip bytes for GZIP_RAW. */
+	memset(&lim, 0, sizeof(lim));
+	lim.max_hour_bytes = 14;
+	CHECK_EQ_INT(unpack_one(&good, d, UNPACK_FMT_GZIP, &lim, err),
+	    UNPACK_OK);
+	CHECK_GUNZIP(d, "2021-01-01_05.jsonl.gz", "{\"a\":1}\n[2,3]\n");
+	rm_hour(d);
+	lim.max_hour_bytes = 13;
+	CHECK_EQ_INT(unpack_one(&good, d, UNPACK_FMT_GZIP, &lim, err),
+	    UNPACK_TOO_BIG);
+	lim.max_hour_bytes = good.n - 1;
+	CHECK_EQ_INT(unpack_one(&good, d, UNPACK_FMT_GZIP_RAW, &lim, err),
+	    UNPACK_TOO_BIG);
+	CHECK(strstr(err, "hour exceeds") != NULL);
+	CHECK_DIR(d, 0);
+	lim.max_hour_bytes = good.n;
+	CHECK_EQ_INT(unpack_one(&good, d, UNPACK_FMT_GZIP_RAW, &lim, err),
+	    UNPACK_OK);
+	CHECK_BYTES(d, "2021-01-01_05.jsonl.gz", good.p, good.n);
+	CHECK_DIR(d, 1);
+
+	buf_free(&good);
+	buf_free(&plain);
+	buf_free(&g);
+	rmdir_all(d);
+}
+
 UNIT_MAIN("unpack",
     TEST(test_member_parse),
     TEST(test_status_names),
@@ -1245,4 +1554,6 @@ UNIT_MAIN("unpack",
     TEST(test_other_files_untouched),
     TEST(test_from_file),
     TEST(test_empty_zip),
-    TEST(test_threads))
+    TEST(test_threads),
+    TEST(test_gzip_formats),
+    TEST(test_gzip_checks))
