@@ -1296,7 +1296,8 @@ class Contrib(FetchCase):
         # (make -n -B: every command of a full build, nothing run)
         plan = {}
         env = {k: v for k, v in os.environ.items()
-               if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEFILES")}
+               if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEFILES",
+                            "VARIANT")}
         for where in (tree, ROOT):
             p = subprocess.run(["make", "-n", "-B", "amp2s3"],
                                cwd=str(where), capture_output=True,
