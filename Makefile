@@ -107,3 +107,47 @@ uninstall:
 
 clean:
 	rm -rf build amp2s3
+
+# --- fuzzing ---
+# libFuzzer targets, fuzz/fuzz_<name>.c (see fuzz/README.md).  The modules
+# under test are compiled by clang into build/fuzz/ with
+# -fsanitize=fuzzer-no-link,address,undefined; each target links only the
+# modules it needs, so a module being edited elsewhere cannot break it.
+#   make fuzz-build               build/fuzz/fuzz_<name>, every target
+#   make fuzz [FUZZ_SECONDS=60]   build, then run each target that long
+#                                 (scripts/fuzz.sh)
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_B       := build/fuzz
+FUZZ_CFLAGS  := $(CSTD) $(WARN) -Iinclude $(PKG_CFLAGS) -pthread -O1 -g \
+                -fno-omit-frame-pointer -fsanitize=address,undefined \
+                -fno-sanitize-recover=all
+FUZZ_LIBS    := $(PKG_LIBS) -lpthread -lm
+FUZZ_TARGETS := member unpack s3list envfile hour jsonl
+FUZZ_MODS_member  := member hour
+FUZZ_MODS_unpack  := unpack member hour jsonl localdir
+FUZZ_MODS_s3list  := s3 log retry hour version
+FUZZ_MODS_envfile := envfile
+FUZZ_MODS_hour    := hour retry
+FUZZ_MODS_jsonl   := jsonl
+# fuzz_unpack checks every path unpack.c opens, renames or unlinks.
+FUZZ_LDFLAGS_unpack := -Wl,--wrap=open,--wrap=rename,--wrap=unlink
+
+.PHONY: fuzz fuzz-build
+fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_B)/fuzz_%)
+fuzz:
+	FUZZ_CC=$(FUZZ_CC) scripts/fuzz.sh $(FUZZ_SECONDS)
+
+$(FUZZ_B)/%.o: src/%.c $(wildcard include/*.h) | $(FUZZ_B)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+define FUZZ_TARGET_RULE
+$(FUZZ_B)/fuzz_$(1): fuzz/fuzz_$(1).c fuzz/fuzz.h \
+    $(FUZZ_MODS_$(1):%=$(FUZZ_B)/%.o) | $(FUZZ_B)
+	$$(FUZZ_CC) $$(FUZZ_CFLAGS) -fsanitize=fuzzer -o $$@ $$< \
+	    $(FUZZ_MODS_$(1):%=$(FUZZ_B)/%.o) $(FUZZ_LDFLAGS_$(1)) $$(FUZZ_LIBS)
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call FUZZ_TARGET_RULE,$(t))))
+
+$(FUZZ_B):
+	@mkdir -p $(FUZZ_B)
