@@ -67,6 +67,26 @@ class EnvFile(FetchCase):
                             for e in reqs))
         self.assertHoursExact(srv, [BASE, BASE + 1])
 
+    def test_dotenv_readable_by_others_is_warned(self):
+        srv = self.server(gen_scenario(BASE, 1))
+        dotenv = self.work / ".env"
+        dotenv.write_text("AMP_API_KEY=%s\nAMP_SECRET_KEY=%s\n"
+                          % (API_KEY, SECRET))
+        env = self.env(srv, AMP_API_KEY=None, AMP_SECRET_KEY=None)
+        for mode, warned in ((0o644, True), (0o640, True), (0o600, False)):
+            os.chmod(dotenv, mode)
+            res = self.fetch_range(srv, BASE, BASE, env=env)
+            self.assertRc(res, 0)
+            lines = [l for l in res.stderr.splitlines()
+                     if "readable by others" in l]
+            self.assertEqual(bool(lines), warned, "mode %o" % mode)
+            if warned:
+                self.assertIn(".env", lines[0])
+                self.assertIn("chmod 600", lines[0])
+                self.assertNotIn(SECRET, res.stderr)
+            # the run itself is unaffected: the hour is complete
+            self.assertHoursExact(srv, [BASE])
+
     def test_environment_overrides_dotenv(self):
         a = self.server(gen_scenario(BASE, 2), name="a")
         b = self.server(gen_scenario(BASE, 2), name="b")
