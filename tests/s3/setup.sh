@@ -21,7 +21,7 @@ command -v npm >/dev/null 2>&1 || {
 # Concurrent test runs: one installs, the others wait for it.
 if command -v flock >/dev/null 2>&1 && [ -z "${S3SETUP_LOCKED:-}" ]; then
 	S3SETUP_LOCKED=1 exec flock "${TMPDIR:-/tmp}/amp2s3-s3setup.$(id -u).lock" \
-		"$0" "$@"
+		"$here/$(basename "$0")" "$@"
 fi
 installed && exit 0
 log=$(mktemp)
