@@ -40,3 +40,5 @@ head -c 300 s3_dev/python-import/2025-01-01_00.jsonl; echo
 echo "== rerun: nothing left to do"
 "$root/amp2s3" all --dev --start-date 20250101T00 --end-date 20250103T23
 echo "== data/ is empty again: $(ls data | wc -l) files"
+echo "== amp2s3 status --dev"
+"$root/amp2s3" status --dev --start-date 20250101T00 --end-date 20250103T23
