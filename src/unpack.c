@@ -423,6 +423,33 @@ take(struct unpack *u, const struct entry *e, size_t n, uint64_t *mout,
 	return (UNPACK_OK);
 }
 
+/*
+ * Check member ${e} against the ratio cap (its cap in *${cap}, 0 when
+ * none) and open it.  UNPACK_OK with *${zf} open, or the failure.
+ */
+static enum unpack_status
+member_open(struct unpack *u, const struct entry *e, uint64_t *cap,
+    char *label, size_t llen, zip_file_t **zf)
+{
+	*cap = 0;
+	if (u->lim.max_ratio != 0) {
+		zip_uint64_t c = e->comp_size > 0 ? e->comp_size : 1;
+
+		*cap = c > UINT64_MAX / u->lim.max_ratio ? UINT64_MAX :
+		    c * u->lim.max_ratio;
+		if (e->size > *cap)
+			return (failf(u, UNPACK_TOO_BIG,
+			    "%s: inflates beyond %llu times its size",
+			    member_label(u->za, e->index, label, llen),
+			    (unsigned long long)u->lim.max_ratio));
+	}
+	if ((*zf = zip_fopen_index(u->za, e->index, 0)) == NULL)
+		return (failf(u, UNPACK_CORRUPT, "%s: zip: %s",
+		    member_label(u->za, e->index, label, llen),
+		    zip_strerror(u->za)));
+	return (UNPACK_OK);
+}
+
 /* Stream member ${e} into the current hour's file. */
 static enum unpack_status
 do_member(struct unpack *u, const struct entry *e)
@@ -435,22 +462,9 @@ do_member(struct unpack *u, const struct entry *e)
 	uint64_t mout = 0, cap = 0, start = u->file_bytes;
 	int started = 0, ended = 0, need_nl, r;
 
-	if (u->lim.max_ratio != 0) {
-		zip_uint64_t c = e->comp_size > 0 ? e->comp_size : 1;
-
-		cap = c > UINT64_MAX / u->lim.max_ratio ? UINT64_MAX :
-		    c * u->lim.max_ratio;
-		if (e->size > cap)
-			return (failf(u, UNPACK_TOO_BIG,
-			    "%s: inflates beyond %llu times its size",
-			    member_label(u->za, e->index, label,
-			    sizeof(label)),
-			    (unsigned long long)u->lim.max_ratio));
-	}
-	if ((zf = zip_fopen_index(u->za, e->index, 0)) == NULL)
-		return (failf(u, UNPACK_CORRUPT, "%s: zip: %s",
-		    member_label(u->za, e->index, label, sizeof(label)),
-		    zip_strerror(u->za)));
+	if ((st = member_open(u, e, &cap, label, sizeof(label), &zf)) !=
+	    UNPACK_OK)
+		return (st);
 	if (inflateReset(&u->zs) != Z_OK)
 		goto gzfail;
 	for (;;) {
@@ -558,22 +572,9 @@ do_member_raw(struct unpack *u, const struct entry *e)
 	zip_file_t *zf;
 	zip_int64_t n;
 
-	if (u->lim.max_ratio != 0) {
-		zip_uint64_t c = e->comp_size > 0 ? e->comp_size : 1;
-
-		cap = c > UINT64_MAX / u->lim.max_ratio ? UINT64_MAX :
-		    c * u->lim.max_ratio;
-		if (e->size > cap)
-			return (failf(u, UNPACK_TOO_BIG,
-			    "%s: inflates beyond %llu times its size",
-			    member_label(u->za, e->index, label,
-			    sizeof(label)),
-			    (unsigned long long)u->lim.max_ratio));
-	}
-	if ((zf = zip_fopen_index(u->za, e->index, 0)) == NULL)
-		return (failf(u, UNPACK_CORRUPT, "%s: zip: %s",
-		    member_label(u->za, e->index, label, sizeof(label)),
-		    zip_strerror(u->za)));
+	if ((st = member_open(u, e, &cap, label, sizeof(label), &zf)) !=
+	    UNPACK_OK)
+		return (st);
 	for (;;) {
 		if (cancelled(u)) {
 			st = failf(u, UNPACK_CANCELLED, "cancelled");
