@@ -38,8 +38,6 @@ struct run_stats {
 	atomic_uint_fast64_t upload_bytes;
 	atomic_uint_fast64_t upload_failed;
 	atomic_uint_fast64_t local_removed;/* local files already stored */
-	atomic_uint_fast64_t by_status[6]; /* answers by class: 0 transport,
-	                                      1xx..5xx */
 	atomic_uint_fast64_t retry_by_code[600]; /* retries by the HTTP status
 	                                      that caused them, 0 transport */
 };
@@ -52,7 +50,6 @@ struct runctl {
 	struct run_stats st;
 	int64_t t0_ms;                 /* monotonic start */
 	uint64_t total_hours;          /* hours to fetch, for progress */
-	uint64_t total_uploads;        /* uploads planned so far */
 	struct logger *lg;
 	int progress;                  /* draw a progress line */
 	pthread_mutex_t mu;
@@ -93,7 +90,5 @@ int64_t runctl_now_ms(void);
  * second (every time if ${force}); no-op unless progress is on. */
 void runctl_progress(struct runctl *c, int force);
 
-/* runctl_count_status(c, status): count an answer by class. */
-void runctl_count_status(struct runctl *c, long status);
 
 #endif

@@ -415,18 +415,15 @@ usage(FILE *f)
 	    "\noptions (flag > environment > .env):\n");
 	for (size_t i = 0; i < NOPTS; i++) {
 		const struct opt *o = &OPTS[i];
-		int n;
-
 		if (o->lng == NULL)
 			continue;
 		if (o->shrt)
-			n = snprintf(left, sizeof(left), "-%c, --%s%s%s",
+			snprintf(left, sizeof(left), "-%c, --%s%s%s",
 			    o->shrt, o->lng, o->arg ? " " : "",
 			    o->arg ? o->arg : "");
 		else
-			n = snprintf(left, sizeof(left), "    --%s%s%s", o->lng,
+			snprintf(left, sizeof(left), "    --%s%s%s", o->lng,
 			    o->arg ? " " : "", o->arg ? o->arg : "");
-		(void)n;
 		/* Fit 80 columns: help (and default) after the flag, the
 		 * environment variable on its own line when it does not fit. */
 		{

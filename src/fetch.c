@@ -458,7 +458,6 @@ process_window(struct worker *wk, struct window *w)
 			runctl_cancel(ctl, STOP_IO);
 			return;
 		}
-		runctl_count_status(ctl, res == CURLE_OK ? wk->status : 0);
 		if (res != CURLE_OK && transport_fatal(res)) {
 			snprintf(why, sizeof(why), "%s",
 			    wk->errbuf[0] ? wk->errbuf : curl_easy_strerror(

@@ -130,16 +130,6 @@ runctl_sleep(struct runctl *c, int64_t ms)
 }
 
 void
-runctl_count_status(struct runctl *c, long status)
-{
-	long cls = status / 100;
-
-	if (cls < 1 || cls > 5)
-		cls = 0;
-	atomic_fetch_add(&c->st.by_status[cls], 1);
-}
-
-void
 runctl_progress(struct runctl *c, int force)
 {
 	char line[200];

@@ -7,7 +7,6 @@
 static const char SYM[] = { '-', 'L', '.', '#' };
 static const char *const COLOR[] = { "\033[31m", "\033[33m", "\033[90m",
 	"\033[32m" };
-static const char *const NAME[] = { "missing", "local", "empty", "stored" };
 
 /* JSON string body for a string that holds no quote or control byte
  * except what we escape here. */
@@ -147,6 +146,5 @@ status_print(FILE *out, amp_hour start, amp_hour end,
 		    (unsigned long long)t->missing,
 		    (unsigned long long)t->hours);
 	}
-	(void)NAME;
 	return (fflush(out) == 0 && !ferror(out) ? 0 : -1);
 }

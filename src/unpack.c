@@ -450,6 +450,21 @@ member_open(struct unpack *u, const struct entry *e, uint64_t *cap,
 	return (UNPACK_OK);
 }
 
+/* The next chunk of member ${e} into u->in (*${n} bytes, 0 at its end),
+ * unless cancelled or the read fails (libzip checks the CRC at the end). */
+static enum unpack_status
+read_chunk(struct unpack *u, zip_file_t *zf, const struct entry *e,
+    char *label, size_t llen, zip_int64_t *n)
+{
+	if (cancelled(u))
+		return (failf(u, UNPACK_CANCELLED, "cancelled"));
+	if ((*n = zip_fread(zf, u->in, UNPACK_IN_SZ)) < 0)
+		return (failf(u, UNPACK_CORRUPT, "%s: zip: %s",
+		    member_label(u->za, e->index, label, llen),
+		    zip_file_strerror(zf)));
+	return (UNPACK_OK);
+}
+
 /* Stream member ${e} into the current hour's file. */
 static enum unpack_status
 do_member(struct unpack *u, const struct entry *e)
@@ -468,16 +483,9 @@ do_member(struct unpack *u, const struct entry *e)
 	if (inflateReset(&u->zs) != Z_OK)
 		goto gzfail;
 	for (;;) {
-		if (cancelled(u)) {
-			st = failf(u, UNPACK_CANCELLED, "cancelled");
+		if ((st = read_chunk(u, zf, e, label, sizeof(label), &n)) !=
+		    UNPACK_OK)
 			goto done;
-		}
-		if ((n = zip_fread(zf, u->in, UNPACK_IN_SZ)) < 0) {
-			st = failf(u, UNPACK_CORRUPT, "%s: zip: %s",
-			    member_label(u->za, e->index, label,
-			    sizeof(label)), zip_file_strerror(zf));
-			goto done;
-		}
 		if (n == 0)
 			break;
 		u->st.bytes_in += (uint64_t)n;
@@ -576,16 +584,9 @@ do_member_raw(struct unpack *u, const struct entry *e)
 	    UNPACK_OK)
 		return (st);
 	for (;;) {
-		if (cancelled(u)) {
-			st = failf(u, UNPACK_CANCELLED, "cancelled");
+		if ((st = read_chunk(u, zf, e, label, sizeof(label), &n)) !=
+		    UNPACK_OK)
 			goto done;
-		}
-		if ((n = zip_fread(zf, u->in, UNPACK_IN_SZ)) < 0) {
-			st = failf(u, UNPACK_CORRUPT, "%s: zip: %s",
-			    member_label(u->za, e->index, label,
-			    sizeof(label)), zip_file_strerror(zf));
-			goto done;
-		}
 		if (n == 0)
 			break;
 		for (size_t i = 0; total + i < sizeof(head) &&
