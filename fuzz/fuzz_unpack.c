@@ -17,7 +17,10 @@
  * Every input is unpacked into DIR = ROOT/data, ROOT a per-process
  * directory created once under /dev/shm (else $TMPDIR or /tmp), for the
  * window 2024-01-01T00 .. T02, with small limits, as JSONL, GZIP and
- * GZIP_RAW.  Properties:
+ * GZIP_RAW, each time by both readers (unpack_stream fed in chunks of
+ * random sizes, then unpack_zip_buffer_fmt).  Properties:
+ *   - the two readers agree: same status, same message, same statistics,
+ *     same hour files (the streaming one may only be faster);
  *   - every open/rename/unlink that unpack.c makes (link-time wrapped,
  *     -Wl,--wrap; relative paths included) names DIR or a file directly
  *     in DIR: a temporary ".tmp-<hour of the window>..." (the only names
@@ -183,9 +186,13 @@ empty_dir(void)
 static void
 cleanup(void)
 {
+	char z[PATH_MAX + 8];
+
 	empty_dir();
 	(void)rmdir(dir);
 	(void)rmdir(root);
+	snprintf(z, sizeof(z), "%s.zip", root);
+	(void)unlink(z);
 }
 
 /* The names in ${path} but "." and "..": their number; the first one in
@@ -212,8 +219,9 @@ list_dir(const char *path, char *one)
 /*
  * Remove what earlier processes left in ${base}: the directories
  * "amp2s3-fuzz-unpack.<pid>.*" of processes that no longer exist (a crash
- * or an interrupt skips the atexit cleanup).  Only files directly in their
- * "data" and the two directories themselves are removed.
+ * or an interrupt skips the atexit cleanup) and their ".zip" files.  Only
+ * files directly in their "data" and the two directories themselves are
+ * removed.
  */
 static void
 reap(const char *base)
@@ -234,6 +242,12 @@ reap(const char *base)
 		if (*end != '.' || pid <= 0 || kill((pid_t)pid, 0) == 0 ||
 		    errno != ESRCH)
 			continue;
+		if (strlen(de->d_name) > 4 && strcmp(de->d_name +
+		    strlen(de->d_name) - 4, ".zip") == 0) {
+			snprintf(p, sizeof(p), "%s/%s", base, de->d_name);
+			(void)unlink(p); /* the zip given to unpack_stream */
+			continue;
+		}
 		snprintf(p, sizeof(p), "%s/%s/data", base, de->d_name);
 		if ((f = opendir(p)) != NULL) {
 			while ((fe = readdir(f)) != NULL) {
@@ -527,28 +541,47 @@ read_hour(int k, enum unpack_format fmt, struct buf *b)
 	close(fd);
 }
 
-/*
- * Unpack ${z} as ${fmt}; check DIR and ROOT afterwards; on success leave
- * the hour files' contents in ${files} (NHOURS buffers).  Empties DIR.
- */
-static enum unpack_status
-unpack(const struct buf *z, enum unpack_format fmt, struct buf *files,
-    struct unpack_stats *stats)
+/* A source handing out ${z} in chunks of sizes drawn from ${rnd}. */
+struct src {
+	const struct buf *z;
+	size_t off;
+	uint32_t rnd;
+};
+
+static long
+src_read(void *ctx, void *out, size_t len)
 {
-	char err[512], one[PATH_MAX];
-	enum unpack_status st;
-	unsigned long before = creates;
+	struct src *s = ctx;
+	size_t n;
+
+	if (s->off == s->z->n)
+		return (0);
+	s->rnd = s->rnd * 1103515245u + 12345u;
+	n = 1 + (s->rnd >> 8) % 4096;
+	if (n > len)
+		n = len;
+	if (n > s->z->n - s->off)
+		n = s->z->n - s->off;
+	memcpy(out, s->z->p + s->off, n);
+	s->off += n;
+	return ((long)n);
+}
+
+/*
+ * After one call that returned ${st} with ${err}: check DIR and ROOT; on
+ * success leave the hour files' contents in ${files} (NHOURS buffers).
+ * Empties DIR.
+ */
+static void
+check_after(enum unpack_status st, const char *err, enum unpack_format fmt,
+    struct buf *files, const struct unpack_stats *stats,
+    unsigned long before, const char *who)
+{
+	char one[PATH_MAX];
 	int k;
 
-	memset(stats, 0, sizeof(*stats));
-	err[0] = 'x';
-	err[1] = '\0';
-	checking = 1;
-	st = unpack_zip_buffer_fmt(z->p, z->n, dir, first, NHOURS, fmt,
-	    &limits, stats, err, sizeof(err));
-	checking = 0;
 	if (verbose)
-		fprintf(stderr, "fuzz_unpack: %s: %s%s%s\n",
+		fprintf(stderr, "fuzz_unpack: %s %s: %s%s%s\n", who,
 		    fmt == UNPACK_FMT_JSONL ? "jsonl" : fmt == UNPACK_FMT_GZIP ?
 		    "gzip" : "gzip-raw", unpack_status_name(st),
 		    st != UNPACK_OK ? ": " : "", st != UNPACK_OK ? err : "");
@@ -562,15 +595,83 @@ unpack(const struct buf *z, enum unpack_format fmt, struct buf *files,
 			    unpack_status_name(st), err, one);
 			FUZZ_CHECK(!"a failed unpack left a file");
 		}
-		return (st);
+		return;
 	}
 	FUZZ_CHECK(err[0] == '\0');
-	FUZZ_CHECK(creates - before == NHOURS); /* the wrapper is live */
+	FUZZ_CHECK(creates - before >= NHOURS); /* the wrapper is live */
 	FUZZ_CHECK(list_dir(dir, NULL) == NHOURS);
 	for (k = 0; k < NHOURS; k++)
 		read_hour(k, fmt, &files[k]); /* each name is there */
 	empty_dir();
 	FUZZ_CHECK(stats->hours_data + stats->hours_empty == NHOURS);
+}
+
+/*
+ * Unpack ${z} as ${fmt} with both readers: unpack_stream (the bytes
+ * arriving in chunks of random sizes, the file ROOT.zip holding them)
+ * and unpack_zip_buffer_fmt.  Each is checked by check_after; they must
+ * agree on status, message, statistics and files.  On success leaves the
+ * hour files' contents in ${files}.
+ */
+static enum unpack_status
+unpack(const struct buf *z, enum unpack_format fmt, struct buf *files,
+    struct unpack_stats *stats)
+{
+	char err[512], err2[512], zpath[PATH_MAX + 8];
+	struct buf f2[NHOURS];
+	struct unpack_stats s2;
+	struct src src = { .z = z, .rnd = (uint32_t)z->n * 2654435761u };
+	struct unpack_source us = { src_read, &src };
+	enum unpack_status st, st2;
+	unsigned long before;
+	int fd, k;
+
+	memset(f2, 0, sizeof(f2));
+	snprintf(zpath, sizeof(zpath), "%s.zip", root);
+	FUZZ_CHECK((fd = open(zpath, O_WRONLY | O_CREAT | O_TRUNC |
+	    O_CLOEXEC, 0600)) >= 0);
+	FUZZ_CHECK(z->n == 0 || write(fd, z->p, z->n) == (ssize_t)z->n);
+	close(fd);
+	memset(&s2, 0, sizeof(s2));
+	err2[0] = 'x';
+	err2[1] = '\0';
+	before = creates;
+	checking = 1;
+	st2 = unpack_stream(&us, zpath, dir, first, NHOURS, fmt, &limits,
+	    NULL, &s2, err2, sizeof(err2));
+	checking = 0;
+	FUZZ_CHECK(src.off == z->n); /* read to its end */
+	check_after(st2, err2, fmt, f2, &s2, before, "stream");
+
+	memset(stats, 0, sizeof(*stats));
+	err[0] = 'x';
+	err[1] = '\0';
+	before = creates;
+	checking = 1;
+	st = unpack_zip_buffer_fmt(z->p, z->n, dir, first, NHOURS, fmt,
+	    &limits, stats, err, sizeof(err));
+	checking = 0;
+	check_after(st, err, fmt, files, stats, before, "libzip");
+	if (st == UNPACK_OK)
+		FUZZ_CHECK(creates - before == NHOURS);
+
+	/* The two readers agree. */
+	FUZZ_CHECK(st2 == st);
+	FUZZ_CHECK(strcmp(err2, err) == 0);
+	FUZZ_CHECK(stats->streamed == 0);
+	if (st == UNPACK_OK) {
+		FUZZ_CHECK(s2.bytes_in == stats->bytes_in &&
+		    s2.bytes_out == stats->bytes_out &&
+		    s2.events == stats->events &&
+		    s2.members == stats->members &&
+		    s2.hours_data == stats->hours_data &&
+		    s2.hours_empty == stats->hours_empty);
+		for (k = 0; k < NHOURS; k++)
+			FUZZ_CHECK(f2[k].n == files[k].n && (f2[k].n == 0 ||
+			    memcmp(f2[k].p, files[k].p, f2[k].n) == 0));
+	}
+	for (k = 0; k < NHOURS; k++)
+		buf_free(&f2[k]);
 	return (st);
 }
 

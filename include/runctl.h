@@ -32,6 +32,8 @@ struct run_stats {
 	atomic_uint_fast64_t hours_empty;  /* hours fetched empty */
 	atomic_uint_fast64_t hours_failed; /* hours given up on */
 	atomic_uint_fast64_t bytes_zip;    /* export answer bytes */
+	atomic_uint_fast64_t reread;       /* 200 answers unpacked from the
+	                                      complete file, not streamed */
 	atomic_uint_fast64_t bytes_out;    /* JSONL bytes written */
 	atomic_uint_fast64_t events;
 	atomic_uint_fast64_t uploads;      /* hours stored */

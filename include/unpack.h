@@ -44,6 +44,13 @@
  *             still dropped.  Events are not counted (stats.events
  *             counts only the members that were inflated).
  *
+ * Two readers (unpack.c has the details): unpack_zip*() read a complete
+ * zip with libzip; unpack_stream() reads the answer while it downloads
+ * (libarchive's streaming zip reader), then checks what it wrote against
+ * the complete zip's central directory (libzip) before committing, and
+ * hands any answer it cannot stream or verify to unpack_zip_fmt().  Both
+ * commit the same files or fail with the same status.
+ *
  * Thread-safety: independent calls may run concurrently in different
  * threads on different windows.  Each call uses its own z_stream, yajl
  * handle and buffers.
@@ -62,7 +69,9 @@ enum unpack_status {
 	                    part, pre-2014-11-12 daily member: not retryable */
 	UNPACK_TOO_BIG,  /* a member inflates beyond the limits: not retryable */
 	UNPACK_IO,       /* writing the data directory failed */
-	UNPACK_CANCELLED /* *cancel became non-zero */
+	UNPACK_CANCELLED, /* *cancel became non-zero */
+	UNPACK_SOURCE    /* unpack_stream: the source failed (the caller
+	                    knows why) */
 };
 
 struct unpack_limits {
@@ -84,6 +93,8 @@ struct unpack_stats {
 	uint32_t members;
 	uint32_t hours_data;  /* hours with at least one event */
 	uint32_t hours_empty; /* hours written empty */
+	uint32_t streamed;    /* answers committed by unpack_stream itself
+	                         (not handed to unpack_zip_fmt) */
 };
 
 /*
@@ -137,6 +148,33 @@ enum unpack_status unpack_zip_buffer_fmt(const void *zip, size_t zlen,
     const char *data_dir, amp_hour first, int nhours,
     enum unpack_format fmt, const struct unpack_limits *limits,
     struct unpack_stats *stats, char *err, size_t errlen);
+
+/*
+ * The answer for unpack_stream, as it arrives: read(ctx, buf, len) blocks
+ * until it can return 1..${len} new bytes, returns 0 at the end of a
+ * complete answer, or -1 if the transfer failed.
+ */
+struct unpack_source {
+	long (*read)(void *ctx, void *buf, size_t len);
+	void *ctx;
+};
+
+/*
+ * unpack_stream(src, zip_path, data_dir, first, nhours, fmt, limits,
+ * cancel, stats, err, errlen): unpack_zip_fmt() for an answer still
+ * arriving through ${src}, whose bytes the caller also stores, in order,
+ * in the file ${zip_path}: the file must be complete once ${src} has
+ * returned 0.  The source is read to its end unless the call fails first
+ * (I/O, cancel; the caller then stops the transfer).  Returns what
+ * unpack_zip_fmt() would return for the complete file, or UNPACK_SOURCE
+ * (nothing written) if ${src} returned -1, or UNPACK_CANCELLED.
+ * stats->streamed counts the answer if it was not read a second time.
+ */
+enum unpack_status unpack_stream(const struct unpack_source *src,
+    const char *zip_path, const char *data_dir, amp_hour first, int nhours,
+    enum unpack_format fmt, const struct unpack_limits *limits,
+    const atomic_int *cancel, struct unpack_stats *stats, char *err,
+    size_t errlen);
 
 /* unpack_status_name(s): "ok", "not-zip", ... */
 const char *unpack_status_name(enum unpack_status s);

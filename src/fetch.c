@@ -5,7 +5,7 @@
  * - Threads: N workers, each owning one CURL easy handle driven by its own
  *   CURLM (multi) handle, so a cancel can interrupt a transfer at once
  *   through curl_multi_wakeup() instead of waiting for a timeout.  Each
- *   worker also owns its unpack state (unpack_zip is reentrant).
+ *   worker also owns its unpack state (unpack_stream is reentrant).
  * - Work: struct window items on one bounded queue (queue.h).  The planner
  *   blocks on the bound, which keeps memory flat for year-long ranges.
  *   A window split in halves (504 / 400 on several hours) is pushed back
@@ -19,9 +19,15 @@
  *   runctl (cancellable).  A 429 also moves the pool-wide `not_before`
  *   forward, so every worker pauses: the pool slows down as a whole.
  * - Answers stream to a temporary file (".tmp-w…zip") in the data
- *   directory as they arrive, then unpack_zip() turns them into hour files;
- *   the temporary is unlinked whatever happens.  No answer is ever held in
- *   memory; only the first bytes of an error body are kept for messages.
+ *   directory as they arrive, and unpack_stream() turns them into hour
+ *   files at the same time: its read callback (answer_read) reads the
+ *   temporary back up to what curl has written and, when it has caught
+ *   up, drives the transfer one step (xfer_step), so download, inflate
+ *   and the writes overlap in the worker's own thread.  unpack_stream
+ *   verifies the complete file (or unpacks it again) before any hour is
+ *   committed; the temporary is unlinked whatever happens.  No answer is
+ *   ever held in memory; only the first bytes of an error body are kept
+ *   for messages.
  * - Lock order: pool mutex and runctl mutex are never held together;
  *   the cancel hook (run under runctl's mutex) only closes the queue and
  *   wakes the multi handles, which take no lock of ours.
@@ -60,12 +66,18 @@ struct worker {
 
 	/* Per attempt. */
 	char tmp[4096];
-	int fd;
+	int fd;                   /* the temporary, written and read back */
 	long status;
 	int write_errno;
 	int64_t retry_after_ms;
-	uint64_t bytes;
+	uint64_t bytes;           /* body bytes received */
+	uint64_t filed;           /* of which written to the temporary */
+	uint64_t rd_off;          /* of which handed to unpack_stream */
 	int64_t last_rx_ms;       /* when the last byte arrived */
+	int64_t stall_ms;
+	int poll_ms;
+	int running;              /* the transfer is in progress */
+	int res;                  /* its CURLcode once over */
 	int stalled;
 	char body[256];           /* start of a non-200 body */
 	size_t bodylen;
@@ -192,6 +204,7 @@ on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 		}
 		off += (size_t)n;
 	}
+	wk->filed += len;
 	return (len);
 }
 
@@ -244,22 +257,20 @@ drop_tmp(struct worker *wk)
 }
 
 /*
- * One request for ${w}: the answer's body lands in wk->tmp (status 200) or
- * wk->body (others).  Returns the transfer's CURLcode, or -1 if the
- * temporary file could not be made (wk->write_errno set).
+ * Start one request for ${w}: the answer's body will land in wk->tmp
+ * (status 200) or wk->body (others).  0, or -1 if the temporary file
+ * could not be made (wk->write_errno set) or curl refused.
  */
 static int
-download(struct worker *wk, const struct window *w)
+xfer_begin(struct worker *wk, const struct window *w)
 {
 	struct fetch_pool *p = wk->p;
 	char url[4096], a[HOUR_API_LEN], b[HOUR_API_LEN];
-	CURLMsg *msg;
-	CURLcode res = CURLE_OK;
-	int64_t stall_ms;
-	int running = 0, left, poll_ms;
 
 	hour_format_api(w->first, a);
 	hour_format_api(w->first + w->n - 1, b);
+	wk->running = 0;
+	wk->res = CURLE_OK;
 	if (snprintf(wk->tmp, sizeof(wk->tmp), "%s/" LOCALDIR_TMP_PREFIX
 	    "w%s-%d.%ld.%u.zip", p->o.data_dir, a, w->n, (long)getpid(),
 	    atomic_fetch_add(&p->seq, 1)) >= (int)sizeof(wk->tmp) ||
@@ -269,7 +280,7 @@ download(struct worker *wk, const struct window *w)
 		wk->write_errno = ENAMETOOLONG;
 		return (-1);
 	}
-	wk->fd = open(wk->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	wk->fd = open(wk->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (wk->fd < 0) {
 		wk->write_errno = errno;
 		wk->tmp[0] = '\0';
@@ -278,13 +289,14 @@ download(struct worker *wk, const struct window *w)
 	wk->status = 0;
 	wk->write_errno = 0;
 	wk->retry_after_ms = -1;
-	wk->bytes = 0;
+	wk->bytes = wk->filed = wk->rd_off = 0;
 	wk->bodylen = 0;
 	wk->errbuf[0] = '\0';
 	curl_easy_setopt(wk->e, CURLOPT_URL, url);
-
-	if (curl_multi_add_handle(wk->m, wk->e) != CURLM_OK)
-		return (CURLE_OUT_OF_MEMORY);
+	if (curl_multi_add_handle(wk->m, wk->e) != CURLM_OK) {
+		wk->res = CURLE_OUT_OF_MEMORY;
+		return (-1);
+	}
 	atomic_fetch_add(&p->o.ctl->st.requests, 1);
 	/*
 	 * Stall detection is ours, not CURLOPT_LOW_SPEED_TIME: curl averages
@@ -293,39 +305,145 @@ download(struct worker *wk, const struct window *w)
 	 * (headers included) and the transfer is abandoned exactly
 	 * --stall-timeout after the last one.
 	 */
-	stall_ms = (int64_t)p->o.stall_timeout_s * 1000;
-	poll_ms = stall_ms / 4 < 1000 ? (int)(stall_ms / 4) : 1000;
-	if (poll_ms < 20)
-		poll_ms = 20;
+	wk->stall_ms = (int64_t)p->o.stall_timeout_s * 1000;
+	wk->poll_ms = wk->stall_ms / 4 < 1000 ? (int)(wk->stall_ms / 4) :
+	    1000;
+	if (wk->poll_ms < 20)
+		wk->poll_ms = 20;
 	wk->stalled = 0;
 	wk->last_rx_ms = runctl_now_ms();
-	do {
-		if (curl_multi_perform(wk->m, &running) != CURLM_OK)
-			break;
-		if (runctl_cancelled(p->o.ctl))
-			break;
-		if (running && runctl_now_ms() - wk->last_rx_ms > stall_ms) {
-			wk->stalled = 1;
-			snprintf(wk->errbuf, sizeof(wk->errbuf), "no data for "
-			    "%ld s (--stall-timeout)", p->o.stall_timeout_s);
-			break;
-		}
-		if (running && curl_multi_poll(wk->m, NULL, 0, poll_ms,
-		    NULL) != CURLM_OK)
-			break;
-	} while (running);
-	res = running ? (wk->stalled ? CURLE_OPERATION_TIMEDOUT :
-	    CURLE_ABORTED_BY_CALLBACK) : CURLE_OK;
+	wk->running = 1;
+	return (0);
+}
+
+/* Stop the transfer (finished or not) and collect its result. */
+static void
+xfer_end(struct worker *wk)
+{
+	CURLMsg *msg;
+	int left;
+
+	if (wk->running) {
+		wk->running = 0;
+		if (wk->res == CURLE_OK)
+			wk->res = CURLE_ABORTED_BY_CALLBACK;
+	}
 	while ((msg = curl_multi_info_read(wk->m, &left)) != NULL)
 		if (msg->msg == CURLMSG_DONE)
-			res = msg->data.result;
+			wk->res = (int)msg->data.result;
 	curl_multi_remove_handle(wk->m, wk->e);
-	if (res == CURLE_OK || wk->status == 0)
+	if (wk->res == CURLE_OK || wk->status == 0)
 		curl_easy_getinfo(wk->e, CURLINFO_RESPONSE_CODE, &wk->status);
-	if (close(wk->fd) && wk->write_errno == 0 && res == CURLE_OK)
+}
+
+/*
+ * Drive the transfer once: let curl move data, then wait (at most
+ * poll_ms) for more.  Leaves wk->running 0 when it is over: done, failed,
+ * stalled or cancelled (wk->res says which).
+ */
+static void
+xfer_step(struct worker *wk)
+{
+	struct fetch_pool *p = wk->p;
+	int running = 0;
+
+	if (curl_multi_perform(wk->m, &running) != CURLM_OK) {
+		wk->res = CURLE_OUT_OF_MEMORY;
+		wk->running = 0;
+		return;
+	}
+	if (!running) {
+		wk->running = 0;
+		xfer_end(wk);
+		return;
+	}
+	if (runctl_cancelled(p->o.ctl)) {
+		wk->res = CURLE_ABORTED_BY_CALLBACK;
+		wk->running = 0;
+		return;
+	}
+	if (runctl_now_ms() - wk->last_rx_ms > wk->stall_ms) {
+		wk->stalled = 1;
+		snprintf(wk->errbuf, sizeof(wk->errbuf), "no data for %ld s "
+		    "(--stall-timeout)", p->o.stall_timeout_s);
+		wk->res = CURLE_OPERATION_TIMEDOUT;
+		wk->running = 0;
+		return;
+	}
+	if (curl_multi_poll(wk->m, NULL, 0, wk->poll_ms, NULL) != CURLM_OK) {
+		wk->res = CURLE_OUT_OF_MEMORY;
+		wk->running = 0;
+	}
+}
+
+/*
+ * unpack_source for unpack_stream: the next bytes of a 200 answer, read
+ * back from the temporary as curl writes them there; drives the transfer
+ * while it has nothing new.
+ */
+static long
+answer_read(void *arg, void *buf, size_t len)
+{
+	struct worker *wk = arg;
+	ssize_t n;
+
+	for (;;) {
+		if (wk->rd_off < wk->filed) {
+			if (len > wk->filed - wk->rd_off)
+				len = (size_t)(wk->filed - wk->rd_off);
+			n = pread(wk->fd, buf, len, (off_t)wk->rd_off);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				wk->write_errno = n < 0 ? errno : EIO;
+				return (-1);
+			}
+			wk->rd_off += (uint64_t)n;
+			return ((long)n);
+		}
+		if (!wk->running)
+			return (wk->res == CURLE_OK && wk->status == 200 &&
+			    wk->write_errno == 0 ? 0 : -1);
+		xfer_step(wk);
+	}
+}
+
+/*
+ * One request for ${w}, its answer unpacked while it arrives if it is a
+ * 200 (*${us} = the result; else UNPACK_SOURCE: nothing unpacked).
+ * Returns the transfer's CURLcode, or -1 if the temporary file could not
+ * be made (wk->write_errno set).
+ */
+static int
+download(struct worker *wk, const struct window *w, enum unpack_status *us,
+    struct unpack_stats *ust, char *why, size_t whylen)
+{
+	struct fetch_pool *p = wk->p;
+	struct unpack_source src = { answer_read, wk };
+
+	*us = UNPACK_SOURCE;
+	if (xfer_begin(wk, w) != 0)
+		return (wk->write_errno ? -1 : wk->res);
+	/* Until the status is known: a body byte, or the end. */
+	while (wk->running && wk->bytes == 0)
+		xfer_step(wk);
+	if (wk->status == 0 && !wk->running)
+		curl_easy_getinfo(wk->e, CURLINFO_RESPONSE_CODE, &wk->status);
+	if (wk->status == 200 && (wk->running || wk->res == CURLE_OK)) {
+		memset(ust, 0, sizeof(*ust));
+		*us = unpack_stream(&src, wk->tmp, p->o.data_dir, w->first,
+		    w->n, p->o.format, &p->o.limits, &p->o.ctl->cancel, ust,
+		    why, whylen);
+	}
+	/* Whatever the unpacking left: the rest of the answer (error bodies
+	 * are small), or an abort if unpacking stopped early. */
+	while (wk->running && *us == UNPACK_SOURCE)
+		xfer_step(wk);
+	xfer_end(wk);
+	if (close(wk->fd) && wk->write_errno == 0 && wk->res == CURLE_OK)
 		wk->write_errno = errno;
 	wk->fd = -1;
-	return ((int)res);
+	return (wk->res);
 }
 
 static void
@@ -429,7 +547,7 @@ process_window(struct worker *wk, struct window *w)
 {
 	struct fetch_pool *p = wk->p;
 	struct runctl *ctl = p->o.ctl;
-	char name[64], why[512], snippet[160];
+	char name[64], why[512], uwhy[512], snippet[160];
 	int res;
 
 	window_name(w, name, sizeof(name));
@@ -444,49 +562,24 @@ process_window(struct worker *wk, struct window *w)
 		if (w->attempts > 0)
 			atomic_fetch_add(&ctl->st.retries, 1);
 		w->attempts++;
-		res = download(wk, w);
+		res = download(wk, w, &us, &ust, uwhy, sizeof(uwhy));
 		if (runctl_cancelled(ctl)) {
 			drop_tmp(wk);
 			return;
 		}
-		if (res < 0 || wk->write_errno) {
-			snprintf(why, sizeof(why), "cannot write %.300s: %s",
-			    wk->tmp[0] ? wk->tmp : p->o.data_dir,
-			    strerror(wk->write_errno));
+		if (us != UNPACK_SOURCE) {
+			/* A 200 answer, unpacked while it arrived. */
 			drop_tmp(wk);
-			fail_window(wk, w, why);
-			runctl_cancel(ctl, STOP_IO);
-			return;
-		}
-		if (res != CURLE_OK && transport_fatal(res)) {
-			snprintf(why, sizeof(why), "%s",
-			    wk->errbuf[0] ? wk->errbuf : curl_easy_strerror(
-			    (CURLcode)res));
-			drop_tmp(wk);
-			fail_window(wk, w, why);
-			return;
-		}
-		act = retry_classify(wk->status, res != CURLE_OK, w->n);
-		sanitize(wk->body, wk->bodylen, snippet, sizeof(snippet));
-		if (res != CURLE_OK)
-			snprintf(why, sizeof(why), "%s", wk->errbuf[0] ?
-			    wk->errbuf : curl_easy_strerror((CURLcode)res));
-		else
-			snprintf(why, sizeof(why), "HTTP %ld%s%s", wk->status,
-			    snippet[0] ? ": " : "", snippet);
-		log_debug(p->o.lg, "request %s: %s (%" PRIu64 " bytes) -> %s",
-		    name, res != CURLE_OK ? why : "answered", wk->bytes,
-		    retry_action_name(act));
-
-		if (act == RETRY_DONE) {
-			memset(&ust, 0, sizeof(ust));
 			atomic_fetch_add(&ctl->st.bytes_zip, wk->bytes);
-			us = unpack_zip_fmt(wk->tmp, p->o.data_dir, w->first,
-			    w->n, p->o.format, &p->o.limits, &ctl->cancel, &ust,
-			    why, sizeof(why));
-			drop_tmp(wk);
+			log_debug(p->o.lg, "request %s: answered (%" PRIu64
+			    " bytes) -> unpack %s%s", name, wk->bytes,
+			    unpack_status_name(us), us == UNPACK_OK &&
+			    !ust.streamed ? " (read again from the file)" : "");
+			snprintf(why, sizeof(why), "%s", uwhy);
 			switch (us) {
 			case UNPACK_OK:
+				if (!ust.streamed)
+					atomic_fetch_add(&ctl->st.reread, 1);
 				atomic_fetch_add(&ctl->st.hours_data,
 				    ust.hours_data);
 				atomic_fetch_add(&ctl->st.hours_empty,
@@ -517,7 +610,40 @@ process_window(struct worker *wk, struct window *w)
 				return;
 			}
 		} else {
+			if (res < 0 || wk->write_errno) {
+				snprintf(why, sizeof(why), "cannot write "
+				    "%.300s: %s", wk->tmp[0] ? wk->tmp :
+				    p->o.data_dir, strerror(wk->write_errno));
+				drop_tmp(wk);
+				fail_window(wk, w, why);
+				runctl_cancel(ctl, STOP_IO);
+				return;
+			}
 			drop_tmp(wk);
+			if (res != CURLE_OK && transport_fatal(res)) {
+				snprintf(why, sizeof(why), "%s",
+				    wk->errbuf[0] ? wk->errbuf :
+				    curl_easy_strerror((CURLcode)res));
+				fail_window(wk, w, why);
+				return;
+			}
+			act = retry_classify(wk->status, res != CURLE_OK,
+			    w->n);
+			sanitize(wk->body, wk->bodylen, snippet,
+			    sizeof(snippet));
+			if (res != CURLE_OK)
+				snprintf(why, sizeof(why), "%s", wk->errbuf[0] ?
+				    wk->errbuf : curl_easy_strerror(
+				    (CURLcode)res));
+			else
+				snprintf(why, sizeof(why), "HTTP %ld%s%s",
+				    wk->status, snippet[0] ? ": " : "",
+				    snippet);
+			log_debug(p->o.lg, "request %s: %s (%" PRIu64
+			    " bytes) -> %s", name, res != CURLE_OK ? why :
+			    "answered", wk->bytes, retry_action_name(act));
+			if (act == RETRY_DONE) /* a 200 not unpacked */
+				act = RETRY_BACKOFF;
 		}
 
 		switch (act) {

@@ -80,6 +80,10 @@ metrics_write(const char *path, struct runctl *ctl, int exit_code,
 	    atomic_load(&s->local_removed));
 	counter(f, "amp2s3_bytes_downloaded", "Export answer bytes in the last "
 	    "run.", "gauge", atomic_load(&s->bytes_zip));
+	counter(f, "amp2s3_answers_reread", "Export answers that could not "
+	    "be unpacked while downloading (member order, zip layout) and were "
+	    "read again from the complete file, in the last run.", "gauge",
+	    atomic_load(&s->reread));
 	counter(f, "amp2s3_bytes_written", "JSONL bytes written in the last "
 	    "run.", "gauge", atomic_load(&s->bytes_out));
 	counter(f, "amp2s3_bytes_uploaded", "Bytes stored in the last run.",

@@ -7,8 +7,11 @@
  * backend is a thin layer over s3.h (the S3 semantics make a PUT atomic);
  * it lists the template's constant prefix and keeps the keys that parse
  * back exactly.  The folder backend maps a key to ${root}/<key>: a put
- * creates the key's directories, writes a temporary name in the target
- * directory, fsyncs it and renames it over the final name (then fsyncs the
+ * creates the key's directories, makes a temporary name in the target
+ * directory — a hard link to the local file when both are on one file
+ * system (no bytes copied; the caller deletes the local name once the put
+ * is confirmed, which leaves the folder the only name), else a copy —
+ * fsyncs it and renames it over the final name (then fsyncs the
  * directory), so a reader sees a whole file or none; a listing walks the
  * directory of the constant prefix exactly as many levels deep as the
  * template has '/' below it, without following directory symlinks.  Both
@@ -440,14 +443,24 @@ dir_put(struct store *st, const char *key, const char *path, char *err,
 	if ((sfd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		goto ioerr;
 	what = tmp;
-	if ((dfd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) <
-	    0 || copy_fd(sfd, dfd) != 0 || fsync(dfd) != 0)
+	if (link(path, tmp) == 0) {
+		/* Same file system: the folder gets the file itself, no copy.
+		 * fsync makes sure its data is on disk (a no-op for hours
+		 * amp2s3 wrote: they were synced before being renamed). */
+		if (fsync(sfd) != 0)
+			goto ioerr;
+	} else if (errno != EXDEV && errno != EPERM && errno != EMLINK &&
+	    errno != ENOTSUP && errno != EOPNOTSUPP) {
 		goto ioerr;
-	if (close(dfd) != 0) {
+	} else if ((dfd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0644)) < 0 || copy_fd(sfd, dfd) != 0 || fsync(dfd) != 0) {
+		goto ioerr;
+	} else if (close(dfd) != 0) {
 		dfd = -1;
 		goto ioerr;
+	} else {
+		dfd = -1;
 	}
-	dfd = -1;
 	what = dst;
 	if (rename(tmp, dst) != 0)
 		goto ioerr;

@@ -1,47 +1,70 @@
 /*
  * unpack: Export API zip -> one JSONL file per hour, all or nothing.
  *
- * How it works:
- *   1. libzip opens the zip (ZIP_CHECKCONS: central directory checked
- *      against the local headers).  Every entry is listed with
- *      zip_stat_index and its raw name parsed by member_parse; a name that
- *      does not parse, an hour outside the window or a duplicate (hour,
- *      part) fails the whole window before any byte is inflated.  Entries
- *      named exactly "<digits>/" (directories) are skipped.
- *   2. Entries are sorted by (hour, part).  For each hour of the window a
- *      temporary file ".tmp-YYYY-MM-DD_HH.jsonl.<pid>.<n>" is created
- *      (O_EXCL, retried with another <n> on EEXIST) and the hour's members
- *      are streamed into it: zip_fread (libzip inflates the zip layer and
- *      checks the CRC at the end) -> inflate (gzip, several concatenated
- *      gzip members allowed, each must reach Z_STREAM_END) -> the output
- *      buffer, where jsonl checks the new bytes in place -> write(2) when
- *      the buffer is full.  Two fixed 256 KiB buffers per call; nothing
- *      grows with the size of a member or of the zip.
- *   3. Each temporary file is fsynced and closed when its hour ends.  Only
- *      when every hour is written are they renamed into place, then the
- *      directory is fsynced once.  Any failure unlinks every temporary
- *      (and, if a rename or the directory fsync failed, every hour file
- *      already renamed).
+ * Two readers feed one writer.
+ *
+ * The writer (hour_open / m_begin, m_feed, m_end / hour_close / commit):
+ * for each hour of the window a temporary file
+ * ".tmp-YYYY-MM-DD_HH.jsonl.<pid>.<n>" is created (O_EXCL, retried with
+ * another <n> on EEXIST) and the hour's members are pushed into it chunk
+ * by chunk: inflate (gzip, several concatenated gzip members allowed,
+ * each must reach Z_STREAM_END) -> the output buffer, where jsonl checks
+ * the new bytes in place -> write(2) when the buffer is full.  Two fixed
+ * 256 KiB buffers per call; nothing grows with the size of a member or of
+ * the zip.  While a file grows, its pages are handed to the kernel for
+ * writeback every few MiB (sync_file_range), so the fsync that ends the
+ * hour waits for little.  Only when every hour is written are the
+ * temporaries renamed into place, then the directory is fsynced once.
+ * Any failure unlinks every temporary (and, if a rename or the directory
+ * fsync failed, every hour file already renamed).
+ *
+ * Reader 1, libzip (unpack_zip*): opens the whole zip (ZIP_CHECKCONS:
+ * central directory checked against the local headers), lists every entry
+ * with zip_stat_index and parses its raw name with member_parse; a name
+ * that does not parse, an hour outside the window or a duplicate (hour,
+ * part) fails the whole window before any byte is inflated.  Entries
+ * named exactly "<digits>/" (directories) are skipped.  Entries are sorted
+ * by (hour, part) and read with zip_fread (libzip checks the CRC).
+ *
+ * Reader 2, streaming (unpack_stream): libarchive's streaming zip reader
+ * takes the answer from the caller's read callback while it downloads,
+ * so the members are inflated and written as their bytes arrive.  It
+ * trusts nothing it cannot check later: it accepts members only in
+ * strictly increasing (hour, part) order, keeps each member's name, size
+ * and CRC-32 (computed here), and once the answer is complete opens the
+ * same bytes (the caller's copy on disk) with libzip and requires its
+ * central directory to list exactly those members with those sizes and
+ * CRCs.  Only then are the hours committed.  Anything else — an order it
+ * cannot stream, a name it would reject, a libarchive error, a mismatch,
+ * a bad member — drops what it wrote and hands the finished file to
+ * reader 1, whose verdict is final.  So both readers commit the same
+ * bytes or the same error; the streaming one is only faster.
  *
  * Limits (unpack_limits): inflated bytes per hour; inflated bytes per
  * member against ratio * the member's compressed size in the zip (the
  * gzip bytes themselves are held to the same ratio, so a zip-level bomb of
- * empty deflate blocks is refused too); line length.
+ * empty deflate blocks is refused too; while streaming, where the zip
+ * sizes are not known yet, against ratio * the gzip bytes read so far,
+ * and the zip sizes are checked before commit); line length.
  *
- * Formats (unpack.h): JSONL writes the inflated bytes (step 2 above).
- * GZIP runs the same inflate + jsonl pass but only to check: the output
- * buffer is discarded when full, and each chunk zip_fread returned (the
- * member's own gzip bytes) is written to the file instead; a member that
- * inflated to nothing is cut off again (ftruncate to where it began), a
- * missing last newline becomes an extra gzip member of "\n".  GZIP_RAW
- * skips inflate: zip_fread chunks go straight to the file; the first
- * bytes (gzip magic) and the last four (ISIZE) are kept, and a member
- * whose ISIZE is 0 is cut off and redone the GZIP way.
+ * Formats (unpack.h): JSONL writes the inflated bytes.  GZIP runs the same
+ * inflate + jsonl pass but only to check: the output buffer is discarded
+ * when full, and each chunk (the member's own gzip bytes) is written to
+ * the file instead; a member that inflated to nothing is cut off again
+ * (ftruncate to where it began), a missing last newline becomes an extra
+ * gzip member of "\n".  GZIP_RAW skips inflate: chunks go straight to the
+ * file; the first bytes (gzip magic) and the last four (ISIZE) are kept,
+ * and a member whose ISIZE is 0 is cut off and redone the GZIP way
+ * (reader 1; the streaming reader hands such an answer to reader 1).
  *
- * Errors name the member by zip index and by its name with every byte
- * outside printable ASCII escaped.  No state outside the call: one
- * z_stream, one jsonl handle and one pair of buffers per call.
+ * Errors name the member by zip index (streaming: position in the answer)
+ * and by its name with every byte outside printable ASCII escaped.  No
+ * state outside the call: one z_stream, one jsonl handle and one pair of
+ * buffers per call.
  */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* sync_file_range */
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -51,6 +74,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <zip.h>
 #include <zlib.h>
 
@@ -62,6 +87,7 @@
 #define UNPACK_OUT_SZ ((size_t)256 * 1024)
 #define UNPACK_NAME_SHOWN 96   /* bytes of a member name shown in errors */
 #define UNPACK_TMP_TRIES 64    /* O_EXCL attempts per temporary file */
+#define UNPACK_WB_STEP ((uint64_t)8 << 20) /* writeback hint every 8 MiB */
 #define GZIP_MIN 18            /* header 10 + empty deflate 0..+ trailer 8 */
 
 /* A gzip member holding "\n" (zlib, mtime 0): appended in GZIP format
@@ -74,13 +100,30 @@ static const unsigned char NL_GZ[] = {
 struct entry {
 	amp_hour hour;
 	uint64_t part;
-	zip_uint64_t index;
-	zip_uint64_t size;      /* gzip bytes */
-	zip_uint64_t comp_size; /* bytes in the zip */
+	uint64_t index;         /* zip index, or position in the stream */
+	const char *name;       /* raw name (libzip's, or owned: stream) */
+	uint64_t size;          /* gzip bytes */
+	uint64_t comp_size;     /* bytes in the zip; 0: not known (stream) */
+	uint32_t crc;           /* CRC-32 of the gzip bytes */
+	int streamed;           /* read while downloading: zip sizes unknown */
+};
+
+/* The member being written. */
+struct mem {
+	const struct entry *e;
+	int raw;                /* GZIP_RAW: copy, do not inflate */
+	uint64_t cap;           /* inflated bytes allowed (0: none) */
+	int cap_running;        /* cap = ratio * fed, fed growing */
+	uint64_t fed;           /* gzip bytes pushed */
+	uint64_t mout;          /* bytes inflated */
+	uint64_t start;         /* file offset where the member began */
+	int started, ended;
+	int redo;               /* GZIP_RAW member that may hold nothing */
+	unsigned char head[3], tail[4];
+	uint32_t crc;
 };
 
 struct unpack {
-	zip_t *za;
 	const char *dir;
 	amp_hour first;
 	int nhours;
@@ -89,7 +132,8 @@ struct unpack {
 	struct unpack_limits lim;
 	const atomic_int *cancel;
 
-	struct entry *ents;
+	zip_t *za;
+	struct entry *ents;     /* libzip: the zip's members, sorted */
 	size_t nents;
 
 	char *paths;            /* nhours temporary paths, pathcap bytes each */
@@ -109,6 +153,8 @@ struct unpack {
 	const char *fdpath;
 	uint64_t hour_bytes;    /* JSONL bytes of the hour (GZIP_RAW: gzip) */
 	uint64_t file_bytes;    /* bytes written to the hour's file */
+	uint64_t wb_bytes;      /* bytes handed to writeback */
+	uint64_t lines0;        /* jsonl lines when the hour began */
 
 	struct unpack_stats st;
 	char *err;
@@ -133,6 +179,8 @@ unpack_status_name(enum unpack_status s)
 		return ("io");
 	case UNPACK_CANCELLED:
 		return ("cancelled");
+	case UNPACK_SOURCE:
+		return ("source");
 	}
 	return ("unknown");
 }
@@ -141,9 +189,13 @@ unpack_status_name(enum unpack_status s)
 static const char *
 errstr(int e, char *buf, size_t len)
 {
+#ifdef _GNU_SOURCE
+	return (strerror_r(e, buf, len)); /* GNU's: buf or a static string */
+#else
 	if (strerror_r(e, buf, len) != 0)
 		snprintf(buf, len, "error %d", e);
 	return (buf);
+#endif
 }
 
 /* u->err = the formatted message (if there is a buffer); returns ${st}. */
@@ -165,14 +217,13 @@ failf(struct unpack *u, enum unpack_status st, const char *fmt, ...)
 }
 
 /*
- * Write "#<index> \"<name>\"" into ${buf}: the raw name of entry ${index}
- * with '"', '\\' and every byte outside printable ASCII as \xNN, cut
- * after UNPACK_NAME_SHOWN bytes.
+ * Write "member #<index> \"<name>\"" into ${buf}: the raw ${name} with '"',
+ * '\\' and every byte outside printable ASCII as \xNN, cut after
+ * UNPACK_NAME_SHOWN bytes.
  */
 static const char *
-member_label(zip_t *za, zip_uint64_t index, char *buf, size_t len)
+label_of(uint64_t index, const char *name, char *buf, size_t len)
 {
-	const char *name = zip_get_name(za, index, ZIP_FL_ENC_RAW);
 	size_t n, i;
 	int k;
 
@@ -204,6 +255,9 @@ member_label(zip_t *za, zip_uint64_t index, char *buf, size_t len)
 	buf[n < len ? n : len - 1] = '\0';
 	return (buf);
 }
+
+#define LABEL_MAX (UNPACK_NAME_SHOWN * 4 + 64)
+#define LABEL(e, buf) label_of((e)->index, (e)->name, (buf), sizeof(buf))
 
 static int
 cancelled(const struct unpack *u)
@@ -237,14 +291,39 @@ entry_cmp(const void *a, const void *b)
 	return (0);
 }
 
-/* List, check and sort the data members of the zip. */
+/* ${a} * ${b}, saturating. */
+static uint64_t
+mul_sat(uint64_t a, uint64_t b)
+{
+	return (b != 0 && a > UINT64_MAX / b ? UINT64_MAX : a * b);
+}
+
+/* The ratio cap of ${e} (0: none), given its sizes in the zip. */
+static enum unpack_status
+ratio_check(struct unpack *u, const struct entry *e, uint64_t *cap)
+{
+	char label[LABEL_MAX];
+
+	*cap = 0;
+	if (u->lim.max_ratio == 0)
+		return (UNPACK_OK);
+	*cap = mul_sat(e->comp_size > 0 ? e->comp_size : 1, u->lim.max_ratio);
+	if (e->size > *cap)
+		return (failf(u, UNPACK_TOO_BIG,
+		    "%s: inflates beyond %llu times its size", LABEL(e, label),
+		    (unsigned long long)u->lim.max_ratio));
+	return (UNPACK_OK);
+}
+
+/* List, check and sort the data members of the open zip (u->za). */
 static enum unpack_status
 list_members(struct unpack *u)
 {
-	char label[UNPACK_NAME_SHOWN * 4 + 64];
+	char label[LABEL_MAX];
 	zip_int64_t n;
 	zip_stat_t sb;
 	struct member_name mn;
+	struct entry e;
 
 	if ((n = zip_get_num_entries(u->za, 0)) < 0)
 		return (failf(u, UNPACK_NOT_ZIP, "zip: no central directory"));
@@ -258,28 +337,32 @@ list_members(struct unpack *u)
 			    (unsigned long long)i, zip_strerror(u->za)));
 		if (is_dir_entry(sb.name))
 			continue;
+		e = (struct entry){ .index = i, .name = sb.name };
 		if (member_parse(sb.name, strlen(sb.name), &mn) != 0)
 			return (failf(u, UNPACK_BADNAME, "%s: unexpected name",
-			    member_label(u->za, i, label, sizeof(label))));
+			    LABEL(&e, label)));
 		if (mn.hour < u->first || mn.hour - u->first >= u->nhours)
 			return (failf(u, UNPACK_BADNAME,
 			    "%s: hour outside the requested window",
-			    member_label(u->za, i, label, sizeof(label))));
-		if ((sb.valid & (ZIP_STAT_SIZE | ZIP_STAT_COMP_SIZE)) !=
-		    (ZIP_STAT_SIZE | ZIP_STAT_COMP_SIZE))
+			    LABEL(&e, label)));
+		if ((sb.valid & (ZIP_STAT_SIZE | ZIP_STAT_COMP_SIZE |
+		    ZIP_STAT_CRC)) != (ZIP_STAT_SIZE | ZIP_STAT_COMP_SIZE |
+		    ZIP_STAT_CRC))
 			return (failf(u, UNPACK_CORRUPT, "%s: sizes unknown",
-			    member_label(u->za, i, label, sizeof(label))));
-		u->ents[u->nents++] = (struct entry){ .hour = mn.hour,
-		    .part = mn.part, .index = i, .size = sb.size,
-		    .comp_size = sb.comp_size };
+			    LABEL(&e, label)));
+		e.hour = mn.hour;
+		e.part = mn.part;
+		e.size = sb.size;
+		e.comp_size = sb.comp_size;
+		e.crc = sb.crc;
+		u->ents[u->nents++] = e;
 	}
 	if (u->nents > 1)
 		qsort(u->ents, u->nents, sizeof(*u->ents), entry_cmp);
 	for (size_t i = 1; i < u->nents; i++) {
 		if (entry_cmp(&u->ents[i - 1], &u->ents[i]) == 0)
 			return (failf(u, UNPACK_BADNAME, "%s: duplicate part",
-			    member_label(u->za, u->ents[i].index, label,
-			    sizeof(label))));
+			    LABEL(&u->ents[i], label)));
 	}
 	return (UNPACK_OK);
 }
@@ -350,6 +433,16 @@ write_raw(struct unpack *u, const void *p, size_t n)
 		off += (size_t)w;
 	}
 	u->file_bytes += n;
+#if defined(__linux__) && defined(SYNC_FILE_RANGE_WRITE)
+	/* Start writeback now so that the hour's fsync finds little left;
+	 * only a hint: the fsync in hour_close is what makes it durable. */
+	if (u->file_bytes - u->wb_bytes >= UNPACK_WB_STEP) {
+		(void)sync_file_range(u->fd, (off_t)u->wb_bytes,
+		    (off_t)(u->file_bytes - u->wb_bytes),
+		    SYNC_FILE_RANGE_WRITE);
+		u->wb_bytes = u->file_bytes;
+	}
+#endif
 	return (UNPACK_OK);
 }
 
@@ -364,6 +457,8 @@ cut_back(struct unpack *u, uint64_t off)
 		return (failf(u, UNPACK_IO, "cannot truncate %s: %s",
 		    u->fdpath, errstr(errno, eb, sizeof(eb))));
 	u->file_bytes = off;
+	if (u->wb_bytes > off)
+		u->wb_bytes = off;
 	return (UNPACK_OK);
 }
 
@@ -386,281 +481,223 @@ flush_out(struct unpack *u)
 static enum unpack_status
 jsonl_fail(struct unpack *u, const struct entry *e, enum jsonl_status js)
 {
-	char label[UNPACK_NAME_SHOWN * 4 + 64];
+	char label[LABEL_MAX];
 	enum unpack_status st;
 
 	st = js == JSONL_LONG ? UNPACK_TOO_BIG :
 	    js == JSONL_NOMEM ? UNPACK_IO : UNPACK_CORRUPT;
-	return (failf(u, st, "%s: %s",
-	    member_label(u->za, e->index, label, sizeof(label)),
-	    jsonl_error(u->jl)));
+	return (failf(u, st, "%s: %s", LABEL(e, label), jsonl_error(u->jl)));
+}
+
+static enum unpack_status
+hour_cap_fail(struct unpack *u, const struct entry *e)
+{
+	char label[LABEL_MAX];
+
+	return (failf(u, UNPACK_TOO_BIG, "%s: hour exceeds %llu bytes",
+	    LABEL(e, label), (unsigned long long)u->lim.max_hour_bytes));
 }
 
 /* Account for the ${n} bytes just inflated at the end of u->out. */
 static enum unpack_status
-take(struct unpack *u, const struct entry *e, size_t n, uint64_t *mout,
-    uint64_t cap)
+take(struct unpack *u, struct mem *m, size_t n)
 {
-	char label[UNPACK_NAME_SHOWN * 4 + 64];
+	char label[LABEL_MAX];
 	enum jsonl_status js;
+	uint64_t cap = m->cap_running ? mul_sat(m->fed, u->lim.max_ratio) :
+	    m->cap;
 
-	*mout += n;
+	m->mout += n;
 	u->hour_bytes += n;
-	if (cap != 0 && *mout > cap)
+	if (cap != 0 && m->mout > cap)
 		return (failf(u, UNPACK_TOO_BIG,
 		    "%s: inflates beyond %llu times its size",
-		    member_label(u->za, e->index, label, sizeof(label)),
-		    (unsigned long long)u->lim.max_ratio));
+		    LABEL(m->e, label), (unsigned long long)u->lim.max_ratio));
 	if (u->lim.max_hour_bytes != 0 &&
 	    u->hour_bytes > u->lim.max_hour_bytes)
-		return (failf(u, UNPACK_TOO_BIG,
-		    "%s: hour exceeds %llu bytes",
-		    member_label(u->za, e->index, label, sizeof(label)),
-		    (unsigned long long)u->lim.max_hour_bytes));
+		return (hour_cap_fail(u, m->e));
 	if ((js = jsonl_feed(u->jl, u->out + u->used, n)) != JSONL_OK)
-		return (jsonl_fail(u, e, js));
+		return (jsonl_fail(u, m->e, js));
 	u->used += n;
 	return (UNPACK_OK);
 }
 
 /*
- * Check member ${e} against the ratio cap (its cap in *${cap}, 0 when
- * none) and open it.  UNPACK_OK with *${zf} open, or the failure.
+ * Begin member ${e} in the current hour's file: copied (${raw}) or
+ * inflated and checked.  Its ratio cap comes from its zip sizes when
+ * known, else it grows with the gzip bytes pushed (streaming).
  */
 static enum unpack_status
-member_open(struct unpack *u, const struct entry *e, uint64_t *cap,
-    char *label, size_t llen, zip_file_t **zf)
+m_begin(struct unpack *u, struct mem *m, const struct entry *e, int raw)
 {
-	*cap = 0;
-	if (u->lim.max_ratio != 0) {
-		zip_uint64_t c = e->comp_size > 0 ? e->comp_size : 1;
+	char label[LABEL_MAX];
+	enum unpack_status st;
 
-		*cap = c > UINT64_MAX / u->lim.max_ratio ? UINT64_MAX :
-		    c * u->lim.max_ratio;
-		if (e->size > *cap)
-			return (failf(u, UNPACK_TOO_BIG,
-			    "%s: inflates beyond %llu times its size",
-			    member_label(u->za, e->index, label, llen),
-			    (unsigned long long)u->lim.max_ratio));
+	*m = (struct mem){ .e = e, .raw = raw, .start = u->file_bytes };
+	if (!e->streamed || u->lim.max_ratio == 0) {
+		if ((st = ratio_check(u, e, &m->cap)) != UNPACK_OK)
+			return (st);
+	} else {
+		m->cap_running = 1;
 	}
-	if ((*zf = zip_fopen_index(u->za, e->index, 0)) == NULL)
-		return (failf(u, UNPACK_CORRUPT, "%s: zip: %s",
-		    member_label(u->za, e->index, label, llen),
-		    zip_strerror(u->za)));
+	if (!raw && inflateReset(&u->zs) != Z_OK)
+		return (failf(u, UNPACK_CORRUPT, "%s: gzip: inflateReset",
+		    LABEL(e, label)));
 	return (UNPACK_OK);
 }
 
-/* The next chunk of member ${e} into u->in (*${n} bytes, 0 at its end),
- * unless cancelled or the read fails (libzip checks the CRC at the end). */
+/* Push the next ${n} gzip bytes of the member. */
 static enum unpack_status
-read_chunk(struct unpack *u, zip_file_t *zf, const struct entry *e,
-    char *label, size_t llen, zip_int64_t *n)
+m_feed(struct unpack *u, struct mem *m, const void *p, size_t n)
 {
+	char label[LABEL_MAX];
+	const unsigned char *b = p;
+	enum unpack_status st;
+	int r;
+
 	if (cancelled(u))
 		return (failf(u, UNPACK_CANCELLED, "cancelled"));
-	if ((*n = zip_fread(zf, u->in, UNPACK_IN_SZ)) < 0)
-		return (failf(u, UNPACK_CORRUPT, "%s: zip: %s",
-		    member_label(u->za, e->index, label, llen),
-		    zip_file_strerror(zf)));
+	if (n == 0)
+		return (UNPACK_OK);
+	m->crc = (uint32_t)crc32(m->crc, b, (uInt)n);
+	m->fed += n;
+	u->st.bytes_in += n;
+	if (m->raw) {
+		for (size_t i = 0; m->fed - n + i < sizeof(m->head) && i < n;
+		    i++)
+			m->head[m->fed - n + i] = b[i];
+		if (n >= sizeof(m->tail)) {
+			memcpy(m->tail, b + n - sizeof(m->tail),
+			    sizeof(m->tail));
+		} else {
+			memmove(m->tail, m->tail + n, sizeof(m->tail) - n);
+			memcpy(m->tail + sizeof(m->tail) - n, b, n);
+		}
+		u->hour_bytes += n;
+		if (u->lim.max_hour_bytes != 0 &&
+		    u->hour_bytes > u->lim.max_hour_bytes)
+			return (hour_cap_fail(u, m->e));
+		return (write_raw(u, b, n));
+	}
+	if (u->gz && (st = write_raw(u, b, n)) != UNPACK_OK)
+		return (st);
+	u->zs.next_in = (Bytef *)(uintptr_t)b;
+	u->zs.avail_in = (uInt)n;
+	while (u->zs.avail_in > 0) {
+		size_t room;
+
+		if (m->ended) {
+			/* Another gzip member follows. */
+			if (inflateReset(&u->zs) != Z_OK)
+				goto gzfail;
+			m->ended = 0;
+		}
+		m->started = 1;
+		if (u->used == UNPACK_OUT_SZ && (st = flush_out(u)) !=
+		    UNPACK_OK)
+			return (st);
+		room = UNPACK_OUT_SZ - u->used;
+		u->zs.next_out = u->out + u->used;
+		u->zs.avail_out = (uInt)room;
+		r = inflate(&u->zs, Z_NO_FLUSH);
+		if (room > u->zs.avail_out && (st = take(u, m,
+		    room - u->zs.avail_out)) != UNPACK_OK)
+			return (st);
+		if (r == Z_STREAM_END)
+			m->ended = 1;
+		else if (r != Z_OK)
+			goto gzfail;
+	}
 	return (UNPACK_OK);
+gzfail:
+	return (failf(u, UNPACK_CORRUPT, "%s: gzip: %s", LABEL(m->e, label),
+	    u->zs.msg != NULL ? u->zs.msg : "inflate failed"));
 }
 
-/* Stream member ${e} into the current hour's file. */
+/* End the member: final checks; m->redo set for a raw member to redo. */
 static enum unpack_status
-do_member(struct unpack *u, const struct entry *e)
+m_end(struct unpack *u, struct mem *m)
 {
-	char label[UNPACK_NAME_SHOWN * 4 + 64];
-	enum unpack_status st = UNPACK_OK;
+	char label[LABEL_MAX];
+	enum unpack_status st;
 	enum jsonl_status js;
-	zip_file_t *zf;
-	zip_int64_t n;
-	uint64_t mout = 0, cap = 0, start = u->file_bytes;
-	int started = 0, ended = 0, need_nl, r;
+	int need_nl;
 
-	if ((st = member_open(u, e, &cap, label, sizeof(label), &zf)) !=
+	if (m->raw) {
+		if (m->fed < GZIP_MIN || m->head[0] != 0x1f ||
+		    m->head[1] != 0x8b || m->head[2] != 0x08)
+			return (failf(u, UNPACK_CORRUPT, "%s: gzip: %s",
+			    LABEL(m->e, label), m->fed == 0 ? "empty" :
+			    "not a gzip member"));
+		if ((m->tail[0] | m->tail[1] | m->tail[2] | m->tail[3]) == 0) {
+			/* Possibly no data: to be checked the GZIP way. */
+			m->redo = 1;
+			return (UNPACK_OK);
+		}
+		u->st.members++;
+		return (UNPACK_OK);
+	}
+	if (!m->started || !m->ended)
+		return (failf(u, UNPACK_CORRUPT, "%s: gzip: %s",
+		    LABEL(m->e, label), m->started ? "truncated" : "empty"));
+	if ((js = jsonl_finish(u->jl, &need_nl)) != JSONL_OK)
+		return (jsonl_fail(u, m->e, js));
+	if (u->gz && m->mout == 0 && (st = cut_back(u, m->start)) !=
 	    UNPACK_OK)
 		return (st);
-	if (inflateReset(&u->zs) != Z_OK)
-		goto gzfail;
-	for (;;) {
-		if ((st = read_chunk(u, zf, e, label, sizeof(label), &n)) !=
-		    UNPACK_OK)
-			goto done;
-		if (n == 0)
-			break;
-		u->st.bytes_in += (uint64_t)n;
-		if (u->gz && (st = write_raw(u, u->in, (size_t)n)) !=
-		    UNPACK_OK)
-			goto done;
-		u->zs.next_in = u->in;
-		u->zs.avail_in = (uInt)n;
-		while (u->zs.avail_in > 0) {
-			size_t room;
-
-			if (ended) {
-				/* Another gzip member follows. */
-				if (inflateReset(&u->zs) != Z_OK)
-					goto gzfail;
-				ended = 0;
-			}
-			started = 1;
-			if (u->used == UNPACK_OUT_SZ &&
-			    (st = flush_out(u)) != UNPACK_OK)
-				goto done;
-			room = UNPACK_OUT_SZ - u->used;
-			u->zs.next_out = u->out + u->used;
-			u->zs.avail_out = (uInt)room;
-			r = inflate(&u->zs, Z_NO_FLUSH);
-			if (room > u->zs.avail_out && (st = take(u, e,
-			    room - u->zs.avail_out, &mout, cap)) != UNPACK_OK)
-				goto done;
-			if (r == Z_STREAM_END)
-				ended = 1;
-			else if (r != Z_OK)
-				goto gzfail;
-		}
-	}
-	if (!started || !ended) {
-		st = failf(u, UNPACK_CORRUPT, "%s: gzip: %s",
-		    member_label(u->za, e->index, label, sizeof(label)),
-		    started ? "truncated" : "empty");
-		goto done;
-	}
-	if ((js = jsonl_finish(u->jl, &need_nl)) != JSONL_OK) {
-		st = jsonl_fail(u, e, js);
-		goto done;
-	}
-	if (u->gz && mout == 0 && (st = cut_back(u, start)) != UNPACK_OK)
-		goto done;
 	if (need_nl) {
-		if (u->used == UNPACK_OUT_SZ && (st = flush_out(u)) != UNPACK_OK)
-			goto done;
+		if (u->used == UNPACK_OUT_SZ && (st = flush_out(u)) !=
+		    UNPACK_OK)
+			return (st);
 		if (u->gz) {
 			if ((st = write_raw(u, NL_GZ, sizeof(NL_GZ))) !=
 			    UNPACK_OK)
-				goto done;
+				return (st);
 		} else {
 			u->out[u->used++] = '\n';
 		}
 		u->hour_bytes++;
 		if (u->lim.max_hour_bytes != 0 &&
-		    u->hour_bytes > u->lim.max_hour_bytes) {
-			st = failf(u, UNPACK_TOO_BIG,
-			    "%s: hour exceeds %llu bytes",
-			    member_label(u->za, e->index, label,
-			    sizeof(label)),
-			    (unsigned long long)u->lim.max_hour_bytes);
-			goto done;
-		}
+		    u->hour_bytes > u->lim.max_hour_bytes)
+			return (hour_cap_fail(u, m->e));
 	}
 	u->st.members++;
-done:
-	/* zip_fclose reports nothing zip_fread did not already report. */
-	(void)zip_fclose(zf);
-	return (st);
-gzfail:
-	st = failf(u, UNPACK_CORRUPT, "%s: gzip: %s",
-	    member_label(u->za, e->index, label, sizeof(label)),
-	    u->zs.msg != NULL ? u->zs.msg : "inflate failed");
-	goto done;
+	return (UNPACK_OK);
 }
 
-/*
- * GZIP_RAW: copy member ${e}'s gzip bytes into the current hour's file
- * without inflating them.  A member whose (last) gzip trailer gives 0 as
- * its length may hold nothing: it is cut off and redone by do_member().
- */
+/* Undo a raw member that m_end() marked for redoing. */
 static enum unpack_status
-do_member_raw(struct unpack *u, const struct entry *e)
+m_undo(struct unpack *u, struct mem *m)
 {
-	char label[UNPACK_NAME_SHOWN * 4 + 64];
-	enum unpack_status st = UNPACK_OK;
-	unsigned char head[3] = { 0 }, tail[4] = { 0 };
-	uint64_t start = u->file_bytes, total = 0, cap;
-	zip_file_t *zf;
-	zip_int64_t n;
-
-	if ((st = member_open(u, e, &cap, label, sizeof(label), &zf)) !=
-	    UNPACK_OK)
-		return (st);
-	for (;;) {
-		if ((st = read_chunk(u, zf, e, label, sizeof(label), &n)) !=
-		    UNPACK_OK)
-			goto done;
-		if (n == 0)
-			break;
-		for (size_t i = 0; total + i < sizeof(head) &&
-		    i < (size_t)n; i++)
-			head[total + i] = u->in[i];
-		if ((size_t)n >= sizeof(tail)) {
-			memcpy(tail, u->in + (size_t)n - sizeof(tail),
-			    sizeof(tail));
-		} else {
-			size_t k = (size_t)n;
-
-			memmove(tail, tail + k, sizeof(tail) - k);
-			memcpy(tail + sizeof(tail) - k, u->in, k);
-		}
-		total += (uint64_t)n;
-		u->st.bytes_in += (uint64_t)n;
-		u->hour_bytes += (uint64_t)n;
-		if (u->lim.max_hour_bytes != 0 &&
-		    u->hour_bytes > u->lim.max_hour_bytes) {
-			st = failf(u, UNPACK_TOO_BIG,
-			    "%s: hour exceeds %llu bytes",
-			    member_label(u->za, e->index, label,
-			    sizeof(label)),
-			    (unsigned long long)u->lim.max_hour_bytes);
-			goto done;
-		}
-		if ((st = write_raw(u, u->in, (size_t)n)) != UNPACK_OK)
-			goto done;
-	}
-	if (total < GZIP_MIN || head[0] != 0x1f || head[1] != 0x8b ||
-	    head[2] != 0x08) {
-		st = failf(u, UNPACK_CORRUPT, "%s: gzip: %s",
-		    member_label(u->za, e->index, label, sizeof(label)),
-		    total == 0 ? "empty" : "not a gzip member");
-		goto done;
-	}
-	if ((tail[0] | tail[1] | tail[2] | tail[3]) == 0) {
-		/* Possibly no data: check it the GZIP way. */
-		(void)zip_fclose(zf);
-		u->st.bytes_in -= total;
-		u->hour_bytes -= total;
-		if ((st = cut_back(u, start)) != UNPACK_OK)
-			return (st);
-		return (do_member(u, e));
-	}
-	u->st.members++;
-done:
-	(void)zip_fclose(zf);
-	return (st);
+	u->st.bytes_in -= m->fed;
+	u->hour_bytes -= m->fed;
+	return (cut_back(u, m->start));
 }
 
-/* Write hour ${k} (its members start at u->ents[*next]) to a temporary. */
+/* Begin hour ${k}: its temporary file is the current file. */
 static enum unpack_status
-do_hour(struct unpack *u, int k, size_t *next)
+hour_open(struct unpack *u, int k)
 {
-	char eb[128];
 	enum unpack_status st;
-	amp_hour h = u->first + k;
-	uint64_t lines0 = jsonl_lines(u->jl);
-	int fd;
 
 	if ((st = open_tmp(u, k)) != UNPACK_OK)
 		return (st);
 	u->hour_bytes = 0;
 	u->file_bytes = 0;
+	u->wb_bytes = 0;
 	u->used = 0;
-	while (*next < u->nents && u->ents[*next].hour == h) {
-		const struct entry *e = &u->ents[*next];
+	u->lines0 = jsonl_lines(u->jl);
+	return (UNPACK_OK);
+}
 
-		if ((st = u->fmt == UNPACK_FMT_GZIP_RAW ? do_member_raw(u, e) :
-		    do_member(u, e)) != UNPACK_OK)
-			goto fail;
-		(*next)++;
-	}
+/* End the current hour: flush, fsync, close, count. */
+static enum unpack_status
+hour_close(struct unpack *u)
+{
+	char eb[128];
+	enum unpack_status st;
+	int fd;
+
 	if ((st = flush_out(u)) != UNPACK_OK)
 		goto fail;
 	if (fsync(u->fd) != 0) {
@@ -674,7 +711,7 @@ do_hour(struct unpack *u, int k, size_t *next)
 		return (failf(u, UNPACK_IO, "cannot close %s: %s", u->fdpath,
 		    errstr(errno, eb, sizeof(eb))));
 	u->st.bytes_out += u->file_bytes;
-	u->st.events += jsonl_lines(u->jl) - lines0;
+	u->st.events += jsonl_lines(u->jl) - u->lines0;
 	if (u->file_bytes > 0)
 		u->st.hours_data++;
 	else
@@ -684,6 +721,65 @@ fail:
 	(void)close(u->fd);
 	u->fd = -1;
 	return (st);
+}
+
+/* libzip: stream member ${e} into the current hour's file. */
+static enum unpack_status
+do_member(struct unpack *u, const struct entry *e, int raw)
+{
+	char label[LABEL_MAX];
+	enum unpack_status st;
+	struct mem m;
+	zip_file_t *zf;
+	zip_int64_t n;
+
+	if ((st = m_begin(u, &m, e, raw)) != UNPACK_OK)
+		return (st);
+	if ((zf = zip_fopen_index(u->za, e->index, 0)) == NULL)
+		return (failf(u, UNPACK_CORRUPT, "%s: zip: %s",
+		    LABEL(e, label), zip_strerror(u->za)));
+	for (;;) {
+		if ((n = zip_fread(zf, u->in, UNPACK_IN_SZ)) < 0) {
+			st = failf(u, UNPACK_CORRUPT, "%s: zip: %s",
+			    LABEL(e, label), zip_file_strerror(zf));
+			break;
+		}
+		if (n == 0) {
+			st = m_end(u, &m);
+			break;
+		}
+		if ((st = m_feed(u, &m, u->in, (size_t)n)) != UNPACK_OK)
+			break;
+	}
+	/* zip_fclose reports nothing zip_fread did not already report. */
+	(void)zip_fclose(zf);
+	if (st == UNPACK_OK && m.redo) {
+		if ((st = m_undo(u, &m)) != UNPACK_OK)
+			return (st);
+		return (do_member(u, e, 0));
+	}
+	return (st);
+}
+
+/* libzip: write hour ${k} (its members start at u->ents[*next]). */
+static enum unpack_status
+do_hour(struct unpack *u, int k, size_t *next)
+{
+	enum unpack_status st;
+	amp_hour h = u->first + k;
+
+	if ((st = hour_open(u, k)) != UNPACK_OK)
+		return (st);
+	while (*next < u->nents && u->ents[*next].hour == h) {
+		if ((st = do_member(u, &u->ents[*next],
+		    u->fmt == UNPACK_FMT_GZIP_RAW)) != UNPACK_OK) {
+			(void)close(u->fd);
+			u->fd = -1;
+			return (st);
+		}
+		(*next)++;
+	}
+	return (hour_close(u));
 }
 
 /* fsync the data directory (after the renames). */
@@ -732,12 +828,16 @@ commit(struct unpack *u)
 	return (sync_dir(u));
 }
 
-/* Remove what a failed call left: temporaries, hours renamed already. */
+/* Remove what a failed attempt left: temporaries, hours renamed already. */
 static void
 rollback(struct unpack *u)
 {
 	char *dst = malloc(u->pathcap);
 
+	if (u->fd >= 0) {
+		(void)close(u->fd);
+		u->fd = -1;
+	}
 	for (int k = 0; k < u->ntmp; k++) {
 		if (k < u->nrenamed) {
 			if (dst != NULL) {
@@ -749,101 +849,103 @@ rollback(struct unpack *u)
 		}
 	}
 	free(dst);
+	u->ntmp = u->nrenamed = 0;
+	memset(&u->st, 0, sizeof(u->st));
 }
 
-/*
- * Unpack the archive ${za} (NULL: opening failed with ${zerr}); always
- * disposes of ${za}.
- */
+/* Set up ${u} for a call; UNPACK_OK or the failure (u_fini either way). */
 static enum unpack_status
-run(zip_t *za, zip_error_t *zerr, const char *data_dir, amp_hour first,
-    int nhours, enum unpack_format fmt, const struct unpack_limits *limits,
-    const atomic_int *cancel, struct unpack_stats *stats, char *err,
-    size_t errlen)
+u_init(struct unpack *u, const char *data_dir, amp_hour first, int nhours,
+    enum unpack_format fmt, const struct unpack_limits *limits,
+    const atomic_int *cancel, char *err, size_t errlen)
 {
-	struct unpack u = { .za = za, .dir = data_dir, .first = first,
+	struct timespec ts;
+
+	*u = (struct unpack){ .dir = data_dir, .first = first,
 	    .nhours = nhours, .fmt = fmt, .gz = fmt != UNPACK_FMT_JSONL,
 	    .cancel = cancel, .fd = -1, .err = err, .errlen = errlen };
-	struct timespec ts;
-	enum unpack_status st = UNPACK_OK;
-	size_t next = 0;
-
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
-	if (za == NULL && zip_error_code_zip(zerr) == ZIP_ER_EXISTS) {
+	if (limits != NULL)
+		u->lim = *limits;
+	if (nhours < 1 || first < HOUR_MIN || first > HOUR_MAX - nhours + 1 ||
+	    (fmt != UNPACK_FMT_JSONL && fmt != UNPACK_FMT_GZIP &&
+	    fmt != UNPACK_FMT_GZIP_RAW))
+		return (failf(u, UNPACK_IO, "invalid window or format"));
+	(void)clock_gettime(CLOCK_REALTIME, &ts);
+	u->seq = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
+	    (uint64_t)(uintptr_t)u;
+	u->pathcap = strlen(data_dir) + 80;
+	if ((u->paths = calloc((size_t)nhours, u->pathcap)) == NULL ||
+	    (u->in = malloc(UNPACK_IN_SZ)) == NULL ||
+	    (u->out = malloc(UNPACK_OUT_SZ)) == NULL ||
+	    (u->jl = jsonl_new(u->lim.max_line)) == NULL)
+		return (failf(u, UNPACK_IO, "out of memory"));
+	if (inflateInit2(&u->zs, 15 + 16) != Z_OK)
+		return (failf(u, UNPACK_IO, "inflateInit2 failed"));
+	u->zs_ready = 1;
+	return (UNPACK_OK);
+}
+
+/* End the call: roll back unless ${st} is UNPACK_OK, free everything. */
+static enum unpack_status
+u_fini(struct unpack *u, enum unpack_status st, struct unpack_stats *stats)
+{
+	if (st != UNPACK_OK && u->paths != NULL)
+		rollback(u);
+	if (st == UNPACK_OK && stats != NULL) {
+		stats->bytes_in += u->st.bytes_in;
+		stats->bytes_out += u->st.bytes_out;
+		stats->events += u->st.events;
+		stats->members += u->st.members;
+		stats->hours_data += u->st.hours_data;
+		stats->hours_empty += u->st.hours_empty;
+		stats->streamed += u->st.streamed;
+	}
+	if (u->zs_ready)
+		(void)inflateEnd(&u->zs);
+	jsonl_free(u->jl);
+	free(u->out);
+	free(u->in);
+	free(u->paths);
+	free(u->ents);
+	if (u->za != NULL)
+		zip_discard(u->za);
+	return (st);
+}
+
+/* Map a failed zip open (libzip's ${zerr}). */
+static enum unpack_status
+open_fail(struct unpack *u, zip_error_t *zerr)
+{
+	if (zip_error_code_zip(zerr) == ZIP_ER_EXISTS)
 		/* libzip refuses a central directory naming one member twice:
 		 * a malformed answer, not a truncated one; asking again will
 		 * not change it. */
-		st = failf(&u, UNPACK_BADNAME, "duplicate member name in the "
-		    "zip: %s", zip_error_strerror(zerr));
-		goto out;
+		return (failf(u, UNPACK_BADNAME, "duplicate member name in "
+		    "the zip: %s", zip_error_strerror(zerr)));
+	return (failf(u, UNPACK_NOT_ZIP, "not a zip: %s",
+	    zip_error_strerror(zerr)));
+}
+
+/* libzip: unpack the open zip u->za (after u_init). */
+static enum unpack_status
+zip_all(struct unpack *u)
+{
+	enum unpack_status st;
+	size_t next = 0;
+
+	if ((st = list_members(u)) != UNPACK_OK)
+		return (st);
+	for (int k = 0; k < u->nhours; k++) {
+		if (cancelled(u))
+			return (failf(u, UNPACK_CANCELLED, "cancelled"));
+		if ((st = do_hour(u, k, &next)) != UNPACK_OK)
+			return (st);
 	}
-	if (za == NULL) {
-		st = failf(&u, UNPACK_NOT_ZIP, "not a zip: %s",
-		    zip_error_strerror(zerr));
-		goto out;
-	}
-	if (limits != NULL)
-		u.lim = *limits;
-	if (nhours < 1 || first < HOUR_MIN || first > HOUR_MAX - nhours + 1 ||
-	    (fmt != UNPACK_FMT_JSONL && fmt != UNPACK_FMT_GZIP &&
-	    fmt != UNPACK_FMT_GZIP_RAW)) {
-		st = failf(&u, UNPACK_IO, "invalid window or format");
-		goto out;
-	}
-	(void)clock_gettime(CLOCK_REALTIME, &ts);
-	u.seq = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
-	    (uint64_t)(uintptr_t)&u;
-	u.pathcap = strlen(data_dir) + 80;
-	if ((u.paths = calloc((size_t)nhours, u.pathcap)) == NULL ||
-	    (u.in = malloc(UNPACK_IN_SZ)) == NULL ||
-	    (u.out = malloc(UNPACK_OUT_SZ)) == NULL ||
-	    (u.jl = jsonl_new(u.lim.max_line)) == NULL) {
-		st = failf(&u, UNPACK_IO, "out of memory");
-		goto out;
-	}
-	if (inflateInit2(&u.zs, 15 + 16) != Z_OK) {
-		st = failf(&u, UNPACK_IO, "inflateInit2 failed");
-		goto out;
-	}
-	u.zs_ready = 1;
-	if ((st = list_members(&u)) != UNPACK_OK)
-		goto out;
-	for (int k = 0; k < nhours; k++) {
-		if (cancelled(&u)) {
-			st = failf(&u, UNPACK_CANCELLED, "cancelled");
-			goto out;
-		}
-		if ((st = do_hour(&u, k, &next)) != UNPACK_OK)
-			goto out;
-	}
-	if (cancelled(&u)) {
-		st = failf(&u, UNPACK_CANCELLED, "cancelled");
-		goto out;
-	}
-	if ((st = commit(&u)) != UNPACK_OK)
-		goto out;
-	if (stats != NULL) {
-		stats->bytes_in += u.st.bytes_in;
-		stats->bytes_out += u.st.bytes_out;
-		stats->events += u.st.events;
-		stats->members += u.st.members;
-		stats->hours_data += u.st.hours_data;
-		stats->hours_empty += u.st.hours_empty;
-	}
-out:
-	if (st != UNPACK_OK && u.paths != NULL)
-		rollback(&u);
-	if (u.zs_ready)
-		(void)inflateEnd(&u.zs);
-	jsonl_free(u.jl);
-	free(u.out);
-	free(u.in);
-	free(u.paths);
-	free(u.ents);
-	if (za != NULL)
-		zip_discard(za);
-	return (st);
+	if (cancelled(u))
+		return (failf(u, UNPACK_CANCELLED, "cancelled"));
+	return (commit(u));
 }
 
 /* Open ${src} as a zip (consumes ${src}); NULL and ${zerr} on failure. */
@@ -867,24 +969,36 @@ open_source(zip_source_t *src, zip_error_t *zerr)
 	return (za);
 }
 
+/* Open the zip file at ${path} into u->za; UNPACK_OK or the failure. */
+static enum unpack_status
+open_path(struct unpack *u, const char *path)
+{
+	zip_error_t zerr;
+	zip_source_t *src;
+	enum unpack_status st = UNPACK_OK;
+
+	zip_error_init(&zerr);
+	if ((src = zip_source_file_create(path, 0, -1, &zerr)) == NULL ||
+	    (u->za = open_source(src, &zerr)) == NULL)
+		st = open_fail(u, &zerr);
+	zip_error_fini(&zerr);
+	return (st);
+}
+
 enum unpack_status
 unpack_zip_fmt(const char *zip_path, const char *data_dir, amp_hour first,
     int nhours, enum unpack_format fmt, const struct unpack_limits *limits,
     const atomic_int *cancel, struct unpack_stats *stats, char *err,
     size_t errlen)
 {
-	zip_error_t zerr;
-	zip_source_t *src;
-	zip_t *za = NULL;
+	struct unpack u;
 	enum unpack_status st;
 
-	zip_error_init(&zerr);
-	if ((src = zip_source_file_create(zip_path, 0, -1, &zerr)) != NULL)
-		za = open_source(src, &zerr);
-	st = run(za, &zerr, data_dir, first, nhours, fmt, limits, cancel,
-	    stats, err, errlen);
-	zip_error_fini(&zerr);
-	return (st);
+	if ((st = u_init(&u, data_dir, first, nhours, fmt, limits, cancel,
+	    err, errlen)) == UNPACK_OK && (st = open_path(&u, zip_path)) ==
+	    UNPACK_OK)
+		st = zip_all(&u);
+	return (u_fini(&u, st, stats));
 }
 
 enum unpack_status
@@ -893,20 +1007,22 @@ unpack_zip_buffer_fmt(const void *zip, size_t zlen, const char *data_dir,
     const struct unpack_limits *limits, struct unpack_stats *stats,
     char *err, size_t errlen)
 {
+	struct unpack u;
 	zip_error_t zerr;
 	zip_source_t *src = NULL;
-	zip_t *za = NULL;
 	enum unpack_status st;
 
+	if ((st = u_init(&u, data_dir, first, nhours, fmt, limits, NULL, err,
+	    errlen)) != UNPACK_OK)
+		return (u_fini(&u, st, stats));
 	zip_error_init(&zerr);
 	if (zlen == 0)
 		zip_error_set(&zerr, ZIP_ER_NOZIP, 0);
 	else if ((src = zip_source_buffer_create(zip, zlen, 0, &zerr)) != NULL)
-		za = open_source(src, &zerr);
-	st = run(za, &zerr, data_dir, first, nhours, fmt, limits, NULL, stats,
-	    err, errlen);
+		u.za = open_source(src, &zerr);
+	st = u.za == NULL ? open_fail(&u, &zerr) : zip_all(&u);
 	zip_error_fini(&zerr);
-	return (st);
+	return (u_fini(&u, st, stats));
 }
 
 enum unpack_status
@@ -925,4 +1041,291 @@ unpack_zip_buffer(const void *zip, size_t zlen, const char *data_dir,
 {
 	return (unpack_zip_buffer_fmt(zip, zlen, data_dir, first, nhours,
 	    UNPACK_FMT_JSONL, limits, stats, err, errlen));
+}
+
+/* ---- streaming reader ---- */
+
+#define STREAM_BUF ((size_t)256 * 1024)
+
+struct stream {
+	struct unpack *u;
+	const struct unpack_source *src;
+	unsigned char *buf;
+	int failed;             /* the source reported a failure */
+	int eof;                /* the source reported its end */
+	struct entry *ents;     /* members as streamed, in order */
+	size_t nents, cap;
+	int cur;                /* hour whose file is open; -1 none */
+};
+
+static la_ssize_t
+s_read(struct archive *a, void *arg, const void **out)
+{
+	struct stream *s = arg;
+	long n;
+
+	*out = s->buf;
+	if (s->eof)
+		return (0);
+	if ((n = s->src->read(s->src->ctx, s->buf, STREAM_BUF)) < 0) {
+		s->failed = 1;
+		archive_set_error(a, EIO, "the answer's transfer failed");
+		return (-1);
+	}
+	if (n == 0)
+		s->eof = 1;
+	return ((la_ssize_t)n);
+}
+
+/* Read the source to its end (the download completes).  0 or -1. */
+static int
+s_drain(struct stream *s)
+{
+	long n;
+
+	while (!s->eof && !s->failed) {
+		if ((n = s->src->read(s->src->ctx, s->buf, STREAM_BUF)) < 0)
+			s->failed = 1;
+		else if (n == 0)
+			s->eof = 1;
+	}
+	return (s->failed ? -1 : 0);
+}
+
+/* Move the open hour forward to hour ${k} (files between: empty). */
+static enum unpack_status
+s_goto_hour(struct stream *s, int k)
+{
+	enum unpack_status st;
+
+	while (s->cur < k) {
+		if (s->cur >= 0 && (st = hour_close(s->u)) != UNPACK_OK)
+			return (st);
+		if ((st = hour_open(s->u, s->cur + 1)) != UNPACK_OK)
+			return (st);
+		s->cur++;
+	}
+	return (UNPACK_OK);
+}
+
+/*
+ * Append the member called ${name} to s->ents if it may be streamed: a
+ * name that parses, inside the window, after the previous member.  NULL
+ * when it may not (reader 1 decides), *${st} set on a real failure.
+ */
+static struct entry *
+s_admit(struct stream *s, const char *name, enum unpack_status *st)
+{
+	struct unpack *u = s->u;
+	struct member_name mn;
+	struct entry *e;
+
+	*st = UNPACK_OK;
+	if (member_parse(name, strlen(name), &mn) != 0 ||
+	    mn.hour < u->first || mn.hour - u->first >= u->nhours)
+		return (NULL);
+	if (s->nents > 0) {
+		struct entry *prev = &s->ents[s->nents - 1];
+		if (mn.hour < prev->hour || (mn.hour == prev->hour &&
+		    mn.part <= prev->part))
+			return (NULL);
+	}
+	if (s->nents == s->cap) {
+		size_t nc = s->cap ? s->cap * 2 : 64;
+		struct entry *ne = realloc(s->ents, nc * sizeof(*ne));
+		if (ne == NULL) {
+			*st = failf(u, UNPACK_IO, "out of memory");
+			return (NULL);
+		}
+		s->ents = ne;
+		s->cap = nc;
+	}
+	e = &s->ents[s->nents];
+	*e = (struct entry){ .hour = mn.hour, .part = mn.part,
+	    .index = s->nents, .streamed = 1 };
+	if ((e->name = strdup(name)) == NULL) {
+		*st = failf(u, UNPACK_IO, "out of memory");
+		return (NULL);
+	}
+	s->nents++;
+	return (e);
+}
+
+/*
+ * Stream every member from libarchive into the hour files.  UNPACK_OK
+ * with *${again} = 0: all written (not yet verified); *${again} = 1:
+ * this answer must go to reader 1; else a failure of our own (I/O,
+ * cancel, the source).
+ */
+static enum unpack_status
+s_members(struct stream *s, struct archive *a, int *again)
+{
+	struct unpack *u = s->u;
+	struct archive_entry *ae;
+	enum unpack_status st;
+	struct entry *e;
+	struct mem m;
+	const void *p;
+	size_t n;
+	la_int64_t off;
+	const char *name;
+	int r;
+
+	*again = 1;
+	for (;;) {
+		if ((r = archive_read_next_header(a, &ae)) == ARCHIVE_EOF)
+			break;
+		if (r != ARCHIVE_OK)
+			return (UNPACK_OK);
+		if ((name = archive_entry_pathname(ae)) == NULL)
+			return (UNPACK_OK);
+		if (is_dir_entry(name)) {
+			if (archive_read_data_skip(a) != ARCHIVE_OK)
+				return (UNPACK_OK);
+			continue;
+		}
+		if ((e = s_admit(s, name, &st)) == NULL)
+			return (st);
+		if ((st = s_goto_hour(s, (int)(e->hour - u->first))) !=
+		    UNPACK_OK)
+			return (st);
+		if ((st = m_begin(u, &m, e, u->fmt == UNPACK_FMT_GZIP_RAW)) !=
+		    UNPACK_OK)
+			return (st == UNPACK_TOO_BIG ? UNPACK_OK : st);
+		for (;;) {
+			r = archive_read_data_block(a, &p, &n, &off);
+			if (r == ARCHIVE_EOF)
+				break;
+			if (r != ARCHIVE_OK || (uint64_t)off != m.fed)
+				return (UNPACK_OK);
+			if ((st = m_feed(u, &m, p, n)) != UNPACK_OK)
+				return (st == UNPACK_IO ||
+				    st == UNPACK_CANCELLED ? st : UNPACK_OK);
+		}
+		if ((st = m_end(u, &m)) != UNPACK_OK)
+			return (st == UNPACK_IO ? st : UNPACK_OK);
+		if (m.redo)
+			return (UNPACK_OK);
+		e->size = m.fed;
+		e->crc = m.crc;
+	}
+	if ((st = s_goto_hour(s, u->nhours - 1)) != UNPACK_OK ||
+	    (st = hour_close(u)) != UNPACK_OK)
+		return (st);
+	s->cur = u->nhours;
+	*again = 0;
+	return (UNPACK_OK);
+}
+
+/*
+ * The zip on disk, complete now, must list exactly the members streamed,
+ * with the same sizes and CRCs.  UNPACK_OK with *${same} = 1 if so.
+ */
+static enum unpack_status
+s_verify(struct stream *s, const char *zip_path, int *same)
+{
+	struct unpack *u = s->u;
+	char *saved = NULL;
+	zip_file_t *zf;
+
+	*same = 0;
+	/* Reader 1 owns the error messages: keep ours out of u->err. */
+	if (u->err != NULL && u->errlen > 0 &&
+	    (saved = strdup(u->err)) == NULL)
+		return (failf(u, UNPACK_IO, "out of memory"));
+	if (open_path(u, zip_path) != UNPACK_OK ||
+	    list_members(u) != UNPACK_OK || u->nents != s->nents)
+		goto out;
+	for (size_t i = 0; i < s->nents; i++) {
+		const struct entry *z = &u->ents[i], *t = &s->ents[i];
+		uint64_t cap;
+
+		if (z->hour != t->hour || z->part != t->part ||
+		    strcmp(z->name, t->name) != 0 || z->size != t->size ||
+		    z->crc != t->crc)
+			goto out;
+		if (ratio_check(u, z, &cap) != UNPACK_OK)
+			goto out;
+		/* Reader 1 must be able to open it too (encryption, method,
+		 * local header): the same checks, without reading data. */
+		if ((zf = zip_fopen_index(u->za, z->index, 0)) == NULL)
+			goto out;
+		(void)zip_fclose(zf);
+	}
+	*same = 1;
+out:
+	if (saved != NULL) {
+		snprintf(u->err, u->errlen, "%s", saved);
+		free(saved);
+	}
+	return (UNPACK_OK);
+}
+
+static void
+s_free(struct stream *s)
+{
+	for (size_t i = 0; i < s->nents; i++)
+		free((char *)(uintptr_t)s->ents[i].name);
+	free(s->ents);
+	free(s->buf);
+}
+
+enum unpack_status
+unpack_stream(const struct unpack_source *src, const char *zip_path,
+    const char *data_dir, amp_hour first, int nhours, enum unpack_format fmt,
+    const struct unpack_limits *limits, const atomic_int *cancel,
+    struct unpack_stats *stats, char *err, size_t errlen)
+{
+	struct unpack u;
+	struct stream s = { .u = &u, .src = src, .cur = -1 };
+	struct archive *a = NULL;
+	enum unpack_status st;
+	int again = 1, same = 0;
+
+	if ((st = u_init(&u, data_dir, first, nhours, fmt, limits, cancel,
+	    err, errlen)) != UNPACK_OK)
+		return (u_fini(&u, st, stats));
+	if ((s.buf = malloc(STREAM_BUF)) == NULL ||
+	    (a = archive_read_new()) == NULL) {
+		st = failf(&u, UNPACK_IO, "out of memory");
+		goto out;
+	}
+	(void)archive_read_support_format_zip_streamable(a);
+	/* The CRCs are checked against the central directory instead. */
+	(void)archive_read_set_format_option(a, "zip", "ignorecrc32", "1");
+	if (archive_read_open(a, &s, NULL, s_read, NULL) == ARCHIVE_OK &&
+	    (st = s_members(&s, a, &again)) != UNPACK_OK)
+		goto out;
+	if (s_drain(&s) != 0) {
+		st = cancelled(&u) ? failf(&u, UNPACK_CANCELLED, "cancelled") :
+		    failf(&u, UNPACK_SOURCE, "the transfer failed");
+		goto out;
+	}
+	if (!again && (st = s_verify(&s, zip_path, &same)) != UNPACK_OK)
+		goto out;
+	if (!same) {
+		/* Reader 1 decides, from the complete file. */
+		if (u.err != NULL && u.errlen > 0)
+			u.err[0] = '\0';
+		rollback(&u);
+		archive_read_free(a);
+		s_free(&s);
+		(void)u_fini(&u, UNPACK_IO, NULL);
+		return (unpack_zip_fmt(zip_path, data_dir, first, nhours, fmt,
+		    limits, cancel, stats, err, errlen));
+	}
+	if (cancelled(&u)) {
+		st = failf(&u, UNPACK_CANCELLED, "cancelled");
+		goto out;
+	}
+	if ((st = commit(&u)) == UNPACK_OK)
+		u.st.streamed = 1;
+out:
+	if (st != UNPACK_OK && s.failed && st != UNPACK_CANCELLED &&
+	    st != UNPACK_IO)
+		st = failf(&u, UNPACK_SOURCE, "the transfer failed");
+	if (a != NULL)
+		archive_read_free(a);
+	s_free(&s);
+	return (u_fini(&u, st, stats));
 }

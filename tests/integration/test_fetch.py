@@ -1,5 +1,7 @@
 """amp2s3 fetch: files on disk, byte for byte, and the requests it sends."""
 
+import re
+
 from harness import BASE, F, FetchCase, gen_scenario, hours_of, window_of
 
 
@@ -179,18 +181,28 @@ ZIP_VARIANTS = {
 
 
 class ZipVariants(FetchCase):
-    """Every zip shape gives the same files."""
+    """Every zip shape gives the same files; every shape but a shuffled
+    member order is unpacked while it downloads (not read a second
+    time)."""
 
 
 def _zip_test(opts):
     def test(self):
         srv = self.server(gen_scenario(BASE, 3, events=40, parts=3,
                                        empty_every=0, zip=opts))
-        res = self.fetch_range(srv, BASE, BASE + 2)
+        prom = self.work / "metrics.prom"
+        res = self.fetch_range(srv, BASE, BASE + 2, "-j", "1",
+                               "--max-window-hours", "3",
+                               "--metrics-file", str(prom))
         self.assertRc(res, 0)
         self.assertHoursExact(srv, [BASE, BASE + 1, BASE + 2])
         self.assertOnlyHours([BASE, BASE + 1, BASE + 2])
         self.assertNoTemporaries()
+        m = re.search(r"^amp2s3_answers_reread (\d+)$", prom.read_text(),
+                      re.M)
+        self.assertIsNotNone(m, prom.read_text())
+        shuffled = opts.get("member_order") == "shuffle"
+        self.assertEqual(int(m.group(1)), 1 if shuffled else 0)
     return test
 
 

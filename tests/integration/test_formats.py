@@ -410,3 +410,53 @@ class S3Formats(S3Case):
             self.assertEqual(gzip.decompress(self.get(self.key(h) + ".gz")),
                              srv.dataset.expected(h))
         self.assertEqual(len(keys), 12)
+
+
+class DevStore(FetchCase):
+    """--dev stores an hour by hard link when data/ and the folder share a
+    file system (no copy), by copy when they do not; either way the local
+    name is gone and the folder holds the hour's exact bytes."""
+
+    def test_same_file_system_links(self):
+        srv = self.server(gen_scenario(BASE, 3, events=10, empty_every=0))
+        res = self.run_amp("--start-date", F(BASE), "--end-date",
+                           F(BASE + 2), cmd="fetch", server=srv)
+        self.assertRc(res, 0)
+        inodes = {h: os.stat(self.hour_path(h)).st_ino
+                  for h in range(BASE, BASE + 3)}
+        res = self.run_amp("--dev", "--start-date", F(BASE), "--end-date",
+                           F(BASE + 2), cmd="sync", server=srv)
+        self.assertRc(res, 0)
+        dev = self.work / "s3_dev" / "python-import"
+        for h in range(BASE, BASE + 3):
+            self.assertFalse(self.hour_path(h).exists())
+            st = os.stat(dev / api.hour_file_name(h))
+            self.assertEqual(st.st_ino, inodes[h], "copied, not linked")
+            self.assertEqual(st.st_nlink, 1)
+            self.assertEqual((dev / api.hour_file_name(h)).read_bytes(),
+                             srv.dataset.expected(h))
+        self.assertEqual(sorted(os.listdir(dev)),
+                         sorted(api.hour_file_name(h)
+                                for h in range(BASE, BASE + 3)))
+
+    def test_other_file_system_copies(self):
+        shm = "/dev/shm"
+        self.assertTrue(os.path.isdir(shm), "this test needs /dev/shm")
+        self.assertNotEqual(os.stat(shm).st_dev, os.stat(self.work).st_dev,
+                            "/dev/shm is not another file system here")
+        import tempfile
+        other = tempfile.mkdtemp(prefix="amp2s3-dev-", dir=shm)
+        self.addCleanup(__import__("shutil").rmtree, other, True)
+        srv = self.server(gen_scenario(BASE, 3, events=10, empty_every=0))
+        res = self.run_amp("--dev", "--dev-dir", other, "--start-date",
+                           F(BASE), "--end-date", F(BASE + 2), cmd="all",
+                           server=srv)
+        self.assertRc(res, 0)
+        dev = os.path.join(other, "python-import")
+        for h in range(BASE, BASE + 3):
+            self.assertFalse(self.hour_path(h).exists())
+            with open(os.path.join(dev, api.hour_file_name(h)), "rb") as f:
+                self.assertEqual(f.read(), srv.dataset.expected(h))
+        self.assertEqual(sorted(os.listdir(dev)),
+                         sorted(api.hour_file_name(h)
+                                for h in range(BASE, BASE + 3)))

@@ -272,13 +272,154 @@ spit(const char *d, const char *name, const void *p, size_t n)
 		free(got_);                                                \
 	} while (0)
 
-/* Unpack ${z} into ${d} for ${n} hours from ${first}. */
+/* ---- both readers ---- */
+
+/* A source handing out ${len} bytes at ${p} in chunks of varying size. */
+struct bsrc {
+	const unsigned char *p;
+	size_t len, off;
+	uint32_t rnd;
+	size_t fail_at;         /* return -1 once off reaches it (0: never) */
+};
+
+static long
+bsrc_read(void *ctx, void *buf, size_t len)
+{
+	struct bsrc *b = ctx;
+	size_t n;
+
+	if (b->fail_at != 0 && b->off >= b->fail_at)
+		return (-1);
+	if (b->off == b->len)
+		return (0);
+	b->rnd = b->rnd * 1103515245u + 12345u;
+	n = 1 + (b->rnd >> 8) % 70000;
+	if (n > len)
+		n = len;
+	if (n > b->len - b->off)
+		n = b->len - b->off;
+	memcpy(buf, b->p + b->off, n);
+	b->off += n;
+	return ((long)n);
+}
+
+static int n_stream_ok, n_streamed;
+
+/* ${a}/${name} and ${b}/${name} both exist with the same bytes. */
+static int
+same_file(const char *a, const char *b, const char *name)
+{
+	struct buf x = { NULL, 0 }, y = { NULL, 0 };
+	const char *dirs[2] = { a, b };
+	struct buf *bufs[2] = { &x, &y };
+	int ok = 1;
+
+	for (int i = 0; i < 2; i++) {
+		char p[512], chunk[4096];
+		ssize_t n;
+		int fd;
+
+		snprintf(p, sizeof(p), "%s/%s", dirs[i], name);
+		if ((fd = open(p, O_RDONLY)) < 0) {
+			ok = 0;
+			continue;
+		}
+		while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+			buf_add(bufs[i], chunk, (size_t)n);
+		close(fd);
+	}
+	ok = ok && x.n == y.n && (x.n == 0 || memcmp(x.p, y.p, x.n) == 0);
+	buf_free(&x);
+	buf_free(&y);
+	return (ok);
+}
+
+/* Write ${n} bytes at ${p} to a new temporary file; its path. */
+static char *
+zip_file(const void *p, size_t n)
+{
+	char *path = strdup("/tmp/test_unpack_zip.XXXXXX");
+	int fd;
+
+	if (path == NULL || (fd = mkstemp(path)) < 0 ||
+	    (n > 0 && write(fd, p, n) != (ssize_t)n))
+		abort();
+	close(fd);
+	return (path);
+}
+
+/*
+ * unpack_zip_buffer_fmt() into ${d}, after unpack_stream() on the same
+ * bytes into a fresh directory: both must give the same status, message,
+ * counts and hour files (a failed window: no file at all).
+ */
+static enum unpack_status
+unpack2(const void *zip, size_t zlen, const char *d, amp_hour first, int n,
+    enum unpack_format fmt, const struct unpack_limits *lim,
+    struct unpack_stats *st, char *err)
+{
+	char *d2 = tmpdir(), *zpath = zip_file(zip, zlen);
+	char err2[256];
+	struct unpack_stats st1, st2;
+	struct bsrc b = { .p = zip, .len = zlen, .rnd = (uint32_t)zlen };
+	struct unpack_source src = { bsrc_read, &b };
+	enum unpack_status s1, s2;
+	int t;
+
+	memset(&st2, 0, sizeof(st2));
+	memset(&st1, 0, sizeof(st1));
+	s2 = unpack_stream(&src, zpath, d2, first, n, fmt, lim, NULL, &st2,
+	    err2, sizeof(err2));
+	s1 = unpack_zip_buffer_fmt(zip, zlen, d, first, n, fmt, lim, &st1,
+	    err, 256);
+	CHECK_EQ_INT(s2, s1);
+	CHECK_EQ_STR(err2, err);
+	if (s1 != UNPACK_IO) /* else it may stop early */
+		CHECK_EQ_INT(b.off, zlen); /* the source was read to its end */
+	CHECK_EQ_INT(st2.bytes_in, st1.bytes_in);
+	CHECK_EQ_INT(st2.bytes_out, st1.bytes_out);
+	CHECK_EQ_INT(st2.events, st1.events);
+	CHECK_EQ_INT(st2.members, st1.members);
+	CHECK_EQ_INT(st2.hours_data, st1.hours_data);
+	CHECK_EQ_INT(st2.hours_empty, st1.hours_empty);
+	CHECK_EQ_INT(st1.streamed, 0);
+	if (s1 == UNPACK_OK) {
+		n_stream_ok++;
+		n_streamed += (int)st2.streamed;
+		CHECK_EQ_INT(count_dir(d2, &t), n);
+		for (int k = 0; k < n; k++) {
+			char hs[HOUR_FILE_LEN], name[64];
+			hour_format_file(first + k, hs);
+			snprintf(name, sizeof(name), "%s%s", hs,
+			    fmt == UNPACK_FMT_JSONL ? ".jsonl" : ".jsonl.gz");
+			CHECK(same_file(d, d2, name));
+		}
+	} else {
+		CHECK_EQ_INT(count_dir(d2, &t), 0);
+	}
+	CHECK_EQ_INT(t, 0);
+	if (st != NULL) {
+		st->bytes_in += st1.bytes_in;
+		st->bytes_out += st1.bytes_out;
+		st->events += st1.events;
+		st->members += st1.members;
+		st->hours_data += st1.hours_data;
+		st->hours_empty += st1.hours_empty;
+		st->streamed += st2.streamed; /* which reader committed */
+	}
+	unlink(zpath);
+	free(zpath);
+	rmdir_all(d2);
+	return (s1);
+}
+
+/* Unpack ${z} into ${d} for ${n} hours from ${first} (both readers). */
 static enum unpack_status
 unpack(const struct buf *z, const char *d, amp_hour first, int n,
     const struct unpack_limits *lim, struct unpack_stats *st, char *err)
 {
-	return (unpack_zip_buffer(z->p, z->n, d, first, n, lim, st, err,
-	    256));
+	return (unpack2(z->p, z->n, d, first, n, UNPACK_FMT_JSONL, lim, st,
+	    err));
 }
 
 /* ---- member names ---- */
@@ -1002,8 +1143,9 @@ test_data_descriptor_zip64(void)
 	if (copy == NULL)
 		abort();
 	memset(&st, 0, sizeof(st));
-	CHECK_EQ_INT(unpack_zip_buffer(dd_zip, sizeof(dd_zip), d,
-	    H(2019, 7, 4, 12), 1, NULL, &st, err, sizeof(err)), UNPACK_OK);
+	CHECK_EQ_INT(unpack2(dd_zip, sizeof(dd_zip), d, H(2019, 7, 4, 12), 1,
+	    UNPACK_FMT_JSONL, NULL, &st, err), UNPACK_OK);
+	CHECK_EQ_INT(st.streamed, 1); /* libarchive reads data descriptors */
 	CHECK_FILE(d, "2019-07-04_12.jsonl",
 	    "{\"dd\":1}\n{\"dd\":2}\n{\"z64\":true}\n");
 	CHECK_EQ_INT(st.members, 2);
@@ -1011,9 +1153,8 @@ test_data_descriptor_zip64(void)
 	/* A byte of the first member's deflated data, changed. */
 	memcpy(copy, dd_zip, sizeof(dd_zip));
 	copy[80] ^= 0x01;
-	CHECK_EQ_INT(unpack_zip_buffer(copy, sizeof(dd_zip), d,
-	    H(2019, 7, 4, 12) - 1, 2, NULL, NULL, err, sizeof(err)),
-	    UNPACK_CORRUPT);
+	CHECK_EQ_INT(unpack2(copy, sizeof(dd_zip), d, H(2019, 7, 4, 12) - 1,
+	    2, UNPACK_FMT_JSONL, NULL, NULL, err), UNPACK_CORRUPT);
 	CHECK_DIR(d, 1);
 	free(copy);
 	rmdir_all(d);
@@ -1335,8 +1476,8 @@ test_gzip_formats(void)
 
 	/* JSONL. */
 	memset(&st, 0, sizeof(st));
-	CHECK_EQ_INT(unpack_zip_buffer_fmt(zip.p, zip.n, dj, H(2023, 5, 6, 5),
-	    3, UNPACK_FMT_JSONL, NULL, &st, err, sizeof(err)), UNPACK_OK);
+	CHECK_EQ_INT(unpack2(zip.p, zip.n, dj, H(2023, 5, 6, 5), 3,
+	    UNPACK_FMT_JSONL, NULL, &st, err), UNPACK_OK);
 	CHECK_DIR(dj, 3);
 	CHECK_FILE(dj, "2023-05-06_05.jsonl", want5);
 	CHECK_FILE(dj, "2023-05-06_06.jsonl", "");
@@ -1345,8 +1486,8 @@ test_gzip_formats(void)
 
 	/* GZIP: A B "\n" D; C and E dropped. */
 	memset(&st, 0, sizeof(st));
-	CHECK_EQ_INT(unpack_zip_buffer_fmt(zip.p, zip.n, dg, H(2023, 5, 6, 5),
-	    3, UNPACK_FMT_GZIP, NULL, &st, err, sizeof(err)), UNPACK_OK);
+	CHECK_EQ_INT(unpack2(zip.p, zip.n, dg, H(2023, 5, 6, 5), 3,
+	    UNPACK_FMT_GZIP, NULL, &st, err), UNPACK_OK);
 	CHECK_EQ_STR(err, "");
 	CHECK_DIR(dg, 3);
 	CHECK_GUNZIP(dg, "2023-05-06_05.jsonl.gz", want5);
@@ -1371,8 +1512,8 @@ test_gzip_formats(void)
 
 	/* GZIP_RAW: A B D byte for byte; the missing newline stays. */
 	memset(&st, 0, sizeof(st));
-	CHECK_EQ_INT(unpack_zip_buffer_fmt(zip.p, zip.n, dr, H(2023, 5, 6, 5),
-	    3, UNPACK_FMT_GZIP_RAW, NULL, &st, err, sizeof(err)), UNPACK_OK);
+	CHECK_EQ_INT(unpack2(zip.p, zip.n, dr, H(2023, 5, 6, 5), 3,
+	    UNPACK_FMT_GZIP_RAW, NULL, &st, err), UNPACK_OK);
 	CHECK_EQ_STR(err, "");
 	CHECK_DIR(dr, 3);
 	buf_add(&want, a.p, a.n);
@@ -1391,8 +1532,8 @@ test_gzip_formats(void)
 	CHECK_EQ_INT(st.bytes_in, a.n + b.n + c.n + dm.n + e.n);
 
 	/* A bad format is refused. */
-	CHECK_EQ_INT(unpack_zip_buffer_fmt(zip.p, zip.n, dr, H(2023, 5, 6, 5),
-	    3, (enum unpack_format)7, NULL, NULL, err, sizeof(err)),
+	CHECK_EQ_INT(unpack2(zip.p, zip.n, dr, H(2023, 5, 6, 5), 3,
+	    (enum unpack_format)7, NULL, NULL, err),
 	    UNPACK_IO);
 	CHECK_DIR(dr, 3);
 
@@ -1421,8 +1562,8 @@ unpack_one(const struct buf *g, const char *d, enum unpack_format fmt,
 	zb_init(&z);
 	zb_add(&z, "3/3_2021-01-01_5#0.json.gz", g->p, g->n, 0);
 	zip = zb_finish(&z);
-	st = unpack_zip_buffer_fmt(zip.p, zip.n, d, H(2021, 1, 1, 5), 1, fmt,
-	    lim, NULL, err, 256);
+	st = unpack2(zip.p, zip.n, d, H(2021, 1, 1, 5), 1, fmt, lim, NULL,
+	    err);
 	buf_free(&zip);
 	return (st);
 }
@@ -1501,9 +1642,8 @@ test_gzip_checks(void)
 	if (at != NULL)
 		at[4] ^= 0x5a;
 	for (int f = UNPACK_FMT_GZIP; f <= UNPACK_FMT_GZIP_RAW; f++) {
-		CHECK_EQ_INT(unpack_zip_buffer_fmt(zip.p, zip.n, d,
-		    H(2021, 1, 1, 5), 1, (enum unpack_format)f, NULL, NULL,
-		    err, sizeof(err)), UNPACK_CORRUPT);
+		CHECK_EQ_INT(unpack2(zip.p, zip.n, d, H(2021, 1, 1, 5), 1,
+		    (enum unpack_format)f, NULL, NULL, err), UNPACK_CORRUPT);
 		CHECK(strstr(err, "CRC") != NULL);
 		CHECK_DIR(d, 0);
 	}
@@ -1536,6 +1676,114 @@ test_gzip_checks(void)
 	rmdir_all(d);
 }
 
+/* unpack_stream with its source reading ${stream}, the file ${file}. */
+static enum unpack_status
+stream_only(const struct buf *stream, const struct buf *file, size_t fail_at,
+    const char *d, amp_hour first, int n, struct unpack_stats *st,
+    char *err)
+{
+	char *zpath = zip_file(file->p, file->n);
+	struct bsrc b = { .p = stream->p, .len = stream->n, .rnd = 7,
+	    .fail_at = fail_at };
+	struct unpack_source src = { bsrc_read, &b };
+	enum unpack_status s;
+
+	memset(st, 0, sizeof(*st));
+	s = unpack_stream(&src, zpath, d, first, n, UNPACK_FMT_JSONL, NULL,
+	    NULL, st, err, 256);
+	unlink(zpath);
+	free(zpath);
+	return (s);
+}
+
+/* The streaming reader: used when it can be, verified, else reader 1. */
+static void
+test_stream_reader(void)
+{
+	char *d = tmpdir();
+	char err[256];
+	struct zb z;
+	struct buf inorder, shuffled, other;
+	struct unpack_stats st;
+	int ok0 = n_stream_ok, streamed0 = n_streamed;
+
+	zb_init(&z);
+	zb_gz(&z, "4/4_2022-02-02_1#0.json.gz", "{\"a\":1}\n", 0);
+	zb_gz(&z, "4/4_2022-02-02_1#1.json.gz", "{\"a\":2}\n", 1);
+	zb_gz(&z, "4/4_2022-02-02_3#0.json.gz", "{\"a\":3}\n", 0);
+	inorder = zb_finish(&z);
+	zb_init(&z);
+	zb_gz(&z, "4/4_2022-02-02_3#0.json.gz", "{\"a\":3}\n", 0);
+	zb_gz(&z, "4/4_2022-02-02_1#1.json.gz", "{\"a\":2}\n", 1);
+	zb_gz(&z, "4/4_2022-02-02_1#0.json.gz", "{\"a\":1}\n", 0);
+	shuffled = zb_finish(&z);
+	zb_init(&z);
+	zb_gz(&z, "4/4_2022-02-02_1#0.json.gz", "{\"b\":1}\n", 0);
+	zb_gz(&z, "4/4_2022-02-02_1#1.json.gz", "{\"b\":2}\n", 1);
+	zb_gz(&z, "4/4_2022-02-02_3#0.json.gz", "{\"b\":3}\n", 0);
+	other = zb_finish(&z);
+
+	/* In (hour, part) order: committed by the streaming reader. */
+	memset(&st, 0, sizeof(st));
+	CHECK_EQ_INT(unpack(&inorder, d, H(2022, 2, 2, 0), 4, NULL, &st, err),
+	    UNPACK_OK);
+	CHECK_EQ_INT(st.streamed, 1);
+	CHECK_FILE(d, "2022-02-02_00.jsonl", "");
+	CHECK_FILE(d, "2022-02-02_01.jsonl", "{\"a\":1}\n{\"a\":2}\n");
+	CHECK_FILE(d, "2022-02-02_02.jsonl", "");
+	CHECK_FILE(d, "2022-02-02_03.jsonl", "{\"a\":3}\n");
+	CHECK_DIR(d, 4);
+	rmdir_all(d);
+	d = tmpdir();
+
+	/* Out of order: the same files, through reader 1. */
+	memset(&st, 0, sizeof(st));
+	CHECK_EQ_INT(unpack(&shuffled, d, H(2022, 2, 2, 0), 4, NULL, &st,
+	    err), UNPACK_OK);
+	CHECK_EQ_INT(st.streamed, 0);
+	CHECK_FILE(d, "2022-02-02_01.jsonl", "{\"a\":1}\n{\"a\":2}\n");
+	CHECK_FILE(d, "2022-02-02_03.jsonl", "{\"a\":3}\n");
+	CHECK_DIR(d, 4);
+	rmdir_all(d);
+	d = tmpdir();
+
+	/* The complete file disagrees with what streamed (same names, other
+	 * CRCs): the file wins. */
+	CHECK_EQ_INT(stream_only(&inorder, &other, 0, d, H(2022, 2, 2, 0), 4,
+	    &st, err), UNPACK_OK);
+	CHECK_EQ_INT(st.streamed, 0);
+	CHECK_FILE(d, "2022-02-02_01.jsonl", "{\"b\":1}\n{\"b\":2}\n");
+	CHECK_FILE(d, "2022-02-02_03.jsonl", "{\"b\":3}\n");
+	CHECK_DIR(d, 4);
+	rmdir_all(d);
+	d = tmpdir();
+
+	/* The same bytes both ways: streamed. */
+	CHECK_EQ_INT(stream_only(&other, &other, 0, d, H(2022, 2, 2, 0), 4,
+	    &st, err), UNPACK_OK);
+	CHECK_EQ_INT(st.streamed, 1);
+	CHECK_FILE(d, "2022-02-02_03.jsonl", "{\"b\":3}\n");
+	rmdir_all(d);
+	d = tmpdir();
+
+	/* The transfer fails half-way, or at once: nothing written. */
+	for (size_t at = 1; at <= inorder.n; at += inorder.n / 3) {
+		CHECK_EQ_INT(stream_only(&inorder, &inorder, at, d,
+		    H(2022, 2, 2, 0), 4, &st, err), UNPACK_SOURCE);
+		CHECK_DIR(d, 0);
+	}
+
+	/* Every earlier test's zip went through both readers; of the 19
+	 * valid ones, 15 are in order (the rest: parts or hours shuffled,
+	 * a GZIP_RAW member to redo) and must have been streamed. */
+	CHECK_EQ_INT(ok0, 20);
+	CHECK_EQ_INT(streamed0, 16);
+	buf_free(&inorder);
+	buf_free(&shuffled);
+	buf_free(&other);
+	rmdir_all(d);
+}
+
 UNIT_MAIN("unpack",
     TEST(test_member_parse),
     TEST(test_status_names),
@@ -1556,4 +1804,5 @@ UNIT_MAIN("unpack",
     TEST(test_empty_zip),
     TEST(test_threads),
     TEST(test_gzip_formats),
-    TEST(test_gzip_checks))
+    TEST(test_gzip_checks),
+    TEST(test_stream_reader))
