@@ -18,7 +18,8 @@
  * directory created once under /dev/shm (else $TMPDIR or /tmp), for the
  * window 2024-01-01T00 .. T02, with small limits, as JSONL, GZIP and
  * GZIP_RAW, each time by both readers (unpack_stream fed in chunks of
- * random sizes, then unpack_zip_buffer_fmt).  Properties:
+ * random sizes, its commit deferred to unpack_commit for inputs of odd
+ * length, then unpack_zip_buffer_fmt).  Properties:
  *   - the two readers agree: same status, same message, same statistics,
  *     same hour files (the streaming one may only be faster);
  *   - every open/rename/unlink that unpack.c makes (link-time wrapped,
@@ -622,6 +623,7 @@ unpack(const struct buf *z, enum unpack_format fmt, struct buf *files,
 	struct unpack_stats s2;
 	struct src src = { .z = z, .rnd = (uint32_t)z->n * 2654435761u };
 	struct unpack_source us = { src_read, &src };
+	struct unpack_pending *pp = NULL;
 	enum unpack_status st, st2;
 	unsigned long before;
 	int fd, k;
@@ -638,7 +640,11 @@ unpack(const struct buf *z, enum unpack_format fmt, struct buf *files,
 	before = creates;
 	checking = 1;
 	st2 = unpack_stream(&us, zpath, dir, first, NHOURS, fmt, &limits,
-	    NULL, &s2, err2, sizeof(err2));
+	    NULL, &s2, err2, sizeof(err2), (z->n & 1) ? &pp : NULL);
+	if (st2 == UNPACK_OK && (z->n & 1)) {
+		FUZZ_CHECK(pp != NULL);
+		FUZZ_CHECK(unpack_commit(pp, err2, sizeof(err2)) == UNPACK_OK);
+	}
 	checking = 0;
 	FUZZ_CHECK(src.off == z->n); /* read to its end */
 	check_after(st2, err2, fmt, f2, &s2, before, "stream");

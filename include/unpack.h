@@ -169,12 +169,32 @@ struct unpack_source {
  * unpack_zip_fmt() would return for the complete file, or UNPACK_SOURCE
  * (nothing written) if ${src} returned -1, or UNPACK_CANCELLED.
  * stats->streamed counts the answer if it was not read a second time.
+ * ${pending}: NULL (commit before returning), or see below.
  */
+struct unpack_pending;
 enum unpack_status unpack_stream(const struct unpack_source *src,
     const char *zip_path, const char *data_dir, amp_hour first, int nhours,
     enum unpack_format fmt, const struct unpack_limits *limits,
     const atomic_int *cancel, struct unpack_stats *stats, char *err,
+    size_t errlen, struct unpack_pending **pending);
+
+/*
+ * Deferred commit.  Given ${pending} (not NULL), a successful
+ * unpack_stream() stops short of the commit: every hour of the window is
+ * written and verified under its temporary name, but neither fsynced nor
+ * renamed, and *${pending} holds them (else it is set to NULL).  Exactly
+ * one of these must follow, from any thread:
+ *
+ * unpack_commit(pp, err, errlen): fsync every temporary, rename them all
+ * into place, fsync the directory — the same all-or-nothing commit an
+ * undeferred call makes.  UNPACK_OK, or UNPACK_IO with no hour file of
+ * the window left (and a one-line reason in ${err}).  Frees ${pp}.
+ *
+ * unpack_discard(pp): remove the temporaries, free ${pp} (NULL: no-op).
+ */
+enum unpack_status unpack_commit(struct unpack_pending *pp, char *err,
     size_t errlen);
+void unpack_discard(struct unpack_pending *pp);
 
 /* unpack_status_name(s): "ok", "not-zip", ... */
 const char *unpack_status_name(enum unpack_status s);

@@ -5,7 +5,16 @@
  * - Threads: N workers, each owning one CURL easy handle driven by its own
  *   CURLM (multi) handle, so a cancel can interrupt a transfer at once
  *   through curl_multi_wakeup() instead of waiting for a timeout.  Each
- *   worker also owns its unpack state (unpack_stream is reentrant).
+ *   worker also owns its unpack state (unpack_stream is reentrant).  One
+ *   committer thread makes unpacked windows durable and visible.
+ * - Commit: a worker asks unpack_stream to stop short of the commit and
+ *   hands the written, verified window (struct done_window) to the
+ *   committer over a small bounded queue (cq), then goes on with its next
+ *   request; the committer fsyncs, renames (unpack_commit), counts and
+ *   reports the hours (on_hour).  So the ~tens of ms an fsync waits for
+ *   the disk never stall a download.  fetch_join() closes cq only after
+ *   every worker has left, and the committer drains it before it ends; on
+ *   cancel the committer discards what is left (temporaries removed).
  * - Work: struct window items on one bounded queue (queue.h).  The planner
  *   blocks on the bound, which keeps memory flat for year-long ranges.
  *   A window split in halves (504 / 400 on several hours) is pushed back
@@ -83,9 +92,19 @@ struct worker {
 	size_t bodylen;
 };
 
+/* A window unpacked and verified, waiting for the committer. */
+struct done_window {
+	struct window w;
+	struct unpack_pending *pp;
+	struct unpack_stats ust;
+};
+
 struct fetch_pool {
 	struct fetch_opts o;
 	struct queue *q;
+	struct queue *cq;         /* struct done_window, for the committer */
+	pthread_t committer;
+	int committer_started;
 	struct worker *w;
 	int nw;
 	pthread_mutex_t mu;       /* outstanding, plan_done, not_before_ms */
@@ -410,13 +429,15 @@ answer_read(void *arg, void *buf, size_t len)
 
 /*
  * One request for ${w}, its answer unpacked while it arrives if it is a
- * 200 (*${us} = the result; else UNPACK_SOURCE: nothing unpacked).
+ * 200 (*${us} = the result, *${pp} the commit left to do; else
+ * UNPACK_SOURCE: nothing unpacked).
  * Returns the transfer's CURLcode, or -1 if the temporary file could not
  * be made (wk->write_errno set).
  */
 static int
 download(struct worker *wk, const struct window *w, enum unpack_status *us,
-    struct unpack_stats *ust, char *why, size_t whylen)
+    struct unpack_stats *ust, struct unpack_pending **pp, char *why,
+    size_t whylen)
 {
 	struct fetch_pool *p = wk->p;
 	struct unpack_source src = { answer_read, wk };
@@ -433,7 +454,7 @@ download(struct worker *wk, const struct window *w, enum unpack_status *us,
 		memset(ust, 0, sizeof(*ust));
 		*us = unpack_stream(&src, wk->tmp, p->o.data_dir, w->first,
 		    w->n, p->o.format, &p->o.limits, &p->o.ctl->cancel, ust,
-		    why, whylen);
+		    why, whylen, pp);
 	}
 	/* Whatever the unpacking left: the rest of the answer (error bodies
 	 * are small), or an abort if unpacking stopped early. */
@@ -447,22 +468,29 @@ download(struct worker *wk, const struct window *w, enum unpack_status *us,
 }
 
 static void
-fail_window(struct worker *wk, const struct window *w, const char *why)
+pool_fail_window(struct fetch_pool *p, const struct window *w,
+    const char *why)
 {
 	char name[64];
 
 	window_name(w, name, sizeof(name));
-	atomic_fetch_add(&wk->p->o.ctl->st.hours_failed, (uint64_t)w->n);
-	log_error(wk->p->o.lg, "hours %s failed: %s", name, why);
+	atomic_fetch_add(&p->o.ctl->st.hours_failed, (uint64_t)w->n);
+	log_error(p->o.lg, "hours %s failed: %s", name, why);
 }
 
 static void
-hours_done(struct worker *wk, const struct window *w)
+fail_window(struct worker *wk, const struct window *w, const char *why)
+{
+	pool_fail_window(wk->p, w, why);
+}
+
+static void
+hours_done(struct fetch_pool *p, const struct window *w)
 {
 	for (int i = 0; i < w->n; i++)
-		if (wk->p->o.on_hour)
-			wk->p->o.on_hour(wk->p->o.on_hour_ctx, w->first + i);
-	runctl_progress(wk->p->o.ctl, 0);
+		if (p->o.on_hour)
+			p->o.on_hour(p->o.on_hour_ctx, w->first + i);
+	runctl_progress(p->o.ctl, 0);
 }
 
 /* Push the two halves of ${w}; the caller finishes ${w} itself. */
@@ -542,6 +570,70 @@ transport_fatal(int res)
 	}
 }
 
+/* Give the committer a window written and verified (or drop it). */
+static void
+hand_over(struct worker *wk, const struct window *w,
+    struct unpack_pending *pp, const struct unpack_stats *ust)
+{
+	struct done_window *d = malloc(sizeof(*d));
+
+	if (d == NULL) {
+		unpack_discard(pp);
+		fail_window(wk, w, "out of memory");
+		runctl_cancel(wk->p->o.ctl, STOP_IO);
+		return;
+	}
+	d->w = *w;
+	d->pp = pp;
+	d->ust = *ust;
+	if (queue_push(wk->p->cq, d)) { /* closed: cancelled */
+		unpack_discard(pp);
+		free(d);
+	}
+}
+
+/* Make one handed-over window durable and visible, then report it. */
+static void
+commit_one(struct fetch_pool *p, struct done_window *d)
+{
+	struct runctl *ctl = p->o.ctl;
+	char name[64], why[512];
+
+	if (runctl_cancelled(ctl)) {
+		unpack_discard(d->pp);
+		return;
+	}
+	if (unpack_commit(d->pp, why, sizeof(why)) != UNPACK_OK) {
+		pool_fail_window(p, &d->w, why);
+		runctl_cancel(ctl, STOP_IO);
+		return;
+	}
+	window_name(&d->w, name, sizeof(name));
+	if (!d->ust.streamed)
+		atomic_fetch_add(&ctl->st.reread, 1);
+	atomic_fetch_add(&ctl->st.hours_data, d->ust.hours_data);
+	atomic_fetch_add(&ctl->st.hours_empty, d->ust.hours_empty);
+	atomic_fetch_add(&ctl->st.bytes_out, d->ust.bytes_out);
+	atomic_fetch_add(&ctl->st.events, d->ust.events);
+	log_info(p->o.lg, "fetched %s: %" PRIu64 " events, %u hours with "
+	    "data, %u empty", name, d->ust.events, d->ust.hours_data,
+	    d->ust.hours_empty);
+	hours_done(p, &d->w);
+}
+
+static void *
+committer_main(void *arg)
+{
+	struct fetch_pool *p = arg;
+	void *item;
+
+	while (queue_pop(p->cq, &item) == 0) {
+		commit_one(p, item);
+		free(item);
+	}
+	return (NULL);
+}
+
 static void
 process_window(struct worker *wk, struct window *w)
 {
@@ -555,6 +647,7 @@ process_window(struct worker *wk, struct window *w)
 		enum retry_action act;
 		enum unpack_status us;
 		struct unpack_stats ust;
+		struct unpack_pending *pp = NULL;
 		int64_t delay;
 
 		if (wait_pool(wk))
@@ -562,8 +655,9 @@ process_window(struct worker *wk, struct window *w)
 		if (w->attempts > 0)
 			atomic_fetch_add(&ctl->st.retries, 1);
 		w->attempts++;
-		res = download(wk, w, &us, &ust, uwhy, sizeof(uwhy));
+		res = download(wk, w, &us, &ust, &pp, uwhy, sizeof(uwhy));
 		if (runctl_cancelled(ctl)) {
+			unpack_discard(pp);
 			drop_tmp(wk);
 			return;
 		}
@@ -578,20 +672,7 @@ process_window(struct worker *wk, struct window *w)
 			snprintf(why, sizeof(why), "%s", uwhy);
 			switch (us) {
 			case UNPACK_OK:
-				if (!ust.streamed)
-					atomic_fetch_add(&ctl->st.reread, 1);
-				atomic_fetch_add(&ctl->st.hours_data,
-				    ust.hours_data);
-				atomic_fetch_add(&ctl->st.hours_empty,
-				    ust.hours_empty);
-				atomic_fetch_add(&ctl->st.bytes_out,
-				    ust.bytes_out);
-				atomic_fetch_add(&ctl->st.events, ust.events);
-				log_info(p->o.lg, "fetched %s: %" PRIu64
-				    " events, %u hours with data, %u empty",
-				    name, ust.events, ust.hours_data,
-				    ust.hours_empty);
-				hours_done(wk, w);
+				hand_over(wk, w, pp, &ust);
 				return;
 			case UNPACK_NOT_ZIP:
 			case UNPACK_CORRUPT:
@@ -663,7 +744,7 @@ process_window(struct worker *wk, struct window *w)
 			atomic_fetch_add(&ctl->st.hours_empty, (uint64_t)w->n);
 			log_info(p->o.lg, "fetched %s: no data (404), %d empty "
 			    "hours", name, w->n);
-			hours_done(wk, w);
+			hours_done(p, w);
 			return;
 		case RETRY_SPLIT:
 			log_info(p->o.lg, "%s: %s; splitting the window", name,
@@ -746,6 +827,7 @@ pool_wake(void *arg)
 	struct fetch_pool *p = arg;
 
 	queue_close(p->q);
+	queue_close(p->cq);
 	for (int i = 0; i < p->nw; i++)
 		if (p->w[i].m)
 			curl_multi_wakeup(p->w[i].m);
@@ -803,6 +885,7 @@ fetch_start(const struct fetch_opts *opts)
 	}
 	if ((p->q = queue_init((size_t)(opts->queue_cap > 0 ?
 	    opts->queue_cap : 1))) == NULL ||
+	    (p->cq = queue_init((size_t)p->nw + 1)) == NULL ||
 	    (p->w = calloc((size_t)p->nw, sizeof(*p->w))) == NULL)
 		goto fail;
 	for (int i = 0; i < p->nw; i++)
@@ -810,6 +893,13 @@ fetch_start(const struct fetch_opts *opts)
 			goto fail;
 	if (runctl_add_hook(opts->ctl, pool_wake, p))
 		goto fail;
+	if ((rc = pthread_create(&p->committer, NULL, committer_main, p)) !=
+	    0) {
+		log_error(opts->lg, "pthread_create: %s", strerror(rc));
+		runctl_remove_hook(opts->ctl, pool_wake, p);
+		goto fail;
+	}
+	p->committer_started = 1;
 	for (int i = 0; i < p->nw; i++) {
 		if ((rc = pthread_create(&p->w[i].th, NULL, worker_main,
 		    &p->w[i])) != 0) {
@@ -831,6 +921,7 @@ fail:
 			curl_easy_cleanup(p->w[i].e);
 		}
 	free(p->w);
+	queue_free(p->cq);
 	queue_free(p->q);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
@@ -847,15 +938,25 @@ fetch_join(struct fetch_pool *p)
 	for (int i = 0; i < p->nw; i++)
 		if (p->w[i].started)
 			pthread_join(p->w[i].th, NULL);
+	/* No worker hands anything over any more: let the committer finish
+	 * what it has, then end. */
+	queue_close(p->cq);
+	if (p->committer_started)
+		pthread_join(p->committer, NULL);
 	runctl_remove_hook(p->o.ctl, pool_wake, p);
 	while (queue_trypop(p->q, &item) == 0)
 		free(item);
+	while (queue_trypop(p->cq, &item) == 0) {
+		unpack_discard(((struct done_window *)item)->pp);
+		free(item);
+	}
 	for (int i = 0; i < p->nw; i++) {
 		drop_tmp(&p->w[i]);
 		curl_multi_cleanup(p->w[i].m);
 		curl_easy_cleanup(p->w[i].e);
 	}
 	free(p->w);
+	queue_free(p->cq);
 	queue_free(p->q);
 	pthread_mutex_destroy(&p->mu);
 	free(p);

@@ -131,6 +131,7 @@ struct unpack {
 	int gz;                 /* fmt is GZIP or GZIP_RAW */
 	struct unpack_limits lim;
 	const atomic_int *cancel;
+	int defer;              /* leave fsync + rename to unpack_commit() */
 
 	zip_t *za;
 	struct entry *ents;     /* libzip: the zip's members, sorted */
@@ -700,7 +701,15 @@ hour_close(struct unpack *u)
 
 	if ((st = flush_out(u)) != UNPACK_OK)
 		goto fail;
-	if (fsync(u->fd) != 0) {
+	if (u->defer) {
+#if defined(__linux__) && defined(SYNC_FILE_RANGE_WRITE)
+		/* The fsync comes later (unpack_commit): start the writeback
+		 * of the tail now. */
+		if (u->file_bytes > u->wb_bytes)
+			(void)sync_file_range(u->fd, (off_t)u->wb_bytes, 0,
+			    SYNC_FILE_RANGE_WRITE);
+#endif
+	} else if (fsync(u->fd) != 0) {
 		st = failf(u, UNPACK_IO, "cannot fsync %s: %s", u->fdpath,
 		    errstr(errno, eb, sizeof(eb)));
 		goto fail;
@@ -828,6 +837,42 @@ commit(struct unpack *u)
 	return (sync_dir(u));
 }
 
+/* The hours of a window written, not yet synced nor renamed. */
+struct unpack_pending {
+	char *dir;
+	amp_hour first;
+	int nhours;
+	int gz;
+	char *paths;            /* nhours temporary paths, pathcap bytes each */
+	size_t pathcap;
+};
+
+/*
+ * The window is written: commit it now, or (deferred) hand its
+ * temporaries over in *${pending}.
+ */
+static enum unpack_status
+finish(struct unpack *u, struct unpack_pending **pending)
+{
+	struct unpack_pending *pp;
+
+	if (pending == NULL)
+		return (commit(u));
+	if ((pp = calloc(1, sizeof(*pp))) == NULL ||
+	    (pp->dir = strdup(u->dir)) == NULL) {
+		free(pp);
+		return (failf(u, UNPACK_IO, "out of memory"));
+	}
+	pp->first = u->first;
+	pp->nhours = u->nhours;
+	pp->gz = u->gz;
+	pp->paths = u->paths;
+	pp->pathcap = u->pathcap;
+	u->paths = NULL; /* owned by pp now */
+	*pending = pp;
+	return (UNPACK_OK);
+}
+
 /* Remove what a failed attempt left: temporaries, hours renamed already. */
 static void
 rollback(struct unpack *u)
@@ -930,7 +975,7 @@ open_fail(struct unpack *u, zip_error_t *zerr)
 
 /* libzip: unpack the open zip u->za (after u_init). */
 static enum unpack_status
-zip_all(struct unpack *u)
+zip_all(struct unpack *u, struct unpack_pending **pending)
 {
 	enum unpack_status st;
 	size_t next = 0;
@@ -945,7 +990,7 @@ zip_all(struct unpack *u)
 	}
 	if (cancelled(u))
 		return (failf(u, UNPACK_CANCELLED, "cancelled"));
-	return (commit(u));
+	return (finish(u, pending));
 }
 
 /* Open ${src} as a zip (consumes ${src}); NULL and ${zerr} on failure. */
@@ -985,20 +1030,33 @@ open_path(struct unpack *u, const char *path)
 	return (st);
 }
 
-enum unpack_status
-unpack_zip_fmt(const char *zip_path, const char *data_dir, amp_hour first,
+/* unpack_zip_fmt(), its commit deferred if ${pending} is not NULL. */
+static enum unpack_status
+zip_path_run(const char *zip_path, const char *data_dir, amp_hour first,
     int nhours, enum unpack_format fmt, const struct unpack_limits *limits,
     const atomic_int *cancel, struct unpack_stats *stats, char *err,
-    size_t errlen)
+    size_t errlen, struct unpack_pending **pending)
 {
 	struct unpack u;
 	enum unpack_status st;
 
 	if ((st = u_init(&u, data_dir, first, nhours, fmt, limits, cancel,
 	    err, errlen)) == UNPACK_OK && (st = open_path(&u, zip_path)) ==
-	    UNPACK_OK)
-		st = zip_all(&u);
+	    UNPACK_OK) {
+		u.defer = pending != NULL;
+		st = zip_all(&u, pending);
+	}
 	return (u_fini(&u, st, stats));
+}
+
+enum unpack_status
+unpack_zip_fmt(const char *zip_path, const char *data_dir, amp_hour first,
+    int nhours, enum unpack_format fmt, const struct unpack_limits *limits,
+    const atomic_int *cancel, struct unpack_stats *stats, char *err,
+    size_t errlen)
+{
+	return (zip_path_run(zip_path, data_dir, first, nhours, fmt, limits,
+	    cancel, stats, err, errlen, NULL));
 }
 
 enum unpack_status
@@ -1020,7 +1078,7 @@ unpack_zip_buffer_fmt(const void *zip, size_t zlen, const char *data_dir,
 		zip_error_set(&zerr, ZIP_ER_NOZIP, 0);
 	else if ((src = zip_source_buffer_create(zip, zlen, 0, &zerr)) != NULL)
 		u.za = open_source(src, &zerr);
-	st = u.za == NULL ? open_fail(&u, &zerr) : zip_all(&u);
+	st = u.za == NULL ? open_fail(&u, &zerr) : zip_all(&u, NULL);
 	zip_error_fini(&zerr);
 	return (u_fini(&u, st, stats));
 }
@@ -1274,7 +1332,8 @@ enum unpack_status
 unpack_stream(const struct unpack_source *src, const char *zip_path,
     const char *data_dir, amp_hour first, int nhours, enum unpack_format fmt,
     const struct unpack_limits *limits, const atomic_int *cancel,
-    struct unpack_stats *stats, char *err, size_t errlen)
+    struct unpack_stats *stats, char *err, size_t errlen,
+    struct unpack_pending **pending)
 {
 	struct unpack u;
 	struct stream s = { .u = &u, .src = src, .cur = -1 };
@@ -1282,9 +1341,12 @@ unpack_stream(const struct unpack_source *src, const char *zip_path,
 	enum unpack_status st;
 	int again = 1, same = 0;
 
+	if (pending != NULL)
+		*pending = NULL;
 	if ((st = u_init(&u, data_dir, first, nhours, fmt, limits, cancel,
 	    err, errlen)) != UNPACK_OK)
 		return (u_fini(&u, st, stats));
+	u.defer = pending != NULL;
 	if ((s.buf = malloc(STREAM_BUF)) == NULL ||
 	    (a = archive_read_new()) == NULL) {
 		st = failf(&u, UNPACK_IO, "out of memory");
@@ -1311,14 +1373,14 @@ unpack_stream(const struct unpack_source *src, const char *zip_path,
 		archive_read_free(a);
 		s_free(&s);
 		(void)u_fini(&u, UNPACK_IO, NULL);
-		return (unpack_zip_fmt(zip_path, data_dir, first, nhours, fmt,
-		    limits, cancel, stats, err, errlen));
+		return (zip_path_run(zip_path, data_dir, first, nhours, fmt,
+		    limits, cancel, stats, err, errlen, pending));
 	}
 	if (cancelled(&u)) {
 		st = failf(&u, UNPACK_CANCELLED, "cancelled");
 		goto out;
 	}
-	if ((st = commit(&u)) == UNPACK_OK)
+	if ((st = finish(&u, pending)) == UNPACK_OK)
 		u.st.streamed = 1;
 out:
 	if (st != UNPACK_OK && s.failed && st != UNPACK_CANCELLED &&
@@ -1328,4 +1390,62 @@ out:
 		archive_read_free(a);
 	s_free(&s);
 	return (u_fini(&u, st, stats));
+}
+
+/* A struct unpack over ${pp}'s temporaries (for commit and rollback). */
+static void
+pending_view(struct unpack *u, struct unpack_pending *pp, char *err,
+    size_t errlen)
+{
+	*u = (struct unpack){ .dir = pp->dir, .first = pp->first,
+	    .nhours = pp->nhours, .gz = pp->gz, .paths = pp->paths,
+	    .pathcap = pp->pathcap, .ntmp = pp->nhours, .fd = -1, .err = err,
+	    .errlen = errlen };
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+}
+
+static void
+pending_free(struct unpack_pending *pp)
+{
+	free(pp->paths);
+	free(pp->dir);
+	free(pp);
+}
+
+enum unpack_status
+unpack_commit(struct unpack_pending *pp, char *err, size_t errlen)
+{
+	char eb[128];
+	struct unpack u;
+	enum unpack_status st = UNPACK_OK;
+	int fd;
+
+	pending_view(&u, pp, err, errlen);
+	for (int k = 0; k < u.nhours && st == UNPACK_OK; k++) {
+		if ((fd = open(tmp_path(&u, k), O_RDONLY | O_CLOEXEC)) < 0 ||
+		    fsync(fd) != 0)
+			st = failf(&u, UNPACK_IO, "cannot fsync %s: %s",
+			    tmp_path(&u, k), errstr(errno, eb, sizeof(eb)));
+		if (fd >= 0)
+			(void)close(fd);
+	}
+	if (st == UNPACK_OK)
+		st = commit(&u);
+	if (st != UNPACK_OK)
+		rollback(&u);
+	pending_free(pp);
+	return (st);
+}
+
+void
+unpack_discard(struct unpack_pending *pp)
+{
+	struct unpack u;
+
+	if (pp == NULL)
+		return;
+	pending_view(&u, pp, NULL, 0);
+	rollback(&u);
+	pending_free(pp);
 }

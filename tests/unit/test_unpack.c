@@ -363,13 +363,21 @@ unpack2(const void *zip, size_t zlen, const char *d, amp_hour first, int n,
 	struct unpack_stats st1, st2;
 	struct bsrc b = { .p = zip, .len = zlen, .rnd = (uint32_t)zlen };
 	struct unpack_source src = { bsrc_read, &b };
+	struct unpack_pending *pp = NULL;
 	enum unpack_status s1, s2;
 	int t;
 
 	memset(&st2, 0, sizeof(st2));
 	memset(&st1, 0, sizeof(st1));
 	s2 = unpack_stream(&src, zpath, d2, first, n, fmt, lim, NULL, &st2,
-	    err2, sizeof(err2));
+	    err2, sizeof(err2), &pp);
+	CHECK((s2 == UNPACK_OK) == (pp != NULL));
+	if (pp != NULL) {
+		/* Written, not in place: only temporaries so far. */
+		CHECK_EQ_INT(count_dir(d2, &t), n);
+		CHECK_EQ_INT(t, n);
+		CHECK_EQ_INT(unpack_commit(pp, err2, sizeof(err2)), UNPACK_OK);
+	}
 	s1 = unpack_zip_buffer_fmt(zip, zlen, d, first, n, fmt, lim, &st1,
 	    err, 256);
 	CHECK_EQ_INT(s2, s1);
@@ -1690,7 +1698,7 @@ stream_only(const struct buf *stream, const struct buf *file, size_t fail_at,
 
 	memset(st, 0, sizeof(*st));
 	s = unpack_stream(&src, zpath, d, first, n, UNPACK_FMT_JSONL, NULL,
-	    NULL, st, err, 256);
+	    NULL, st, err, 256, NULL);
 	unlink(zpath);
 	free(zpath);
 	return (s);
@@ -1705,7 +1713,7 @@ test_stream_reader(void)
 	struct zb z;
 	struct buf inorder, shuffled, other;
 	struct unpack_stats st;
-	int ok0 = n_stream_ok, streamed0 = n_streamed;
+	int ok0 = n_stream_ok, streamed0 = n_streamed, t;
 
 	zb_init(&z);
 	zb_gz(&z, "4/4_2022-02-02_1#0.json.gz", "{\"a\":1}\n", 0);
@@ -1765,6 +1773,47 @@ test_stream_reader(void)
 	CHECK_FILE(d, "2022-02-02_03.jsonl", "{\"b\":3}\n");
 	rmdir_all(d);
 	d = tmpdir();
+
+	/* Deferred and then discarded: nothing stays. */
+	{
+		char *zpath = zip_file(inorder.p, inorder.n);
+		struct bsrc b = { .p = inorder.p, .len = inorder.n, .rnd = 3 };
+		struct unpack_source src = { bsrc_read, &b };
+		struct unpack_pending *pp = NULL;
+
+		CHECK_EQ_INT(unpack_stream(&src, zpath, d, H(2022, 2, 2, 0), 4,
+		    UNPACK_FMT_JSONL, NULL, NULL, NULL, err, sizeof(err), &pp),
+		    UNPACK_OK);
+		CHECK(pp != NULL);
+		unpack_discard(pp);
+		CHECK_DIR(d, 0);
+		/* A commit that cannot rename (the directory is gone) leaves
+		 * nothing either, and says why. */
+		b.off = 0;
+		CHECK_EQ_INT(unpack_stream(&src, zpath, d, H(2022, 2, 2, 0), 4,
+		    UNPACK_FMT_JSONL, NULL, NULL, NULL, err, sizeof(err), &pp),
+		    UNPACK_OK);
+		CHECK(pp != NULL);
+		{
+			char moved[600];
+			snprintf(moved, sizeof(moved), "%s.moved", d);
+			CHECK(rename(d, moved) == 0);
+			CHECK(mkdir(d, 0700) == 0);
+			CHECK_EQ_INT(unpack_commit(pp, err, sizeof(err)),
+			    UNPACK_IO);
+			CHECK(strstr(err, "cannot fsync") != NULL);
+			CHECK_DIR(d, 0);
+			CHECK_EQ_INT(rmdir(d), 0);
+			CHECK(rename(moved, d) == 0);
+			/* The temporaries, moved away with the directory. */
+			CHECK_EQ_INT(count_dir(d, &t), 4);
+			CHECK_EQ_INT(t, 4);
+			rmdir_all(d);
+			d = tmpdir();
+		}
+		unlink(zpath);
+		free(zpath);
+	}
 
 	/* The transfer fails half-way, or at once: nothing written. */
 	for (size_t at = 1; at <= inorder.n; at += inorder.n / 3) {
