@@ -181,12 +181,14 @@ enum unpack_status unpack_stream(const struct unpack_source *src,
 /*
  * Deferred commit.  Given ${pending} (not NULL), a successful
  * unpack_stream() stops short of the commit: every hour of the window is
- * written and verified under its temporary name, but neither fsynced nor
- * renamed, and *${pending} holds them (else it is set to NULL).  Exactly
+ * written and verified under its temporary name, none is renamed, the
+ * last is not fsynced yet, and *${pending} holds them (else it is set to
+ * NULL).  Exactly
  * one of these must follow, from any thread:
  *
- * unpack_commit(pp, err, errlen): fsync every temporary, rename them all
- * into place, fsync the directory — the same all-or-nothing commit an
+ * unpack_commit(pp, err, errlen): fsync the temporary of the window's
+ * last hour (the others were fsynced as they were finished), rename them
+ * all into place, fsync the directory — the same all-or-nothing commit an
  * undeferred call makes.  UNPACK_OK, or UNPACK_IO with no hour file of
  * the window left (and a one-line reason in ${err}).  Frees ${pp}.
  *

@@ -5,16 +5,17 @@
  * - Threads: N workers, each owning one CURL easy handle driven by its own
  *   CURLM (multi) handle, so a cancel can interrupt a transfer at once
  *   through curl_multi_wakeup() instead of waiting for a timeout.  Each
- *   worker also owns its unpack state (unpack_stream is reentrant).  One
- *   committer thread makes unpacked windows durable and visible.
+ *   worker also owns its unpack state (unpack_stream is reentrant).
+ *   Committer threads (one per worker, at most FETCH_MAX_COMMITTERS) make
+ *   unpacked windows durable and visible.
  * - Commit: a worker asks unpack_stream to stop short of the commit and
  *   hands the written, verified window (struct done_window) to the
- *   committer over a small bounded queue (cq), then goes on with its next
- *   request; the committer fsyncs, renames (unpack_commit), counts and
+ *   committers over a small bounded queue (cq), then goes on with its
+ *   next request; a committer fsyncs, renames (unpack_commit), counts and
  *   reports the hours (on_hour).  So the ~tens of ms an fsync waits for
  *   the disk never stall a download.  fetch_join() closes cq only after
- *   every worker has left, and the committer drains it before it ends; on
- *   cancel the committer discards what is left (temporaries removed).
+ *   every worker has left, and the committers drain it before they end;
+ *   on cancel they discard what is left (temporaries removed).
  * - Work: struct window items on one bounded queue (queue.h).  The planner
  *   blocks on the bound, which keeps memory flat for year-long ranges.
  *   A window split in halves (504 / 400 on several hours) is pushed back
@@ -64,6 +65,11 @@
 #include "runctl.h"
 #include "version.h"
 
+/* Committer threads: one per worker, at most this many.  Several, so that
+ * fsyncs of different windows can share the file system's journal
+ * commits instead of waiting for each other. */
+#define FETCH_MAX_COMMITTERS 8
+
 struct worker {
 	struct fetch_pool *p;
 	pthread_t th;
@@ -102,9 +108,9 @@ struct done_window {
 struct fetch_pool {
 	struct fetch_opts o;
 	struct queue *q;
-	struct queue *cq;         /* struct done_window, for the committer */
-	pthread_t committer;
-	int committer_started;
+	struct queue *cq;         /* struct done_window, for the committers */
+	pthread_t committer[FETCH_MAX_COMMITTERS];
+	int ncommitters;          /* started */
 	struct worker *w;
 	int nw;
 	pthread_mutex_t mu;       /* outstanding, plan_done, not_before_ms */
@@ -893,13 +899,18 @@ fetch_start(const struct fetch_opts *opts)
 			goto fail;
 	if (runctl_add_hook(opts->ctl, pool_wake, p))
 		goto fail;
-	if ((rc = pthread_create(&p->committer, NULL, committer_main, p)) !=
-	    0) {
-		log_error(opts->lg, "pthread_create: %s", strerror(rc));
-		runctl_remove_hook(opts->ctl, pool_wake, p);
-		goto fail;
+	for (int i = 0; i < p->nw && i < FETCH_MAX_COMMITTERS; i++) {
+		if ((rc = pthread_create(&p->committer[i], NULL,
+		    committer_main, p)) != 0) {
+			log_error(opts->lg, "pthread_create: %s",
+			    strerror(rc));
+			runctl_cancel(opts->ctl, STOP_IO);
+			fetch_plan_done(p);
+			fetch_join(p);
+			return (NULL);
+		}
+		p->ncommitters = i + 1;
 	}
-	p->committer_started = 1;
 	for (int i = 0; i < p->nw; i++) {
 		if ((rc = pthread_create(&p->w[i].th, NULL, worker_main,
 		    &p->w[i])) != 0) {
@@ -941,8 +952,8 @@ fetch_join(struct fetch_pool *p)
 	/* No worker hands anything over any more: let the committer finish
 	 * what it has, then end. */
 	queue_close(p->cq);
-	if (p->committer_started)
-		pthread_join(p->committer, NULL);
+	for (int i = 0; i < p->ncommitters; i++)
+		pthread_join(p->committer[i], NULL);
 	runctl_remove_hook(p->o.ctl, pool_wake, p);
 	while (queue_trypop(p->q, &item) == 0)
 		free(item);

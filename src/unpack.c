@@ -701,10 +701,12 @@ hour_close(struct unpack *u)
 
 	if ((st = flush_out(u)) != UNPACK_OK)
 		goto fail;
-	if (u->defer) {
+	if (u->defer && u->ntmp == u->nhours) {
+		/* The window's last hour: its fsync comes with the commit
+		 * (unpack_commit); start the writeback of its tail now.  The
+		 * hours before it were synced as they closed, spread over the
+		 * download, so the commit does not wait for them all at once. */
 #if defined(__linux__) && defined(SYNC_FILE_RANGE_WRITE)
-		/* The fsync comes later (unpack_commit): start the writeback
-		 * of the tail now. */
 		if (u->file_bytes > u->wb_bytes)
 			(void)sync_file_range(u->fd, (off_t)u->wb_bytes, 0,
 			    SYNC_FILE_RANGE_WRITE);
@@ -1422,7 +1424,8 @@ unpack_commit(struct unpack_pending *pp, char *err, size_t errlen)
 	int fd;
 
 	pending_view(&u, pp, err, errlen);
-	for (int k = 0; k < u.nhours && st == UNPACK_OK; k++) {
+	/* Only the last hour is not synced yet (hour_close). */
+	for (int k = u.nhours - 1; k < u.nhours && st == UNPACK_OK; k++) {
 		if ((fd = open(tmp_path(&u, k), O_RDONLY | O_CLOEXEC)) < 0 ||
 		    fsync(fd) != 0)
 			st = failf(&u, UNPACK_IO, "cannot fsync %s: %s",
