@@ -25,7 +25,8 @@
  *   - every open/rename/unlink that unpack.c makes (link-time wrapped,
  *     -Wl,--wrap; relative paths included) names DIR or a file directly
  *     in DIR: a temporary ".tmp-<hour of the window>..." (the only names
- *     created) or an hour file of the window; nothing appears in ROOT;
+ *     created, and the only files opened without creating, read-only, to
+ *     fsync them) or an hour file of the window; nothing appears in ROOT;
  *   - after a success DIR holds exactly the window's hour files of the
  *     format, after a failure nothing (no hour file, no ".tmp-"); a
  *     failure comes with a one-line printable message;
@@ -140,7 +141,11 @@ __wrap_open(const char *path, int flags, ...)
 			FUZZ_CHECK(flags & O_EXCL);
 			creates++;
 		} else {
-			FUZZ_CHECK(kind_of(path) == K_DIR);
+			/* The directory (to fsync it), or a temporary
+			 * read-only (unpack_commit fsyncs it). */
+			FUZZ_CHECK(kind_of(path) == K_DIR ||
+			    (kind_of(path) == K_TMP &&
+			    (flags & O_ACCMODE) == O_RDONLY));
 		}
 	}
 	return (__real_open(path, flags, mode));
