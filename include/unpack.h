@@ -4,9 +4,9 @@
  * unpack: turn one Export API answer (a zip of gzipped JSONL members) into
  * one complete file per hour, all or nothing.
  *
- * The zip is read with libzip from a file on disk (the answer was streamed
- * there), so memory does not grow with the answer: members are inflated in
- * fixed-size chunks.  For the window [first, first + nhours) the result is
+ * The answer is never held in memory: it is read as it arrives
+ * (unpack_stream) or from a file on disk (unpack_zip*), and members are
+ * inflated in fixed-size chunks, so memory does not grow with the answer.  For the window [first, first + nhours) the result is
  * either every hour's file `<data_dir>/YYYY-MM-DD_HH.jsonl` in place
  * (parts concatenated in part order, an hour with no member an empty file)
  * or no file at all.  Files are written under temporary names
