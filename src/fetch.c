@@ -93,7 +93,6 @@ struct worker {
 	int poll_ms;
 	int running;              /* the transfer is in progress */
 	int res;                  /* its CURLcode once over */
-	int stalled;
 	char body[256];           /* start of a non-200 body */
 	size_t bodylen;
 };
@@ -335,30 +334,36 @@ xfer_begin(struct worker *wk, const struct window *w)
 	    1000;
 	if (wk->poll_ms < 20)
 		wk->poll_ms = 20;
-	wk->stalled = 0;
 	wk->last_rx_ms = runctl_now_ms();
 	wk->running = 1;
 	return (0);
 }
 
-/* Stop the transfer (finished or not) and collect its result. */
+/* The finished transfer's result and status into wk->res, wk->status. */
 static void
-xfer_end(struct worker *wk)
+xfer_collect(struct worker *wk)
 {
 	CURLMsg *msg;
 	int left;
 
+	while ((msg = curl_multi_info_read(wk->m, &left)) != NULL)
+		if (msg->msg == CURLMSG_DONE)
+			wk->res = (int)msg->data.result;
+	if (wk->res == CURLE_OK || wk->status == 0)
+		curl_easy_getinfo(wk->e, CURLINFO_RESPONSE_CODE, &wk->status);
+}
+
+/* Stop the transfer (finished or not), collect its result. */
+static void
+xfer_end(struct worker *wk)
+{
 	if (wk->running) {
 		wk->running = 0;
 		if (wk->res == CURLE_OK)
 			wk->res = CURLE_ABORTED_BY_CALLBACK;
 	}
-	while ((msg = curl_multi_info_read(wk->m, &left)) != NULL)
-		if (msg->msg == CURLMSG_DONE)
-			wk->res = (int)msg->data.result;
+	xfer_collect(wk);
 	curl_multi_remove_handle(wk->m, wk->e);
-	if (wk->res == CURLE_OK || wk->status == 0)
-		curl_easy_getinfo(wk->e, CURLINFO_RESPONSE_CODE, &wk->status);
 }
 
 /*
@@ -379,7 +384,7 @@ xfer_step(struct worker *wk)
 	}
 	if (!running) {
 		wk->running = 0;
-		xfer_end(wk);
+		xfer_collect(wk);
 		return;
 	}
 	if (runctl_cancelled(p->o.ctl)) {
@@ -388,7 +393,6 @@ xfer_step(struct worker *wk)
 		return;
 	}
 	if (runctl_now_ms() - wk->last_rx_ms > wk->stall_ms) {
-		wk->stalled = 1;
 		snprintf(wk->errbuf, sizeof(wk->errbuf), "no data for %ld s "
 		    "(--stall-timeout)", p->o.stall_timeout_s);
 		wk->res = CURLE_OPERATION_TIMEDOUT;
@@ -454,8 +458,6 @@ download(struct worker *wk, const struct window *w, enum unpack_status *us,
 	/* Until the status is known: a body byte, or the end. */
 	while (wk->running && wk->bytes == 0)
 		xfer_step(wk);
-	if (wk->status == 0 && !wk->running)
-		curl_easy_getinfo(wk->e, CURLINFO_RESPONSE_CODE, &wk->status);
 	if (wk->status == 200 && (wk->running || wk->res == CURLE_OK)) {
 		memset(ust, 0, sizeof(*ust));
 		*us = unpack_stream(&src, wk->tmp, p->o.data_dir, w->first,
@@ -474,20 +476,13 @@ download(struct worker *wk, const struct window *w, enum unpack_status *us,
 }
 
 static void
-pool_fail_window(struct fetch_pool *p, const struct window *w,
-    const char *why)
+fail_window(struct fetch_pool *p, const struct window *w, const char *why)
 {
 	char name[64];
 
 	window_name(w, name, sizeof(name));
 	atomic_fetch_add(&p->o.ctl->st.hours_failed, (uint64_t)w->n);
 	log_error(p->o.lg, "hours %s failed: %s", name, why);
-}
-
-static void
-fail_window(struct worker *wk, const struct window *w, const char *why)
-{
-	pool_fail_window(wk->p, w, why);
 }
 
 static void
@@ -512,7 +507,7 @@ split_window(struct worker *wk, const struct window *w)
 	if (h[0] == NULL || h[1] == NULL) {
 		free(h[0]);
 		free(h[1]);
-		fail_window(wk, w, "out of memory splitting the window");
+		fail_window(p, w, "out of memory splitting the window");
 		return;
 	}
 	h[0]->first = w->first;
@@ -578,21 +573,21 @@ transport_fatal(int res)
 
 /* Give the committer a window written and verified (or drop it). */
 static void
-hand_over(struct worker *wk, const struct window *w,
+hand_over(struct fetch_pool *p, const struct window *w,
     struct unpack_pending *pp, const struct unpack_stats *ust)
 {
 	struct done_window *d = malloc(sizeof(*d));
 
 	if (d == NULL) {
 		unpack_discard(pp);
-		fail_window(wk, w, "out of memory");
-		runctl_cancel(wk->p->o.ctl, STOP_IO);
+		fail_window(p, w, "out of memory");
+		runctl_cancel(p->o.ctl, STOP_IO);
 		return;
 	}
 	d->w = *w;
 	d->pp = pp;
 	d->ust = *ust;
-	if (queue_push(wk->p->cq, d)) { /* closed: cancelled */
+	if (queue_push(p->cq, d)) { /* closed: cancelled */
 		unpack_discard(pp);
 		free(d);
 	}
@@ -610,7 +605,7 @@ commit_one(struct fetch_pool *p, struct done_window *d)
 		return;
 	}
 	if (unpack_commit(d->pp, why, sizeof(why)) != UNPACK_OK) {
-		pool_fail_window(p, &d->w, why);
+		fail_window(p, &d->w, why);
 		runctl_cancel(ctl, STOP_IO);
 		return;
 	}
@@ -640,12 +635,86 @@ committer_main(void *arg)
 	return (NULL);
 }
 
+/*
+ * A 200 answer unpacked as it arrived, with status ${us} (${why} its
+ * message): hand the window over, or fail it (returns 1), or set *${act}
+ * to ask again (returns 0).
+ */
+static int
+unpacked(struct fetch_pool *p, const struct window *w, enum unpack_status us,
+    struct unpack_pending *pp, const struct unpack_stats *ust,
+    const char *why, enum retry_action *act)
+{
+	switch (us) {
+	case UNPACK_OK:
+		hand_over(p, w, pp, ust);
+		return (1);
+	case UNPACK_NOT_ZIP:
+	case UNPACK_CORRUPT:
+		*act = RETRY_BACKOFF; /* a bad answer: ask again */
+		return (0);
+	case UNPACK_IO:
+		fail_window(p, w, why);
+		runctl_cancel(p->o.ctl, STOP_IO);
+		return (1);
+	case UNPACK_CANCELLED:
+		return (1);
+	case UNPACK_BADNAME:
+	case UNPACK_TOO_BIG:
+	default:
+		fail_window(p, w, why);
+		return (1);
+	}
+}
+
+/*
+ * Any other outcome of the request (result ${res}): fail the window
+ * (returns 1), or classify the answer into *${act} with ${why} saying
+ * what it was (returns 0).  Removes the temporary either way.
+ */
+static int
+answered(struct worker *wk, const struct window *w, int res,
+    const char *name, char *why, size_t whylen, enum retry_action *act)
+{
+	struct fetch_pool *p = wk->p;
+	char snippet[160];
+
+	if (res < 0 || wk->write_errno) {
+		snprintf(why, whylen, "cannot write %.300s: %s", wk->tmp[0] ?
+		    wk->tmp : p->o.data_dir, strerror(wk->write_errno));
+		drop_tmp(wk);
+		fail_window(p, w, why);
+		runctl_cancel(p->o.ctl, STOP_IO);
+		return (1);
+	}
+	drop_tmp(wk);
+	if (res != CURLE_OK) {
+		snprintf(why, whylen, "%s", wk->errbuf[0] ? wk->errbuf :
+		    curl_easy_strerror((CURLcode)res));
+		if (transport_fatal(res)) {
+			fail_window(p, w, why);
+			return (1);
+		}
+	} else {
+		sanitize(wk->body, wk->bodylen, snippet, sizeof(snippet));
+		snprintf(why, whylen, "HTTP %ld%s%s", wk->status,
+		    snippet[0] ? ": " : "", snippet);
+	}
+	*act = retry_classify(wk->status, res != CURLE_OK, w->n);
+	log_debug(p->o.lg, "request %s: %s (%" PRIu64 " bytes) -> %s", name,
+	    res != CURLE_OK ? why : "answered", wk->bytes,
+	    retry_action_name(*act));
+	if (*act == RETRY_DONE) /* a 200 not unpacked */
+		*act = RETRY_BACKOFF;
+	return (0);
+}
+
 static void
 process_window(struct worker *wk, struct window *w)
 {
 	struct fetch_pool *p = wk->p;
 	struct runctl *ctl = p->o.ctl;
-	char name[64], why[512], uwhy[512], snippet[160];
+	char name[64], why[512];
 	int res;
 
 	window_name(w, name, sizeof(name));
@@ -661,7 +730,7 @@ process_window(struct worker *wk, struct window *w)
 		if (w->attempts > 0)
 			atomic_fetch_add(&ctl->st.retries, 1);
 		w->attempts++;
-		res = download(wk, w, &us, &ust, &pp, uwhy, sizeof(uwhy));
+		res = download(wk, w, &us, &ust, &pp, why, sizeof(why));
 		if (runctl_cancelled(ctl)) {
 			unpack_discard(pp);
 			drop_tmp(wk);
@@ -675,62 +744,10 @@ process_window(struct worker *wk, struct window *w)
 			    " bytes) -> unpack %s%s", name, wk->bytes,
 			    unpack_status_name(us), us == UNPACK_OK &&
 			    !ust.streamed ? " (read again from the file)" : "");
-			snprintf(why, sizeof(why), "%s", uwhy);
-			switch (us) {
-			case UNPACK_OK:
-				hand_over(wk, w, pp, &ust);
+			if (unpacked(p, w, us, pp, &ust, why, &act))
 				return;
-			case UNPACK_NOT_ZIP:
-			case UNPACK_CORRUPT:
-				act = RETRY_BACKOFF; /* a bad answer: ask again */
-				break;
-			case UNPACK_IO:
-				fail_window(wk, w, why);
-				runctl_cancel(ctl, STOP_IO);
-				return;
-			case UNPACK_CANCELLED:
-				return;
-			case UNPACK_BADNAME:
-			case UNPACK_TOO_BIG:
-			default:
-				fail_window(wk, w, why);
-				return;
-			}
-		} else {
-			if (res < 0 || wk->write_errno) {
-				snprintf(why, sizeof(why), "cannot write "
-				    "%.300s: %s", wk->tmp[0] ? wk->tmp :
-				    p->o.data_dir, strerror(wk->write_errno));
-				drop_tmp(wk);
-				fail_window(wk, w, why);
-				runctl_cancel(ctl, STOP_IO);
-				return;
-			}
-			drop_tmp(wk);
-			if (res != CURLE_OK && transport_fatal(res)) {
-				snprintf(why, sizeof(why), "%s",
-				    wk->errbuf[0] ? wk->errbuf :
-				    curl_easy_strerror((CURLcode)res));
-				fail_window(wk, w, why);
-				return;
-			}
-			act = retry_classify(wk->status, res != CURLE_OK,
-			    w->n);
-			sanitize(wk->body, wk->bodylen, snippet,
-			    sizeof(snippet));
-			if (res != CURLE_OK)
-				snprintf(why, sizeof(why), "%s", wk->errbuf[0] ?
-				    wk->errbuf : curl_easy_strerror(
-				    (CURLcode)res));
-			else
-				snprintf(why, sizeof(why), "HTTP %ld%s%s",
-				    wk->status, snippet[0] ? ": " : "",
-				    snippet);
-			log_debug(p->o.lg, "request %s: %s (%" PRIu64
-			    " bytes) -> %s", name, res != CURLE_OK ? why :
-			    "answered", wk->bytes, retry_action_name(act));
-			if (act == RETRY_DONE) /* a 200 not unpacked */
-				act = RETRY_BACKOFF;
+		} else if (answered(wk, w, res, name, why, sizeof(why), &act)) {
+			return;
 		}
 
 		switch (act) {
@@ -741,7 +758,7 @@ process_window(struct worker *wk, struct window *w)
 				if (localdir_write_empty(p->o.data_dir,
 				    p->o.format != UNPACK_FMT_JSONL,
 				    w->first + i, why, sizeof(why))) {
-					fail_window(wk, w, why);
+					fail_window(p, w, why);
 					runctl_cancel(ctl, STOP_IO);
 					return;
 				}
@@ -758,12 +775,12 @@ process_window(struct worker *wk, struct window *w)
 			split_window(wk, w);
 			return;
 		case RETRY_TOO_LARGE:
-			fail_window(wk, w, "the hour exceeds the Export API's "
+			fail_window(p, w, "the hour exceeds the Export API's "
 			    "4 GB limit (HTTP 400); it cannot be exported by "
 			    "this API");
 			return;
 		case RETRY_FAIL:
-			fail_window(wk, w, why);
+			fail_window(p, w, why);
 			return;
 		case RETRY_FATAL_AUTH:
 			if (atomic_exchange(&p->auth_logged, 1) == 0) {
@@ -783,7 +800,7 @@ process_window(struct worker *wk, struct window *w)
 				char msg[700];
 				snprintf(msg, sizeof(msg), "giving up after %d "
 				    "attempts; last: %s", w->attempts, why);
-				fail_window(wk, w, msg);
+				fail_window(p, w, msg);
 				return;
 			}
 			atomic_fetch_add(&ctl->st.retry_by_code[res ==

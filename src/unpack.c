@@ -1211,6 +1211,14 @@ s_admit(struct stream *s, const char *name, enum unpack_status *st)
 	return (e);
 }
 
+/* A failure of ours (I/O, cancel) stands; a verdict on the answer is
+ * reader 1's to give (UNPACK_OK, with the caller's *again still 1). */
+static enum unpack_status
+ours(enum unpack_status st)
+{
+	return (st == UNPACK_IO || st == UNPACK_CANCELLED ? st : UNPACK_OK);
+}
+
 /*
  * Stream every member from libarchive into the hour files.  UNPACK_OK
  * with *${again} = 0: all written (not yet verified); *${again} = 1:
@@ -1251,7 +1259,7 @@ s_members(struct stream *s, struct archive *a, int *again)
 			return (st);
 		if ((st = m_begin(u, &m, e, u->fmt == UNPACK_FMT_GZIP_RAW)) !=
 		    UNPACK_OK)
-			return (st == UNPACK_TOO_BIG ? UNPACK_OK : st);
+			return (ours(st));
 		for (;;) {
 			r = archive_read_data_block(a, &p, &n, &off);
 			if (r == ARCHIVE_EOF)
@@ -1259,11 +1267,10 @@ s_members(struct stream *s, struct archive *a, int *again)
 			if (r != ARCHIVE_OK || (uint64_t)off != m.fed)
 				return (UNPACK_OK);
 			if ((st = m_feed(u, &m, p, n)) != UNPACK_OK)
-				return (st == UNPACK_IO ||
-				    st == UNPACK_CANCELLED ? st : UNPACK_OK);
+				return (ours(st));
 		}
 		if ((st = m_end(u, &m)) != UNPACK_OK)
-			return (st == UNPACK_IO ? st : UNPACK_OK);
+			return (ours(st));
 		if (m.redo)
 			return (UNPACK_OK);
 		e->size = m.fed;
@@ -1278,21 +1285,19 @@ s_members(struct stream *s, struct archive *a, int *again)
 }
 
 /*
- * The zip on disk, complete now, must list exactly the members streamed,
- * with the same sizes and CRCs.  UNPACK_OK with *${same} = 1 if so.
+ * 1 if the zip on disk, complete now, lists exactly the members streamed,
+ * with the same sizes and CRCs, and reader 1 could open each; else 0.
  */
-static enum unpack_status
-s_verify(struct stream *s, const char *zip_path, int *same)
+static int
+s_same(struct stream *s, const char *zip_path)
 {
 	struct unpack *u = s->u;
-	char *saved = NULL;
+	char *err = u->err;
 	zip_file_t *zf;
+	int same = 0;
 
-	*same = 0;
-	/* Reader 1 owns the error messages: keep ours out of u->err. */
-	if (u->err != NULL && u->errlen > 0 &&
-	    (saved = strdup(u->err)) == NULL)
-		return (failf(u, UNPACK_IO, "out of memory"));
+	/* Reader 1 owns the error messages: keep ours out of them. */
+	u->err = NULL;
 	if (open_path(u, zip_path) != UNPACK_OK ||
 	    list_members(u) != UNPACK_OK || u->nents != s->nents)
 		goto out;
@@ -1302,9 +1307,7 @@ s_verify(struct stream *s, const char *zip_path, int *same)
 
 		if (z->hour != t->hour || z->part != t->part ||
 		    strcmp(z->name, t->name) != 0 || z->size != t->size ||
-		    z->crc != t->crc)
-			goto out;
-		if (ratio_check(u, z, &cap) != UNPACK_OK)
+		    z->crc != t->crc || ratio_check(u, z, &cap) != UNPACK_OK)
 			goto out;
 		/* Reader 1 must be able to open it too (encryption, method,
 		 * local header): the same checks, without reading data. */
@@ -1312,13 +1315,10 @@ s_verify(struct stream *s, const char *zip_path, int *same)
 			goto out;
 		(void)zip_fclose(zf);
 	}
-	*same = 1;
+	same = 1;
 out:
-	if (saved != NULL) {
-		snprintf(u->err, u->errlen, "%s", saved);
-		free(saved);
-	}
-	return (UNPACK_OK);
+	u->err = err;
+	return (same);
 }
 
 static void
@@ -1341,7 +1341,7 @@ unpack_stream(const struct unpack_source *src, const char *zip_path,
 	struct stream s = { .u = &u, .src = src, .cur = -1 };
 	struct archive *a = NULL;
 	enum unpack_status st;
-	int again = 1, same = 0;
+	int again = 1;
 
 	if (pending != NULL)
 		*pending = NULL;
@@ -1365,13 +1365,9 @@ unpack_stream(const struct unpack_source *src, const char *zip_path,
 		    failf(&u, UNPACK_SOURCE, "the transfer failed");
 		goto out;
 	}
-	if (!again && (st = s_verify(&s, zip_path, &same)) != UNPACK_OK)
-		goto out;
-	if (!same) {
-		/* Reader 1 decides, from the complete file. */
-		if (u.err != NULL && u.errlen > 0)
-			u.err[0] = '\0';
-		rollback(&u);
+	if (again || !s_same(&s, zip_path)) {
+		/* Reader 1 decides, from the complete file; what streamed
+		 * goes (u_fini rolls back whatever is not UNPACK_OK). */
 		archive_read_free(a);
 		s_free(&s);
 		(void)u_fini(&u, UNPACK_IO, NULL);
@@ -1385,9 +1381,6 @@ unpack_stream(const struct unpack_source *src, const char *zip_path,
 	if ((st = finish(&u, pending)) == UNPACK_OK)
 		u.st.streamed = 1;
 out:
-	if (st != UNPACK_OK && s.failed && st != UNPACK_CANCELLED &&
-	    st != UNPACK_IO)
-		st = failf(&u, UNPACK_SOURCE, "the transfer failed");
 	if (a != NULL)
 		archive_read_free(a);
 	s_free(&s);
@@ -1418,21 +1411,19 @@ pending_free(struct unpack_pending *pp)
 enum unpack_status
 unpack_commit(struct unpack_pending *pp, char *err, size_t errlen)
 {
-	char eb[128];
+	char eb[128], *last;
 	struct unpack u;
 	enum unpack_status st = UNPACK_OK;
 	int fd;
 
 	pending_view(&u, pp, err, errlen);
 	/* Only the last hour is not synced yet (hour_close). */
-	for (int k = u.nhours - 1; k < u.nhours && st == UNPACK_OK; k++) {
-		if ((fd = open(tmp_path(&u, k), O_RDONLY | O_CLOEXEC)) < 0 ||
-		    fsync(fd) != 0)
-			st = failf(&u, UNPACK_IO, "cannot fsync %s: %s",
-			    tmp_path(&u, k), errstr(errno, eb, sizeof(eb)));
-		if (fd >= 0)
-			(void)close(fd);
-	}
+	last = tmp_path(&u, u.nhours - 1);
+	if ((fd = open(last, O_RDONLY | O_CLOEXEC)) < 0 || fsync(fd) != 0)
+		st = failf(&u, UNPACK_IO, "cannot fsync %s: %s", last,
+		    errstr(errno, eb, sizeof(eb)));
+	if (fd >= 0)
+		(void)close(fd);
 	if (st == UNPACK_OK)
 		st = commit(&u);
 	if (st != UNPACK_OK)
