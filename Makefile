@@ -127,7 +127,7 @@ FUZZ_TARGETS := member unpack s3list envfile hour jsonl
 FUZZ_MODS_member  := member hour
 FUZZ_MODS_unpack  := unpack member hour jsonl localdir
 FUZZ_MODS_s3list  := s3 log retry hour version
-FUZZ_MODS_envfile := envfile
+FUZZ_MODS_envfile := envfile errbuf
 FUZZ_MODS_hour    := hour retry
 FUZZ_MODS_jsonl   := jsonl
 # fuzz_unpack checks every path unpack.c opens, renames or unlinks.

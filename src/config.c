@@ -11,7 +11,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 
 #include "config.h"
 #include "envfile.h"
+#include "errbuf.h"
 #include "keytmpl.h"
 #include "version.h"
 
@@ -147,21 +147,6 @@ struct dotenv {
 };
 
 static int
-seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return (-1);
-}
-
-static int
 dotenv_add(void *ctx, const char *key, const char *value)
 {
 	struct dotenv *de = ctx;
@@ -283,11 +268,11 @@ set_value(struct config *cfg, const struct opt *o, const char *v, char *err,
 		if (o->off == 0) /* --env-file: consumed earlier */
 			return (0);
 		if ((*(char **)(base + o->off) = strdup(v)) == NULL)
-			return (seterr(err, errlen, "out of memory"));
+			return (errbuf_set(err, errlen, "out of memory"));
 		return (0);
 	case K_INT:
 		if (parse_long(v, o->min, o->max, &l))
-			return (seterr(err, errlen,
+			return (errbuf_set(err, errlen,
 			    "%s: expected a whole number from %ld to %ld",
 			    name, o->min, o->max));
 		if (o->off == OFF(retry_base_ms) || o->off == OFF(retry_max_ms))
@@ -300,7 +285,7 @@ set_value(struct config *cfg, const struct opt *o, const char *v, char *err,
 		return (0);
 	case K_MB:
 		if (parse_long(v, o->min, o->max, &l))
-			return (seterr(err, errlen,
+			return (errbuf_set(err, errlen,
 			    "%s: expected megabytes from %ld to %ld", name,
 			    o->min, o->max));
 		*(uint64_t *)(base + o->off) = (uint64_t)l << 20;
@@ -313,7 +298,7 @@ set_value(struct config *cfg, const struct opt *o, const char *v, char *err,
 		    strcmp(v, "false") == 0)
 			*(int *)(base + o->off) = 0;
 		else
-			return (seterr(err, errlen, "%s: expected 1 or 0 "
+			return (errbuf_set(err, errlen, "%s: expected 1 or 0 "
 			    "(yes/no, true/false)", name));
 		return (0);
 	case K_TRI:
@@ -326,12 +311,12 @@ set_value(struct config *cfg, const struct opt *o, const char *v, char *err,
 		    strcmp(v, "false") == 0)
 			*(int *)(base + o->off) = 0;
 		else
-			return (seterr(err, errlen,
+			return (errbuf_set(err, errlen,
 			    "%s: expected auto, yes or no", name));
 		return (0);
 	case K_HOUR:
 		if (hour_parse_api(v, (amp_hour *)(base + o->off)))
-			return (seterr(err, errlen,
+			return (errbuf_set(err, errlen,
 			    "%s: '%.20s' is not a valid hour YYYYMMDDTHH "
 			    "(UTC), e.g. 20251110T00", name, v));
 		return (0);
@@ -341,13 +326,13 @@ set_value(struct config *cfg, const struct opt *o, const char *v, char *err,
 		char kbuf[16];
 
 		if (slash == NULL || (size_t)(slash - v) >= sizeof(kbuf))
-			return (seterr(err, errlen, "%s: expected K/N, e.g. "
+			return (errbuf_set(err, errlen, "%s: expected K/N, e.g. "
 			    "0/4", name));
 		memcpy(kbuf, v, (size_t)(slash - v));
 		kbuf[slash - v] = '\0';
 		if (parse_long(slash + 1, 1, 100000, &n) ||
 		    parse_long(kbuf, 0, n - 1, &k))
-			return (seterr(err, errlen, "%s: expected K/N with "
+			return (errbuf_set(err, errlen, "%s: expected K/N with "
 			    "0 <= K < N, e.g. 0/4", name));
 		cfg->shard_index = (int)k;
 		cfg->shard_count = (int)n;
@@ -360,14 +345,14 @@ set_value(struct config *cfg, const struct opt *o, const char *v, char *err,
 		if (idx == NULL || *idx == '\0')
 			idx = getenv("AWS_BATCH_JOB_ARRAY_INDEX");
 		if (parse_long(v, 1, 100000, &n))
-			return (seterr(err, errlen, "%s: expected a number of "
+			return (errbuf_set(err, errlen, "%s: expected a number of "
 			    "shards from 1 to 100000", name));
 		if (idx == NULL || *idx == '\0')
-			return (seterr(err, errlen, "%s: needs the shard index "
+			return (errbuf_set(err, errlen, "%s: needs the shard index "
 			    "in JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX "
 			    "(or use --shard K/N)", name));
 		if (parse_long(idx, 0, n - 1, &k))
-			return (seterr(err, errlen, "%s: shard index '%.12s' "
+			return (errbuf_set(err, errlen, "%s: shard index '%.12s' "
 			    "is not in 0..%ld", name, idx, n - 1));
 		cfg->shard_index = (int)k;
 		cfg->shard_count = (int)n;
@@ -375,27 +360,27 @@ set_value(struct config *cfg, const struct opt *o, const char *v, char *err,
 	}
 	case K_LEVEL:
 		if (log_parse_level(v, &cfg->log_level))
-			return (seterr(err, errlen,
+			return (errbuf_set(err, errlen,
 			    "%s: expected debug, info, warn, error or off",
 			    name));
 		return (0);
 	case K_FORMAT:
 		if (log_parse_format(v, &cfg->log_format))
-			return (seterr(err, errlen,
+			return (errbuf_set(err, errlen,
 			    "%s: expected text or json", name));
 		return (0);
 	case K_REGION:
 		/* Only used when --api-url/AMP_API_URL is absent. */
 		if (strcmp(v, "us") != 0 && strcmp(v, "eu") != 0)
-			return (seterr(err, errlen, "%s: expected us or eu",
+			return (errbuf_set(err, errlen, "%s: expected us or eu",
 			    name));
 		if (cfg->api_url == NULL &&
 		    (cfg->api_url = strdup(strcmp(v, "eu") == 0 ? EU_URL :
 		    US_URL)) == NULL)
-			return (seterr(err, errlen, "out of memory"));
+			return (errbuf_set(err, errlen, "out of memory"));
 		return (0);
 	}
-	return (seterr(err, errlen, "internal: bad option kind"));
+	return (errbuf_set(err, errlen, "internal: bad option kind"));
 }
 
 static void
@@ -513,7 +498,7 @@ config_load(struct config *cfg, int argc, char **argv, amp_hour now,
 		}
 		if (a[0] != '-' || a[1] == '\0') {
 			if (cmd != NULL) {
-				seterr(err, errlen,
+				errbuf_set(err, errlen,
 				    "unexpected argument '%.40s'", a);
 				goto done;
 			}
@@ -526,7 +511,7 @@ config_load(struct config *cfg, int argc, char **argv, amp_hour now,
 			char nm[64];
 
 			if ((o = find_long(a + 2, len)) == NULL) {
-				seterr(err, errlen, "unknown option '--%.*s' "
+				errbuf_set(err, errlen, "unknown option '--%.*s' "
 				    "(see --help)", (int)(len > 40 ? 40 : len),
 				    a + 2);
 				goto done;
@@ -537,20 +522,20 @@ config_load(struct config *cfg, int argc, char **argv, amp_hour now,
 				val = "yes";
 			else if (o->kind == K_BOOL) {
 				snprintf(nm, sizeof(nm), "--%s", o->lng);
-				seterr(err, errlen, "%s takes no value", nm);
+				errbuf_set(err, errlen, "%s takes no value", nm);
 				goto done;
 			} else if (eq)
 				val = eq + 1;
 			else if (i + 1 < argc)
 				val = argv[++i];
 			else {
-				seterr(err, errlen, "--%s needs a value",
+				errbuf_set(err, errlen, "--%s needs a value",
 				    o->lng);
 				goto done;
 			}
 		} else {
 			if ((o = find_short(a[1])) == NULL) {
-				seterr(err, errlen,
+				errbuf_set(err, errlen,
 				    "unknown option '-%c' (see --help)", a[1]);
 				goto done;
 			}
@@ -559,14 +544,14 @@ config_load(struct config *cfg, int argc, char **argv, amp_hour now,
 			else if (i + 1 < argc)
 				val = argv[++i];
 			else {
-				seterr(err, errlen, "-%c needs a value", a[1]);
+				errbuf_set(err, errlen, "-%c needs a value", a[1]);
 				goto done;
 			}
 		}
 		flagval[o - OPTS] = val;
 	}
 	if (cmd == NULL) {
-		seterr(err, errlen, "missing command: fetch, sync, all or status "
+		errbuf_set(err, errlen, "missing command: fetch, sync, all or status "
 		    "(see --help)");
 		goto done;
 	}
@@ -579,7 +564,7 @@ config_load(struct config *cfg, int argc, char **argv, amp_hour now,
 	else if (strcmp(cmd, "status") == 0)
 		cfg->cmd = CMD_STATUS;
 	else {
-		seterr(err, errlen, "unknown command '%.40s': expected fetch, "
+		errbuf_set(err, errlen, "unknown command '%.40s': expected fetch, "
 		    "sync, all or status", cmd);
 		goto done;
 	}
@@ -596,19 +581,19 @@ config_load(struct config *cfg, int argc, char **argv, amp_hour now,
 		envfile = ".env";
 	r = envfile_load(envfile, dotenv_add, &de, msg, sizeof(msg));
 	if (r < 0) {
-		seterr(err, errlen, "%s", msg);
+		errbuf_set(err, errlen, "%s", msg);
 		goto done;
 	}
 	if (r == 1 && explicit_env) {
 		/* Only the default .env may be absent: a named file that is
 		 * missing is a typo that would run with the wrong settings. */
-		seterr(err, errlen, "env file %.300s does not exist", envfile);
+		errbuf_set(err, errlen, "env file %.300s does not exist", envfile);
 		goto done;
 	}
 	if (r == 0) {
 		struct stat sb;
 		if ((cfg->env_file_used = strdup(envfile)) == NULL) {
-			seterr(err, errlen, "out of memory");
+			errbuf_set(err, errlen, "out of memory");
 			goto done;
 		}
 		if (stat(envfile, &sb) == 0 && (sb.st_mode & 077))
@@ -645,11 +630,11 @@ config_load(struct config *cfg, int argc, char **argv, amp_hour now,
 		char s[HOUR_API_LEN], e[HOUR_API_LEN];
 		hour_format_api(cfg->start, s);
 		hour_format_api(cfg->end, e);
-		seterr(err, errlen, "end %s is before start %s", e, s);
+		errbuf_set(err, errlen, "end %s is before start %s", e, s);
 		goto done;
 	}
 	if (cfg->start < HOUR_MIN || cfg->end > HOUR_MAX) {
-		seterr(err, errlen, "the range must lie within "
+		errbuf_set(err, errlen, "the range must lie within "
 		    "1970-01-01T00 .. 9999-12-31T23");
 		goto done;
 	}
@@ -658,39 +643,39 @@ config_load(struct config *cfg, int argc, char **argv, amp_hour now,
 	if (cfg->shard_count == 0)
 		cfg->shard_count = 1;
 	if (cfg->no_validate && !cfg->gzip) {
-		seterr(err, errlen, "--no-validate needs --gzip (JSONL output "
+		errbuf_set(err, errlen, "--no-validate needs --gzip (JSONL output "
 		    "is always inflated and checked)");
 		goto done;
 	}
 	if (keytmpl_check(cfg->key_template, cfg->s3_prefix, cfg->gzip,
 	    cfg->dev, msg, sizeof(msg))) {
-		seterr(err, errlen, "--key-template: %s", msg);
+		errbuf_set(err, errlen, "--key-template: %s", msg);
 		goto done;
 	}
 	if (cfg->cmd == CMD_FETCH || cfg->cmd == CMD_ALL) {
 		amp_hour daily_end;
 		(void)hour_from_ymdh(2014, 11, 12, 0, &daily_end);
 		if (cfg->start < daily_end) {
-			seterr(err, errlen, "hours before 2014-11-12 are "
+			errbuf_set(err, errlen, "hours before 2014-11-12 are "
 			    "exported by day, not by hour: start at "
 			    "20141112T00 or later");
 			goto done;
 		}
 		if (cfg->api_key == NULL || cfg->secret_key == NULL) {
-			seterr(err, errlen, "AMP_API_KEY and AMP_SECRET_KEY "
+			errbuf_set(err, errlen, "AMP_API_KEY and AMP_SECRET_KEY "
 			    "must be set (environment or %s)", envfile);
 			goto done;
 		}
 	}
 	if (config_need_store(cfg) && !cfg->dev) {
 		if (cfg->bucket == NULL) {
-			seterr(err, errlen, "AWS_BUCKET_NAME must be set "
+			errbuf_set(err, errlen, "AWS_BUCKET_NAME must be set "
 			    "(or use --dev)");
 			goto done;
 		}
 		if (cfg->aws_access_key == NULL ||
 		    cfg->aws_secret_key == NULL) {
-			seterr(err, errlen, "S3 credentials missing: set "
+			errbuf_set(err, errlen, "S3 credentials missing: set "
 			    "AWS_PYTHON_USER_ACCESS_KEY and "
 			    "AWS_PYTHON_USER_SECRET_KEY (or AWS_ACCESS_KEY_ID "
 			    "and AWS_SECRET_ACCESS_KEY)");

@@ -9,13 +9,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "envfile.h"
+#include "errbuf.h"
 
 #define ENVFILE_MAX (1024 * 1024)
 
@@ -226,22 +226,6 @@ done:
 	return (r);
 }
 
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 int
 envfile_parse(const char *buf, size_t len, envfile_cb *cb, void *ctx,
     char *err, size_t errlen)
@@ -252,9 +236,9 @@ envfile_parse(const char *buf, size_t len, envfile_cb *cb, void *ctx,
 
 	if ((r = parse(buf, len, cb, ctx, &line, &why)) != 0 && why != NULL) {
 		if (line > 0)
-			seterr(err, errlen, "line %zu: %s", line, why);
+			errbuf_set(err, errlen, "line %zu: %s", line, why);
 		else
-			seterr(err, errlen, "%s", why);
+			errbuf_set(err, errlen, "%s", why);
 	}
 	return (r);
 }
@@ -273,20 +257,20 @@ envfile_load(const char *path, envfile_cb *cb, void *ctx, char *err,
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		if (errno == ENOENT)
 			return (1);
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
 		return (-1);
 	}
 	if (fstat(fd, &sb) == -1) {
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
 		goto done;
 	}
 	if (!S_ISREG(sb.st_mode)) {
-		seterr(err, errlen, "%s: not a regular file", path);
+		errbuf_set(err, errlen, "%s: not a regular file", path);
 		goto done;
 	}
 	/* Read one byte past the limit to notice a file that grew. */
 	if ((buf = malloc(ENVFILE_MAX + 1)) == NULL) {
-		seterr(err, errlen, "%s: out of memory", path);
+		errbuf_set(err, errlen, "%s: out of memory", path);
 		goto done;
 	}
 	for (;;) {
@@ -294,22 +278,22 @@ envfile_load(const char *path, envfile_cb *cb, void *ctx, char *err,
 		if (got == -1 && errno == EINTR)
 			continue;
 		if (got == -1) {
-			seterr(err, errlen, "%s: %s", path, strerror(errno));
+			errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
 			goto done;
 		}
 		if (got == 0)
 			break;
 		len += (size_t)got;
 		if (len > ENVFILE_MAX) {
-			seterr(err, errlen, "%s: larger than 1 MiB", path);
+			errbuf_set(err, errlen, "%s: larger than 1 MiB", path);
 			goto done;
 		}
 	}
 	if ((r = parse(buf, len, cb, ctx, &line, &why)) != 0 && why != NULL) {
 		if (line > 0)
-			seterr(err, errlen, "%s:%zu: %s", path, line, why);
+			errbuf_set(err, errlen, "%s:%zu: %s", path, line, why);
 		else
-			seterr(err, errlen, "%s: %s", path, why);
+			errbuf_set(err, errlen, "%s: %s", path, why);
 	}
 
 done:

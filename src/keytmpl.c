@@ -7,11 +7,11 @@
  * key (literals byte for byte, fields as digits), builds the hour, and
  * accepts the key only if formatting that hour gives the key back.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "keytmpl.h"
 
 enum tok_kind { T_LIT, T_DATE, T_HOUR, T_YEAR, T_MONTH, T_DAY };
@@ -39,22 +39,6 @@ static const struct {
 	{ "month", T_MONTH, 2 }, { "day", T_DAY, 2 },
 };
 #define NFIELDS (sizeof(FIELDS) / sizeof(FIELDS[0]))
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 void
 keytmpl_free(struct keytmpl *t)
@@ -134,7 +118,7 @@ check_dir_key(const char *key, char *err, size_t errlen)
 	const char *seg = key, *slash;
 
 	if (key[0] == '/') {
-		seterr(err, errlen, "a key must not start with '/' for a "
+		errbuf_set(err, errlen, "a key must not start with '/' for a "
 		    "folder store (--dev)");
 		return (-1);
 	}
@@ -145,7 +129,7 @@ check_dir_key(const char *key, char *err, size_t errlen)
 		n = slash != NULL ? (size_t)(slash - seg) : strlen(seg);
 		if (n == 0 || (n == 1 && seg[0] == '.') ||
 		    (n == 2 && seg[0] == '.' && seg[1] == '.')) {
-			seterr(err, errlen, "key '%.200s' has an empty, '.' or "
+			errbuf_set(err, errlen, "key '%.200s' has an empty, '.' or "
 			    "'..' path segment, which a folder store (--dev) "
 			    "cannot hold", key);
 			return (-1);
@@ -172,7 +156,7 @@ keytmpl_parse(const char *tmpl, const char *prefix, const char *suffix,
 	if (suffix == NULL)
 		suffix = "";
 	if (tmpl == NULL || tmpl[0] == '\0') {
-		seterr(err, errlen, "the template is empty");
+		errbuf_set(err, errlen, "the template is empty");
 		return (NULL);
 	}
 	if ((t = calloc(1, sizeof(*t))) == NULL)
@@ -182,7 +166,7 @@ keytmpl_parse(const char *tmpl, const char *prefix, const char *suffix,
 		size_t len;
 
 		if (*p == '}') {
-			seterr(err, errlen, "stray '}' at offset %zu "
+			errbuf_set(err, errlen, "stray '}' at offset %zu "
 			    "(placeholders are {prefix} {date} {hour} {year} "
 			    "{month} {day})", (size_t)(p - tmpl));
 			goto fail;
@@ -196,7 +180,7 @@ keytmpl_parse(const char *tmpl, const char *prefix, const char *suffix,
 		}
 		if ((close = strchr(p + 1, '}')) == NULL ||
 		    memchr(p + 1, '{', (size_t)(close - p - 1)) != NULL) {
-			seterr(err, errlen, "unclosed '{' at offset %zu",
+			errbuf_set(err, errlen, "unclosed '{' at offset %zu",
 			    (size_t)(p - tmpl));
 			goto fail;
 		}
@@ -210,7 +194,7 @@ keytmpl_parse(const char *tmpl, const char *prefix, const char *suffix,
 				    memcmp(FIELDS[i].name, p + 1, len) == 0)
 					break;
 			if (i == NFIELDS) {
-				seterr(err, errlen, "unknown placeholder {%s} "
+				errbuf_set(err, errlen, "unknown placeholder {%s} "
 				    "(placeholders are {prefix} {date} {hour} "
 				    "{year} {month} {day})",
 				    shown(p + 1, len, nb, sizeof(nb)));
@@ -225,7 +209,7 @@ keytmpl_parse(const char *tmpl, const char *prefix, const char *suffix,
 	if (!(seen & (1u << T_HOUR)) || !((seen & (1u << T_DATE)) ||
 	    ((seen & (1u << T_YEAR)) && (seen & (1u << T_MONTH)) &&
 	    (seen & (1u << T_DAY))))) {
-		seterr(err, errlen, "'%.200s' does not name the hour: it needs "
+		errbuf_set(err, errlen, "'%.200s' does not name the hour: it needs "
 		    "{hour} and either {date} or {year}, {month} and {day}",
 		    tmpl);
 		goto fail;
@@ -236,12 +220,12 @@ keytmpl_parse(const char *tmpl, const char *prefix, const char *suffix,
 
 		if (last->kind == T_LIT && last->len >= 3 &&
 		    memcmp(last->lit + last->len - 3, ".gz", 3) == 0) {
-			seterr(err, errlen, "'%.200s' ends in .gz: leave it "
+			errbuf_set(err, errlen, "'%.200s' ends in .gz: leave it "
 			    "out, --gzip appends .gz to the key", tmpl);
 			goto fail;
 		}
 		if (last->kind == T_LIT && last->lit[last->len - 1] == '/') {
-			seterr(err, errlen, "'%.200s' ends with '/': the key "
+			errbuf_set(err, errlen, "'%.200s' ends with '/': the key "
 			    "must name an object, e.g. .../part.jsonl", tmpl);
 			goto fail;
 		}
@@ -259,7 +243,7 @@ keytmpl_parse(const char *tmpl, const char *prefix, const char *suffix,
 				t->slashes += t->tok[i].lit[k] == '/';
 	}
 	if (t->keylen > KEYTMPL_MAX_KEY) {
-		seterr(err, errlen, "keys would be %zu bytes long; S3 allows "
+		errbuf_set(err, errlen, "keys would be %zu bytes long; S3 allows "
 		    "%d", t->keylen, KEYTMPL_MAX_KEY);
 		goto fail;
 	}
@@ -269,19 +253,19 @@ keytmpl_parse(const char *tmpl, const char *prefix, const char *suffix,
 	for (i = 0; n >= 0 && key[i] != '\0'; i++) {
 		unsigned char c = (unsigned char)key[i];
 		if (c < 0x20 || c == 0x7f) {
-			seterr(err, errlen, "the key holds a control "
+			errbuf_set(err, errlen, "the key holds a control "
 			    "character (byte %zu)", i);
 			goto fail;
 		}
 	}
 	if (n < 0) {
-		seterr(err, errlen, "internal: key length");
+		errbuf_set(err, errlen, "internal: key length");
 		goto fail;
 	}
 	if (for_dir && check_dir_key(key, err, errlen))
 		goto fail;
 	if (for_dir && t->slashes > KEYTMPL_MAX_DIR_DEPTH) {
-		seterr(err, errlen, "keys are %d directories deep; a folder "
+		errbuf_set(err, errlen, "keys are %d directories deep; a folder "
 		    "store (--dev) allows %d", t->slashes,
 		    KEYTMPL_MAX_DIR_DEPTH);
 		goto fail;
@@ -289,7 +273,7 @@ keytmpl_parse(const char *tmpl, const char *prefix, const char *suffix,
 	free(key);
 	return (t);
 nomem:
-	seterr(err, errlen, "out of memory");
+	errbuf_set(err, errlen, "out of memory");
 fail:
 	free(key);
 	keytmpl_free(t);

@@ -22,7 +22,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "errbuf.h"
 #include "hour.h"
 #include "keytmpl.h"
 #include "s3.h"
@@ -55,20 +55,6 @@ struct store {
 	/* B_S3 */
 	struct s3 *s3;
 };
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* mkdir -p ${path}.  0 or -1 with errno. */
 static int
@@ -111,13 +97,13 @@ store_open_dir(const char *root, const char *prefix, char *err, size_t errlen)
 	size_t n;
 
 	if (root == NULL || root[0] == '\0') {
-		seterr(err, errlen, "store: no folder given");
+		errbuf_set(err, errlen, "store: no folder given");
 		return (NULL);
 	}
 	if (prefix == NULL)
 		prefix = "";
 	if (strstr(prefix, "..") != NULL) {
-		seterr(err, errlen, "store: prefix '%s' must not contain '..' "
+		errbuf_set(err, errlen, "store: prefix '%s' must not contain '..' "
 		    "for a folder store", prefix);
 		return (NULL);
 	}
@@ -133,17 +119,17 @@ store_open_dir(const char *root, const char *prefix, char *err, size_t errlen)
 	snprintf(st->desc, n, "dir:%s/%s", root, prefix);
 	if ((st->kt = keytmpl_parse(KEYTMPL_DEFAULT, prefix, "", 1, msg,
 	    sizeof(msg))) == NULL) {
-		seterr(err, errlen, "store: %s", msg);
+		errbuf_set(err, errlen, "store: %s", msg);
 		goto fail;
 	}
 	if (mkdirs(st->root) != 0) {
-		seterr(err, errlen, "store: cannot create %s: %s", st->root,
+		errbuf_set(err, errlen, "store: cannot create %s: %s", st->root,
 		    strerror(errno));
 		goto fail;
 	}
 	return (st);
 nomem:
-	seterr(err, errlen, "store: out of memory");
+	errbuf_set(err, errlen, "store: out of memory");
 fail:
 	store_free(st);
 	return (NULL);
@@ -161,22 +147,22 @@ store_open_s3(const struct s3_config *cfg, const char *prefix,
 		prefix = "";
 	if ((st = calloc(1, sizeof(*st))) == NULL ||
 	    (st->prefix = strdup(prefix)) == NULL) {
-		seterr(err, errlen, "store: out of memory");
+		errbuf_set(err, errlen, "store: out of memory");
 		goto fail;
 	}
 	st->kind = B_S3;
 	if ((st->kt = keytmpl_parse(KEYTMPL_DEFAULT, prefix, "", 0, e.msg,
 	    sizeof(e.msg))) == NULL) {
-		seterr(err, errlen, "store: %s", e.msg);
+		errbuf_set(err, errlen, "store: %s", e.msg);
 		goto fail;
 	}
 	if ((st->s3 = s3_init(cfg, lg, &e)) == NULL) {
-		seterr(err, errlen, "%s", e.msg);
+		errbuf_set(err, errlen, "%s", e.msg);
 		goto fail;
 	}
 	n = strlen(cfg->bucket) + strlen(prefix) + 7;
 	if ((st->desc = malloc(n)) == NULL) {
-		seterr(err, errlen, "store: out of memory");
+		errbuf_set(err, errlen, "store: out of memory");
 		goto fail;
 	}
 	snprintf(st->desc, n, "s3://%s/%s", cfg->bucket, prefix);
@@ -213,7 +199,7 @@ store_set_layout(struct store *st, const char *tmpl, int gzip, char *err,
 	if ((kt = keytmpl_parse(tmpl != NULL ? tmpl : KEYTMPL_DEFAULT,
 	    st->prefix, gzip ? ".gz" : "", st->kind == B_DIR, msg,
 	    sizeof(msg))) == NULL) {
-		seterr(err, errlen, "key template: %s", msg);
+		errbuf_set(err, errlen, "key template: %s", msg);
 		return (-1);
 	}
 	keytmpl_free(st->kt);
@@ -313,7 +299,7 @@ walk_dir(struct walk *w, int dfd, int depth)
 		return (0);
 fail:
 	w->key[w->keylen] = '\0';
-	seterr(w->err, w->errlen, "store: cannot list %s/%s: %s", w->root,
+	errbuf_set(w->err, w->errlen, "store: cannot list %s/%s: %s", w->root,
 	    w->key, strerror(e));
 	return (-1);
 }
@@ -333,7 +319,7 @@ dir_list(struct store *st, store_hour_cb *cb, void *ctx, char *err,
 	slash = strrchr(lp, '/');
 	w.keylen = slash != NULL ? (size_t)(slash - lp) + 1 : 0;
 	if (w.keylen >= sizeof(w.key)) {
-		seterr(err, errlen, "store: key prefix too long");
+		errbuf_set(err, errlen, "store: key prefix too long");
 		return (STORE_FAIL);
 	}
 	memcpy(w.key, lp, w.keylen);
@@ -342,7 +328,7 @@ dir_list(struct store *st, store_hour_cb *cb, void *ctx, char *err,
 		depth -= lp[i] == '/';
 	dn = strlen(st->root) + w.keylen + 2;
 	if ((dir = malloc(dn)) == NULL) {
-		seterr(err, errlen, "store: out of memory");
+		errbuf_set(err, errlen, "store: out of memory");
 		return (STORE_FAIL);
 	}
 	snprintf(dir, dn, "%s/%.*s", st->root, (int)w.keylen, w.key);
@@ -353,7 +339,7 @@ dir_list(struct store *st, store_hour_cb *cb, void *ctx, char *err,
 			free(dir);
 			return (STORE_OK);
 		}
-		seterr(err, errlen, "store: cannot list %s: %s", dir,
+		errbuf_set(err, errlen, "store: cannot list %s: %s", dir,
 		    strerror(e));
 		free(dir);
 		return (STORE_FAIL);
@@ -377,7 +363,7 @@ store_list(struct store *st, store_hour_cb *cb, void *ctx, char *err,
 	lc.ctx = ctx;
 	if ((s = from_s3(s3_list(st->s3, keytmpl_list_prefix(st->kt),
 	    s3_list_one, &lc, &e))) != STORE_OK)
-		seterr(err, errlen, "%s", e.msg);
+		errbuf_set(err, errlen, "%s", e.msg);
 	return (s);
 }
 
@@ -428,7 +414,7 @@ dir_put(struct store *st, const char *key, const char *path, char *err,
 	n = strlen(st->root) + strlen(key) + 64;
 	if ((dst = malloc(n)) == NULL || (tmp = malloc(n)) == NULL ||
 	    (dir = malloc(n)) == NULL) {
-		seterr(err, errlen, "store: out of memory");
+		errbuf_set(err, errlen, "store: out of memory");
 		goto out;
 	}
 	snprintf(dst, n, "%s/%s", st->root, key);
@@ -470,7 +456,7 @@ dir_put(struct store *st, const char *key, const char *path, char *err,
 	rc = 0;
 	goto out;
 ioerr:
-	seterr(err, errlen, "store: %s: %s", what, strerror(errno));
+	errbuf_set(err, errlen, "store: %s: %s", what, strerror(errno));
 out:
 	if (dfd >= 0)
 		close(dfd);
@@ -495,14 +481,14 @@ store_put(struct store *st, amp_hour hour, const char *path, char *err,
 	enum store_status s;
 
 	if (keytmpl_format(st->kt, hour, key, sizeof(key)) < 0) {
-		seterr(err, errlen, "store: key too long");
+		errbuf_set(err, errlen, "store: key too long");
 		return (STORE_FAIL);
 	}
 	if (st->kind == B_DIR)
 		return (dir_put(st, key, path, err, errlen));
 	if ((s = from_s3(s3_put_file(st->s3, key, path,
 	    st->gzip ? CT_GZIP : CT_JSONL, &e))) != STORE_OK)
-		seterr(err, errlen, "%s", e.msg);
+		errbuf_set(err, errlen, "%s", e.msg);
 	return (s);
 }
 
