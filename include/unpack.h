@@ -78,6 +78,11 @@ struct unpack_limits {
 	uint64_t max_hour_bytes; /* inflated bytes per hour; 0 = no cap */
 	uint64_t max_ratio;      /* inflated/compressed per member; 0 = none */
 	size_t max_line;         /* longest JSON line accepted; 0 = none */
+	/* Not a limit but how to leave the files: 0 drops each hour's pages
+	 * from the page cache once its fsync succeeded (the data directory
+	 * is a spool: a file is read again at most once, by an upload that
+	 * may come much later); 1 keeps them (an upload reads them next). */
+	int keep_cache;
 };
 
 enum unpack_format {

@@ -355,7 +355,12 @@ run_command(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 			.stall_timeout_s = cfg->stall_timeout_s,
 			.limits = { .max_hour_bytes = cfg->max_hour_bytes,
 			    .max_ratio = RUN_MAX_RATIO,
-			    .max_line = RUN_MAX_LINE },
+			    .max_line = RUN_MAX_LINE,
+			    /* `all` to S3 reads each hour back within
+			     * seconds (hash, send); otherwise the hour is
+			     * linked into --dev's folder or left for a
+			     * later sync: no reason to keep it cached. */
+			    .keep_cache = up != NULL && !cfg->dev },
 			.format = !cfg->gzip ? UNPACK_FMT_JSONL :
 			    cfg->no_validate ? UNPACK_FMT_GZIP_RAW :
 			    UNPACK_FMT_GZIP,

@@ -13,7 +13,11 @@
  * 256 KiB buffers per call; nothing grows with the size of a member or of
  * the zip.  While a file grows, its pages are handed to the kernel for
  * writeback every few MiB (sync_file_range), so the fsync that ends the
- * hour waits for little.  Only when every hour is written are the
+ * hour waits for little; once that fsync succeeded, the file's pages are
+ * dropped from the page cache unless limits->keep_cache (a fetch that
+ * writes hundreds of GB leaves the host's cache alone, and the writer
+ * reuses the pages it just freed instead of taking ever new ones).  Only
+ * when every hour is written are the
  * temporaries renamed into place, then the directory is fsynced once.
  * Any failure unlinks every temporary (and, if a rename or the directory
  * fsync failed, every hour file already renamed).
@@ -132,6 +136,7 @@ struct unpack {
 	struct unpack_limits lim;
 	const atomic_int *cancel;
 	int defer;              /* leave fsync + rename to unpack_commit() */
+	int keep_cache;         /* leave synced hours in the page cache */
 
 	zip_t *za;
 	struct entry *ents;     /* libzip: the zip's members, sorted */
@@ -447,6 +452,20 @@ write_raw(struct unpack *u, const void *p, size_t n)
 	return (UNPACK_OK);
 }
 
+/* ${fd} was just fsynced: unless ${keep}, drop its (now clean) pages from
+ * the page cache.  Only advice: nothing depends on it. */
+static void
+synced(int fd, int keep)
+{
+#ifdef POSIX_FADV_DONTNEED
+	if (!keep)
+		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+#else
+	(void)fd;
+	(void)keep;
+#endif
+}
+
 /* Cut the current hour's file back to its first ${off} bytes. */
 static enum unpack_status
 cut_back(struct unpack *u, uint64_t off)
@@ -715,6 +734,8 @@ hour_close(struct unpack *u)
 		st = failf(u, UNPACK_IO, "cannot fsync %s: %s", u->fdpath,
 		    errstr(errno, eb, sizeof(eb)));
 		goto fail;
+	} else {
+		synced(u->fd, u->keep_cache);
 	}
 	fd = u->fd;
 	u->fd = -1;
@@ -845,6 +866,7 @@ struct unpack_pending {
 	amp_hour first;
 	int nhours;
 	int gz;
+	int keep_cache;
 	char *paths;            /* nhours temporary paths, pathcap bytes each */
 	size_t pathcap;
 };
@@ -868,6 +890,7 @@ finish(struct unpack *u, struct unpack_pending **pending)
 	pp->first = u->first;
 	pp->nhours = u->nhours;
 	pp->gz = u->gz;
+	pp->keep_cache = u->keep_cache;
 	pp->paths = u->paths;
 	pp->pathcap = u->pathcap;
 	u->paths = NULL; /* owned by pp now */
@@ -915,6 +938,7 @@ u_init(struct unpack *u, const char *data_dir, amp_hour first, int nhours,
 		err[0] = '\0';
 	if (limits != NULL)
 		u->lim = *limits;
+	u->keep_cache = u->lim.keep_cache;
 	if (nhours < 1 || first < HOUR_MIN || first > HOUR_MAX - nhours + 1 ||
 	    (fmt != UNPACK_FMT_JSONL && fmt != UNPACK_FMT_GZIP &&
 	    fmt != UNPACK_FMT_GZIP_RAW))
@@ -1422,6 +1446,8 @@ unpack_commit(struct unpack_pending *pp, char *err, size_t errlen)
 	if ((fd = open(last, O_RDONLY | O_CLOEXEC)) < 0 || fsync(fd) != 0)
 		st = failf(&u, UNPACK_IO, "cannot fsync %s: %s", last,
 		    errstr(errno, eb, sizeof(eb)));
+	else
+		synced(fd, pp->keep_cache);
 	if (fd >= 0)
 		(void)close(fd);
 	if (st == UNPACK_OK)

@@ -41,6 +41,36 @@ BASE = H("20240101T00")     # the hours most tests use
 Result = namedtuple("Result", "rc stdout stderr elapsed argv")
 
 
+def resident_pages(path):
+    """(pages of ${path} in the page cache, its pages), by mincore(2);
+    reading nothing, so the check does not bring pages in."""
+    import ctypes
+    import mmap
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t,
+                             ctypes.c_char_p]
+    size = os.path.getsize(path)
+    pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        if addr in (None, ctypes.c_void_p(-1).value):
+            raise OSError(ctypes.get_errno(), "mmap " + str(path))
+        try:
+            vec = ctypes.create_string_buffer(pages)
+            if libc.mincore(addr, size, vec) != 0:
+                raise OSError(ctypes.get_errno(), "mincore " + str(path))
+            return sum(b & 1 for b in vec.raw[:pages]), pages
+        finally:
+            libc.munmap(addr, size)
+    finally:
+        os.close(fd)
+
+
 def poll(cond, timeout, what, interval=0.01):
     """Call cond() until it returns a true value or ${timeout} seconds pass
     (then AssertionError naming ${what})."""

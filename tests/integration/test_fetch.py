@@ -2,7 +2,8 @@
 
 import re
 
-from harness import BASE, F, FetchCase, gen_scenario, hours_of, window_of
+from harness import (BASE, F, FetchCase, gen_scenario, hours_of,
+                     resident_pages, window_of)
 
 
 class Basic(FetchCase):
@@ -99,6 +100,20 @@ class Basic(FetchCase):
         self.assertTrue(empty)
         for h in empty:
             self.assertEqual(self.hour_path(h).read_bytes(), b"")
+
+    def test_hours_leave_the_page_cache(self):
+        # fetch alone drops each hour's pages once it is synced: checked
+        # before anything reads the files (mincore does not).
+        srv = self.server(gen_scenario(BASE, 6, events=300, parts=2))
+        res = self.fetch_range(srv, BASE, BASE + 5, "--max-window-hours",
+                               "2", "-j", "2")
+        self.assertRc(res, 0)
+        for h in range(BASE, BASE + 6):
+            held, pages = resident_pages(self.hour_path(h))
+            self.assertGreaterEqual(pages, 8, F(h))
+            self.assertEqual(held, 0, "%s: %d of %d pages still cached"
+                             % (F(h), held, pages))
+        self.assertHoursExact(srv, range(BASE, BASE + 6))
 
     def test_rerun_sends_no_request(self):
         srv = self.server(gen_scenario(BASE, 4, empty_every=3))

@@ -8,7 +8,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -196,6 +198,15 @@ rmdir_all(char *d)
 	}
 	CHECK(rmdir(d) == 0);
 	free(d);
+}
+
+static int
+unlink_in(const char *d, const char *name)
+{
+	char p[512];
+
+	snprintf(p, sizeof(p), "%s/%s", d, name);
+	return (unlink(p));
 }
 
 /* Number of entries in ${d} (. and .. excluded); *tmps = ".tmp-" ones. */
@@ -1833,6 +1844,101 @@ test_stream_reader(void)
 	rmdir_all(d);
 }
 
+/* Pages of ${d}/${name} in the page cache, and (*total) its pages. */
+static long
+resident(const char *d, const char *name, long *total)
+{
+	char p[512];
+	long pg = sysconf(_SC_PAGESIZE), n = 0;
+	unsigned char *vec;
+	struct stat sb;
+	void *m;
+	int fd;
+
+	*total = -1;
+	snprintf(p, sizeof(p), "%s/%s", d, name);
+	if ((fd = open(p, O_RDONLY)) < 0 || fstat(fd, &sb) != 0 ||
+	    sb.st_size == 0)
+		abort();
+	*total = (long)((sb.st_size + pg - 1) / pg);
+	m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED || (vec = malloc((size_t)*total)) == NULL ||
+	    mincore(m, (size_t)sb.st_size, vec) != 0)
+		abort();
+	for (long i = 0; i < *total; i++)
+		n += vec[i] & 1;
+	free(vec);
+	munmap(m, (size_t)sb.st_size);
+	close(fd);
+	return (n);
+}
+
+/*
+ * Hours leave the page cache once synced, unless keep_cache: with and
+ * without deferred commit.  The directory must be on a file system whose
+ * clean pages can be dropped (not tmpfs): the build directory.
+ */
+static void
+test_page_cache(void)
+{
+	const char *b = getenv("AMP2S3_BUILD");
+	char *d = malloc(512), err[256], *lines;
+	struct zb z;
+	struct buf zip;
+	struct statfs sf;
+	size_t n = 0;
+
+	if (d == NULL || (lines = malloc(70000)) == NULL)
+		abort();
+	snprintf(d, 512, "%s/test_unpack_cache.XXXXXX", b ? b : ".");
+	if (mkdtemp(d) == NULL)
+		abort();
+	CHECK(statfs(d, &sf) == 0 && sf.f_type != 0x01021994 /* tmpfs */);
+	while (n < 65000)
+		n += (size_t)snprintf(lines + n, 70000 - n,
+		    "{\"i\":%zu,\"pad\":\"%s\"}\n", n,
+		    "abcdefghijklmnopqrstuvwxyz0123456789");
+	zb_init(&z);
+	zb_gz(&z, "4/4_2022-02-02_0#0.json.gz", lines, 0);
+	zb_gz(&z, "4/4_2022-02-02_1#0.json.gz", lines, 1);
+	zip = zb_finish(&z);
+	for (int keep = 0; keep <= 1; keep++) {
+		for (int defer = 0; defer <= 1; defer++) {
+			struct unpack_limits lim = { .keep_cache = keep };
+			char *zpath = zip_file(zip.p, zip.n);
+			struct bsrc bs = { .p = zip.p, .len = zip.n, .rnd = 5 };
+			struct unpack_source src = { bsrc_read, &bs };
+			struct unpack_pending *pp = NULL;
+			const char *hours[2] = { "2022-02-02_00.jsonl",
+			    "2022-02-02_01.jsonl" };
+
+			CHECK_EQ_INT(unpack_stream(&src, zpath, d,
+			    H(2022, 2, 2, 0), 2, UNPACK_FMT_JSONL, &lim, NULL,
+			    NULL, err, sizeof(err), defer ? &pp : NULL),
+			    UNPACK_OK);
+			if (defer)
+				CHECK_EQ_INT(unpack_commit(pp, err,
+				    sizeof(err)), UNPACK_OK);
+			for (int h = 0; h < 2; h++) {
+				long total, in = resident(d, hours[h], &total);
+				char *got = slurp(d, hours[h]);
+
+				CHECK(total >= 16);
+				CHECK_EQ_INT(in, keep ? total : 0);
+				CHECK(got != NULL && strcmp(got, lines) == 0);
+				free(got);
+				CHECK(unlink_in(d, hours[h]) == 0);
+			}
+			unlink(zpath);
+			free(zpath);
+		}
+	}
+	buf_free(&zip);
+	free(lines);
+	CHECK(rmdir(d) == 0);
+	free(d);
+}
+
 UNIT_MAIN("unpack",
     TEST(test_member_parse),
     TEST(test_status_names),
@@ -1854,4 +1960,5 @@ UNIT_MAIN("unpack",
     TEST(test_threads),
     TEST(test_gzip_formats),
     TEST(test_gzip_checks),
-    TEST(test_stream_reader))
+    TEST(test_stream_reader),
+    TEST(test_page_cache))
