@@ -76,7 +76,7 @@ static int checking;          /* inside unpack_zip_buffer_fmt */
 static unsigned long creates; /* files created by unpack.c, all inputs */
 static int verbose;           /* $FUZZ_VERBOSE: print each verdict */
 
-static const struct unpack_limits limits = {
+static const struct unpack_opts limits = {
 	.max_hour_bytes = 300 * 1024, /* above the 256 KiB output buffer */
 	.max_ratio = 1000,
 	.max_line = 100000,

@@ -36,7 +36,7 @@ struct fetch_opts {
 	int64_t retry_max_ms;
 	long connect_timeout_s;
 	long stall_timeout_s;
-	struct unpack_limits limits;
+	struct unpack_opts unpack; /* caps, page cache */
 	enum unpack_format format; /* hour files: .jsonl or .jsonl.gz */
 	struct logger *lg;
 	struct runctl *ctl;

@@ -74,14 +74,14 @@ enum unpack_status {
 	                    knows why) */
 };
 
-struct unpack_limits {
+struct unpack_opts {
 	uint64_t max_hour_bytes; /* inflated bytes per hour; 0 = no cap */
 	uint64_t max_ratio;      /* inflated/compressed per member; 0 = none */
 	size_t max_line;         /* longest JSON line accepted; 0 = none */
-	/* Not a limit but how to leave the files: 0 drops each hour's pages
-	 * from the page cache once its fsync succeeded (the data directory
-	 * is a spool: a file is read again at most once, by an upload that
-	 * may come much later); 1 keeps them (an upload reads them next). */
+	/* 0: drop each hour's pages from the page cache once its fsync
+	 * succeeded (the data directory is a spool: a file is read again at
+	 * most once, by an upload that may come much later); 1: keep them
+	 * (an upload reads them next). */
 	int keep_cache;
 };
 
@@ -120,9 +120,9 @@ struct member_name {
 int member_parse(const char *name, size_t len, struct member_name *out);
 
 /*
- * unpack_zip(zip_path, data_dir, first, nhours, limits, cancel, stats, err,
+ * unpack_zip(zip_path, data_dir, first, nhours, opts, cancel, stats, err,
  * errlen): unpack the zip at ${zip_path} into ${data_dir} for the window
- * [${first}, ${first} + ${nhours}).  ${limits} may be NULL (no caps);
+ * [${first}, ${first} + ${nhours}).  ${opts} may be NULL (no caps, pages dropped);
  * ${cancel} may be NULL, else it is polled between chunks.  On success
  * returns UNPACK_OK and adds to *${stats} (may be NULL).  On failure,
  * returns the status, leaves no temporary and no hour file of the window
@@ -130,14 +130,14 @@ int member_parse(const char *name, size_t len, struct member_name *out);
  * member in ${err}.
  */
 enum unpack_status unpack_zip(const char *zip_path, const char *data_dir,
-    amp_hour first, int nhours, const struct unpack_limits *limits,
+    amp_hour first, int nhours, const struct unpack_opts *opts,
     const atomic_int *cancel, struct unpack_stats *stats, char *err,
     size_t errlen);
 
 /* unpack_zip_buffer(...): the same on an in-memory zip (tests, fuzzing). */
 enum unpack_status unpack_zip_buffer(const void *zip, size_t zlen,
     const char *data_dir, amp_hour first, int nhours,
-    const struct unpack_limits *limits, struct unpack_stats *stats,
+    const struct unpack_opts *opts, struct unpack_stats *stats,
     char *err, size_t errlen);
 
 /*
@@ -147,11 +147,11 @@ enum unpack_status unpack_zip_buffer(const void *zip, size_t zlen,
  */
 enum unpack_status unpack_zip_fmt(const char *zip_path, const char *data_dir,
     amp_hour first, int nhours, enum unpack_format fmt,
-    const struct unpack_limits *limits, const atomic_int *cancel,
+    const struct unpack_opts *opts, const atomic_int *cancel,
     struct unpack_stats *stats, char *err, size_t errlen);
 enum unpack_status unpack_zip_buffer_fmt(const void *zip, size_t zlen,
     const char *data_dir, amp_hour first, int nhours,
-    enum unpack_format fmt, const struct unpack_limits *limits,
+    enum unpack_format fmt, const struct unpack_opts *opts,
     struct unpack_stats *stats, char *err, size_t errlen);
 
 /*
@@ -165,7 +165,7 @@ struct unpack_source {
 };
 
 /*
- * unpack_stream(src, zip_path, data_dir, first, nhours, fmt, limits,
+ * unpack_stream(src, zip_path, data_dir, first, nhours, fmt, opts,
  * cancel, stats, err, errlen): unpack_zip_fmt() for an answer still
  * arriving through ${src}, whose bytes the caller also stores, in order,
  * in the file ${zip_path}: the file must be complete once ${src} has
@@ -179,7 +179,7 @@ struct unpack_source {
 struct unpack_pending;
 enum unpack_status unpack_stream(const struct unpack_source *src,
     const char *zip_path, const char *data_dir, amp_hour first, int nhours,
-    enum unpack_format fmt, const struct unpack_limits *limits,
+    enum unpack_format fmt, const struct unpack_opts *opts,
     const atomic_int *cancel, struct unpack_stats *stats, char *err,
     size_t errlen, struct unpack_pending **pending);
 

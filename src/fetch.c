@@ -461,7 +461,7 @@ download(struct worker *wk, const struct window *w, enum unpack_status *us,
 	if (wk->status == 200 && (wk->running || wk->res == CURLE_OK)) {
 		memset(ust, 0, sizeof(*ust));
 		*us = unpack_stream(&src, wk->tmp, p->o.data_dir, w->first,
-		    w->n, p->o.format, &p->o.limits, &p->o.ctl->cancel, ust,
+		    w->n, p->o.format, &p->o.unpack, &p->o.ctl->cancel, ust,
 		    why, whylen, pp);
 	}
 	/* Whatever the unpacking left: the rest of the answer (error bodies

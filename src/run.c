@@ -353,7 +353,7 @@ run_command(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 			.retry_max_ms = cfg->retry_max_ms,
 			.connect_timeout_s = cfg->connect_timeout_s,
 			.stall_timeout_s = cfg->stall_timeout_s,
-			.limits = { .max_hour_bytes = cfg->max_hour_bytes,
+			.unpack = { .max_hour_bytes = cfg->max_hour_bytes,
 			    .max_ratio = RUN_MAX_RATIO,
 			    .max_line = RUN_MAX_LINE,
 			    /* `all` to S3 reads each hour back within

@@ -14,7 +14,7 @@
  * the zip.  While a file grows, its pages are handed to the kernel for
  * writeback every few MiB (sync_file_range), so the fsync that ends the
  * hour waits for little; once that fsync succeeded, the file's pages are
- * dropped from the page cache unless limits->keep_cache (a fetch that
+ * dropped from the page cache unless opts->keep_cache (a fetch that
  * writes hundreds of GB leaves the host's cache alone, and the writer
  * reuses the pages it just freed instead of taking ever new ones).  Only
  * when every hour is written are the
@@ -44,7 +44,7 @@
  * reader 1, whose verdict is final.  So both readers commit the same
  * bytes or the same error; the streaming one is only faster.
  *
- * Limits (unpack_limits): inflated bytes per hour; inflated bytes per
+ * Limits (unpack_opts): inflated bytes per hour; inflated bytes per
  * member against ratio * the member's compressed size in the zip (the
  * gzip bytes themselves are held to the same ratio, so a zip-level bomb of
  * empty deflate blocks is refused too; while streaming, where the zip
@@ -133,10 +133,9 @@ struct unpack {
 	int nhours;
 	enum unpack_format fmt;
 	int gz;                 /* fmt is GZIP or GZIP_RAW */
-	struct unpack_limits lim;
+	struct unpack_opts opt;
 	const atomic_int *cancel;
 	int defer;              /* leave fsync + rename to unpack_commit() */
-	int keep_cache;         /* leave synced hours in the page cache */
 
 	zip_t *za;
 	struct entry *ents;     /* libzip: the zip's members, sorted */
@@ -311,13 +310,13 @@ ratio_check(struct unpack *u, const struct entry *e, uint64_t *cap)
 	char label[LABEL_MAX];
 
 	*cap = 0;
-	if (u->lim.max_ratio == 0)
+	if (u->opt.max_ratio == 0)
 		return (UNPACK_OK);
-	*cap = mul_sat(e->comp_size > 0 ? e->comp_size : 1, u->lim.max_ratio);
+	*cap = mul_sat(e->comp_size > 0 ? e->comp_size : 1, u->opt.max_ratio);
 	if (e->size > *cap)
 		return (failf(u, UNPACK_TOO_BIG,
 		    "%s: inflates beyond %llu times its size", LABEL(e, label),
-		    (unsigned long long)u->lim.max_ratio));
+		    (unsigned long long)u->opt.max_ratio));
 	return (UNPACK_OK);
 }
 
@@ -515,7 +514,7 @@ hour_cap_fail(struct unpack *u, const struct entry *e)
 	char label[LABEL_MAX];
 
 	return (failf(u, UNPACK_TOO_BIG, "%s: hour exceeds %llu bytes",
-	    LABEL(e, label), (unsigned long long)u->lim.max_hour_bytes));
+	    LABEL(e, label), (unsigned long long)u->opt.max_hour_bytes));
 }
 
 /* Account for the ${n} bytes just inflated at the end of u->out. */
@@ -524,7 +523,7 @@ take(struct unpack *u, struct mem *m, size_t n)
 {
 	char label[LABEL_MAX];
 	enum jsonl_status js;
-	uint64_t cap = m->cap_running ? mul_sat(m->fed, u->lim.max_ratio) :
+	uint64_t cap = m->cap_running ? mul_sat(m->fed, u->opt.max_ratio) :
 	    m->cap;
 
 	m->mout += n;
@@ -532,9 +531,9 @@ take(struct unpack *u, struct mem *m, size_t n)
 	if (cap != 0 && m->mout > cap)
 		return (failf(u, UNPACK_TOO_BIG,
 		    "%s: inflates beyond %llu times its size",
-		    LABEL(m->e, label), (unsigned long long)u->lim.max_ratio));
-	if (u->lim.max_hour_bytes != 0 &&
-	    u->hour_bytes > u->lim.max_hour_bytes)
+		    LABEL(m->e, label), (unsigned long long)u->opt.max_ratio));
+	if (u->opt.max_hour_bytes != 0 &&
+	    u->hour_bytes > u->opt.max_hour_bytes)
 		return (hour_cap_fail(u, m->e));
 	if ((js = jsonl_feed(u->jl, u->out + u->used, n)) != JSONL_OK)
 		return (jsonl_fail(u, m->e, js));
@@ -554,7 +553,7 @@ m_begin(struct unpack *u, struct mem *m, const struct entry *e, int raw)
 	enum unpack_status st;
 
 	*m = (struct mem){ .e = e, .raw = raw, .start = u->file_bytes };
-	if (!e->streamed || u->lim.max_ratio == 0) {
+	if (!e->streamed || u->opt.max_ratio == 0) {
 		if ((st = ratio_check(u, e, &m->cap)) != UNPACK_OK)
 			return (st);
 	} else {
@@ -594,8 +593,8 @@ m_feed(struct unpack *u, struct mem *m, const void *p, size_t n)
 			memcpy(m->tail + sizeof(m->tail) - n, b, n);
 		}
 		u->hour_bytes += n;
-		if (u->lim.max_hour_bytes != 0 &&
-		    u->hour_bytes > u->lim.max_hour_bytes)
+		if (u->opt.max_hour_bytes != 0 &&
+		    u->hour_bytes > u->opt.max_hour_bytes)
 			return (hour_cap_fail(u, m->e));
 		return (write_raw(u, b, n));
 	}
@@ -677,8 +676,8 @@ m_end(struct unpack *u, struct mem *m)
 			u->out[u->used++] = '\n';
 		}
 		u->hour_bytes++;
-		if (u->lim.max_hour_bytes != 0 &&
-		    u->hour_bytes > u->lim.max_hour_bytes)
+		if (u->opt.max_hour_bytes != 0 &&
+		    u->hour_bytes > u->opt.max_hour_bytes)
 			return (hour_cap_fail(u, m->e));
 	}
 	u->st.members++;
@@ -735,7 +734,7 @@ hour_close(struct unpack *u)
 		    errstr(errno, eb, sizeof(eb)));
 		goto fail;
 	} else {
-		synced(u->fd, u->keep_cache);
+		synced(u->fd, u->opt.keep_cache);
 	}
 	fd = u->fd;
 	u->fd = -1;
@@ -890,7 +889,7 @@ finish(struct unpack *u, struct unpack_pending **pending)
 	pp->first = u->first;
 	pp->nhours = u->nhours;
 	pp->gz = u->gz;
-	pp->keep_cache = u->keep_cache;
+	pp->keep_cache = u->opt.keep_cache;
 	pp->paths = u->paths;
 	pp->pathcap = u->pathcap;
 	u->paths = NULL; /* owned by pp now */
@@ -926,7 +925,7 @@ rollback(struct unpack *u)
 /* Set up ${u} for a call; UNPACK_OK or the failure (u_fini either way). */
 static enum unpack_status
 u_init(struct unpack *u, const char *data_dir, amp_hour first, int nhours,
-    enum unpack_format fmt, const struct unpack_limits *limits,
+    enum unpack_format fmt, const struct unpack_opts *opts,
     const atomic_int *cancel, char *err, size_t errlen)
 {
 	struct timespec ts;
@@ -936,9 +935,8 @@ u_init(struct unpack *u, const char *data_dir, amp_hour first, int nhours,
 	    .cancel = cancel, .fd = -1, .err = err, .errlen = errlen };
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
-	if (limits != NULL)
-		u->lim = *limits;
-	u->keep_cache = u->lim.keep_cache;
+	if (opts != NULL)
+		u->opt = *opts;
 	if (nhours < 1 || first < HOUR_MIN || first > HOUR_MAX - nhours + 1 ||
 	    (fmt != UNPACK_FMT_JSONL && fmt != UNPACK_FMT_GZIP &&
 	    fmt != UNPACK_FMT_GZIP_RAW))
@@ -950,7 +948,7 @@ u_init(struct unpack *u, const char *data_dir, amp_hour first, int nhours,
 	if ((u->paths = calloc((size_t)nhours, u->pathcap)) == NULL ||
 	    (u->in = malloc(UNPACK_IN_SZ)) == NULL ||
 	    (u->out = malloc(UNPACK_OUT_SZ)) == NULL ||
-	    (u->jl = jsonl_new(u->lim.max_line)) == NULL)
+	    (u->jl = jsonl_new(u->opt.max_line)) == NULL)
 		return (failf(u, UNPACK_IO, "out of memory"));
 	if (inflateInit2(&u->zs, 15 + 16) != Z_OK)
 		return (failf(u, UNPACK_IO, "inflateInit2 failed"));
@@ -1059,14 +1057,14 @@ open_path(struct unpack *u, const char *path)
 /* unpack_zip_fmt(), its commit deferred if ${pending} is not NULL. */
 static enum unpack_status
 zip_path_run(const char *zip_path, const char *data_dir, amp_hour first,
-    int nhours, enum unpack_format fmt, const struct unpack_limits *limits,
+    int nhours, enum unpack_format fmt, const struct unpack_opts *opts,
     const atomic_int *cancel, struct unpack_stats *stats, char *err,
     size_t errlen, struct unpack_pending **pending)
 {
 	struct unpack u;
 	enum unpack_status st;
 
-	if ((st = u_init(&u, data_dir, first, nhours, fmt, limits, cancel,
+	if ((st = u_init(&u, data_dir, first, nhours, fmt, opts, cancel,
 	    err, errlen)) == UNPACK_OK && (st = open_path(&u, zip_path)) ==
 	    UNPACK_OK) {
 		u.defer = pending != NULL;
@@ -1077,18 +1075,18 @@ zip_path_run(const char *zip_path, const char *data_dir, amp_hour first,
 
 enum unpack_status
 unpack_zip_fmt(const char *zip_path, const char *data_dir, amp_hour first,
-    int nhours, enum unpack_format fmt, const struct unpack_limits *limits,
+    int nhours, enum unpack_format fmt, const struct unpack_opts *opts,
     const atomic_int *cancel, struct unpack_stats *stats, char *err,
     size_t errlen)
 {
-	return (zip_path_run(zip_path, data_dir, first, nhours, fmt, limits,
+	return (zip_path_run(zip_path, data_dir, first, nhours, fmt, opts,
 	    cancel, stats, err, errlen, NULL));
 }
 
 enum unpack_status
 unpack_zip_buffer_fmt(const void *zip, size_t zlen, const char *data_dir,
     amp_hour first, int nhours, enum unpack_format fmt,
-    const struct unpack_limits *limits, struct unpack_stats *stats,
+    const struct unpack_opts *opts, struct unpack_stats *stats,
     char *err, size_t errlen)
 {
 	struct unpack u;
@@ -1096,7 +1094,7 @@ unpack_zip_buffer_fmt(const void *zip, size_t zlen, const char *data_dir,
 	zip_source_t *src = NULL;
 	enum unpack_status st;
 
-	if ((st = u_init(&u, data_dir, first, nhours, fmt, limits, NULL, err,
+	if ((st = u_init(&u, data_dir, first, nhours, fmt, opts, NULL, err,
 	    errlen)) != UNPACK_OK)
 		return (u_fini(&u, st, stats));
 	zip_error_init(&zerr);
@@ -1111,20 +1109,20 @@ unpack_zip_buffer_fmt(const void *zip, size_t zlen, const char *data_dir,
 
 enum unpack_status
 unpack_zip(const char *zip_path, const char *data_dir, amp_hour first,
-    int nhours, const struct unpack_limits *limits, const atomic_int *cancel,
+    int nhours, const struct unpack_opts *opts, const atomic_int *cancel,
     struct unpack_stats *stats, char *err, size_t errlen)
 {
 	return (unpack_zip_fmt(zip_path, data_dir, first, nhours,
-	    UNPACK_FMT_JSONL, limits, cancel, stats, err, errlen));
+	    UNPACK_FMT_JSONL, opts, cancel, stats, err, errlen));
 }
 
 enum unpack_status
 unpack_zip_buffer(const void *zip, size_t zlen, const char *data_dir,
-    amp_hour first, int nhours, const struct unpack_limits *limits,
+    amp_hour first, int nhours, const struct unpack_opts *opts,
     struct unpack_stats *stats, char *err, size_t errlen)
 {
 	return (unpack_zip_buffer_fmt(zip, zlen, data_dir, first, nhours,
-	    UNPACK_FMT_JSONL, limits, stats, err, errlen));
+	    UNPACK_FMT_JSONL, opts, stats, err, errlen));
 }
 
 /* ---- streaming reader ---- */
@@ -1357,7 +1355,7 @@ s_free(struct stream *s)
 enum unpack_status
 unpack_stream(const struct unpack_source *src, const char *zip_path,
     const char *data_dir, amp_hour first, int nhours, enum unpack_format fmt,
-    const struct unpack_limits *limits, const atomic_int *cancel,
+    const struct unpack_opts *opts, const atomic_int *cancel,
     struct unpack_stats *stats, char *err, size_t errlen,
     struct unpack_pending **pending)
 {
@@ -1369,7 +1367,7 @@ unpack_stream(const struct unpack_source *src, const char *zip_path,
 
 	if (pending != NULL)
 		*pending = NULL;
-	if ((st = u_init(&u, data_dir, first, nhours, fmt, limits, cancel,
+	if ((st = u_init(&u, data_dir, first, nhours, fmt, opts, cancel,
 	    err, errlen)) != UNPACK_OK)
 		return (u_fini(&u, st, stats));
 	u.defer = pending != NULL;
@@ -1396,7 +1394,7 @@ unpack_stream(const struct unpack_source *src, const char *zip_path,
 		s_free(&s);
 		(void)u_fini(&u, UNPACK_IO, NULL);
 		return (zip_path_run(zip_path, data_dir, first, nhours, fmt,
-		    limits, cancel, stats, err, errlen, pending));
+		    opts, cancel, stats, err, errlen, pending));
 	}
 	if (cancelled(&u)) {
 		st = failf(&u, UNPACK_CANCELLED, "cancelled");

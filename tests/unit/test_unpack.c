@@ -366,7 +366,7 @@ zip_file(const void *p, size_t n)
  */
 static enum unpack_status
 unpack2(const void *zip, size_t zlen, const char *d, amp_hour first, int n,
-    enum unpack_format fmt, const struct unpack_limits *lim,
+    enum unpack_format fmt, const struct unpack_opts *lim,
     struct unpack_stats *st, char *err)
 {
 	char *d2 = tmpdir(), *zpath = zip_file(zip, zlen);
@@ -435,7 +435,7 @@ unpack2(const void *zip, size_t zlen, const char *d, amp_hour first, int n,
 /* Unpack ${z} into ${d} for ${n} hours from ${first} (both readers). */
 static enum unpack_status
 unpack(const struct buf *z, const char *d, amp_hour first, int n,
-    const struct unpack_limits *lim, struct unpack_stats *st, char *err)
+    const struct unpack_opts *lim, struct unpack_stats *st, char *err)
 {
 	return (unpack2(z->p, z->n, d, first, n, UNPACK_FMT_JSONL, lim, st,
 	    err));
@@ -953,7 +953,7 @@ test_limits(void)
 	char err[256], *s;
 	struct zb z;
 	struct buf zip;
-	struct unpack_limits lim;
+	struct unpack_opts lim;
 	size_t count, slen;
 	zip_stat_t zs;
 	zip_t *za;
@@ -1572,7 +1572,7 @@ test_gzip_formats(void)
 /* Unpack a one-member zip (${g}, hour 2021-01-01T05) in format ${fmt}. */
 static enum unpack_status
 unpack_one(const struct buf *g, const char *d, enum unpack_format fmt,
-    const struct unpack_limits *lim, char *err)
+    const struct unpack_opts *lim, char *err)
 {
 	struct zb z;
 	struct buf zip;
@@ -1604,7 +1604,7 @@ test_gzip_checks(void)
 	char *d = tmpdir();
 	char err[256];
 	struct buf g, good, plain = { NULL, 0 }, zip;
-	struct unpack_limits lim;
+	struct unpack_opts lim;
 	unsigned char *at = NULL;
 	struct zb z;
 
@@ -1904,7 +1904,7 @@ test_page_cache(void)
 	zip = zb_finish(&z);
 	for (int keep = 0; keep <= 1; keep++) {
 		for (int defer = 0; defer <= 1; defer++) {
-			struct unpack_limits lim = { .keep_cache = keep };
+			struct unpack_opts lim = { .keep_cache = keep };
 			char *zpath = zip_file(zip.p, zip.n);
 			struct bsrc bs = { .p = zip.p, .len = zip.n, .rnd = 5 };
 			struct unpack_source src = { bsrc_read, &bs };
