@@ -3,7 +3,7 @@
 
     bench/bench.py TARGET [--runs N] [--quick] [--bin PATH] [--tmpdir DIR]
     TARGET: smoke | limits | capacity | latency | cpu | memory | upload |
-            linear | sweep | all
+            linear | sweep | all | compare (--against OTHER_AMP2S3)
 
 Every data set and metric is fixed in bench/BENCHMARKS.md; bench/README.md
 says how to run.  Each target starts what it needs (the bench Export API
@@ -427,8 +427,9 @@ class Runner:
         return d
 
     def run(self, config, argv, cwd, env, server=None, s3=None,
-            data_dir="data", expect_rc=0, extra=None):
-        """One timed amp2s3 run; returns its row (metrics)."""
+            data_dir="data", expect_rc=0, extra=None, binary=None):
+        """One timed amp2s3 run (of ${binary}, default --bin); returns
+        its row (metrics)."""
         log = os.path.join(cwd, "amp2s3.log")
         # `all` and `sync` remove local files once stored, so the hours of
         # a run are those in data/ before or after it and in s3_dev/.
@@ -443,7 +444,8 @@ class Runner:
         busy0 = cpu_busy()
         with open(log, "ab") as f:
             t0 = time.monotonic()
-            p = subprocess.Popen([self.bin] + argv, cwd=cwd, env=env,
+            p = subprocess.Popen([binary or self.bin] + argv, cwd=cwd,
+                                 env=env,
                                  stdout=f, stderr=subprocess.STDOUT,
                                  stdin=subprocess.DEVNULL)
             p.log = log
@@ -771,6 +773,51 @@ def t_cpu(args):
             f"{100 * got / (per_core * c):.0f}% of {c} x {per_core:.0f} "
             f"(target >= 80%)")
     server_check(srv, med, srv.capacity(ds["start"], end))
+    srv.stop()
+    shutil.rmtree(sd, ignore_errors=True)
+    return med
+
+
+def t_compare(args, ds_name="cpu", against=None, runs=None, tag="compare"):
+    """Two builds side by side: the cpu target's fetch, -j 1 and -j 2,
+    --bin (A) against --against (B), alternating A/B and B/A run by run."""
+    ensure_built()
+    against = against or args.against
+    if not against:
+        fail("compare needs --against OTHER_AMP2S3 (the build to compare "
+             "--bin with)")
+    other = os.path.abspath(against)
+    if not os.access(other, os.X_OK):
+        fail(f"--against: no executable at {other}")
+    ds = DATASETS[ds_name]
+    rn = Runner(args, tag)
+    sd = rn.fresh()
+    srv = ExportServer(ds, sd)
+    end = hour_add(ds["start"], ds["hours"] - 1)
+    common = ["fetch", "--start-date", ds["start"], "--end-date", end,
+              "--data-dir", "data", "--max-window-hours", "1"]
+    builds = [("A", rn.bin), ("B", other)]
+    say(f"compare: A = {rn.bin}, B = {other}; cpu data set "
+        f"({srv.info['jsonl_bytes'] / MB:.0f} MB JSONL), loopback")
+    jobs = (1, 2)
+    for i in range(runs or runs_of(args, 3)):
+        for j in jobs:
+            for name, b in (builds if i % 2 == 0 else builds[::-1]):
+                wd = rn.fresh()
+                try:
+                    row = rn.run(f"{name} -j{j}", common + ["-j", str(j)],
+                                 wd, dev_env(srv), server=srv, binary=b)
+                finally:
+                    shutil.rmtree(wd, ignore_errors=True)
+                if row["hours"] != ds["hours"]:
+                    fail(f"{name} -j{j}: {row['hours']} hour files, "
+                         f"expected {ds['hours']}")
+    med = rn.report("two builds side by side (A = --bin, B = --against)")
+    for j in jobs:
+        a, b = med[f"A -j{j}"], med[f"B -j{j}"]
+        say(f"  -j{j}: A {a['wall_s']:.3f} s, B {b['wall_s']:.3f} s: A is "
+            f"{b['wall_s'] / a['wall_s']:.2f}x as fast as B "
+            f"(CPU s {a['cpu_s']:.2f} vs {b['cpu_s']:.2f})")
     srv.stop()
     shutil.rmtree(sd, ignore_errors=True)
     return med
@@ -1120,6 +1167,10 @@ def t_smoke(args):
                         knobs=dict(ttfb_ms=10, bandwidth=4_000_000),
                         tag="smoke-sweep")
     say(f"smoke: sweep and plot ran ({os.path.getsize(png)} bytes PNG)")
+    # Two builds side by side, in miniature (the same binary twice).
+    t_compare(args, ds_name="smoke", against=rn.bin, runs=1,
+              tag="smoke-compare")
+    say("smoke: compare ran")
     rn.report("smoke")
     say(f"smoke: OK in {time.monotonic() - t0:.1f} s (no timing is asserted)")
 
@@ -1128,6 +1179,7 @@ TARGETS = {
     "smoke": t_smoke, "limits": t_limits, "capacity": t_capacity,
     "latency": t_latency, "cpu": t_cpu, "memory": t_memory,
     "upload": t_upload, "linear": t_linear, "sweep": t_sweep,
+    "compare": t_compare,
 }
 
 
@@ -1140,6 +1192,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="one run each")
     ap.add_argument("--bin", help="amp2s3 binary (default $AMP2S3_BIN, "
                     "else ./amp2s3 at the repo root)")
+    ap.add_argument("--against", metavar="OTHER_AMP2S3", help="compare: "
+                    "the build to run side by side with --bin")
     ap.add_argument("--wait-quiet", type=float, default=0, metavar="S",
                     help="before each target, wait up to S seconds until "
                     "other processes leave the CPU idle")
