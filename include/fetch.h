@@ -10,9 +10,9 @@
  * (retry.h), retries, splits, or unpacks it into hour files (unpack.h),
  * and reports every completed hour to the ${on_hour} callback: from the
  * pool's committer thread for unpacked windows (after their fsync and
- * rename), from a worker's thread for empty ones (404).  The pool ends by itself when the planner is done and
- * every submitted window (and its splits) is finished; fetch_join() waits
- * for that.  Cancellation goes through runctl.
+ * rename), from a worker's thread for empty ones (404).  The pool ends by
+ * itself when the planner is done and every submitted window (and its
+ * splits) is finished; fetch_join() waits for that.  Cancellation goes through runctl.
  */
 #include <stdint.h>
 

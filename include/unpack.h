@@ -6,8 +6,9 @@
  *
  * The answer is never held in memory: it is read as it arrives
  * (unpack_stream) or from a file on disk (unpack_zip*), and members are
- * inflated in fixed-size chunks, so memory does not grow with the answer.  For the window [first, first + nhours) the result is
- * either every hour's file `<data_dir>/YYYY-MM-DD_HH.jsonl` in place
+ * inflated in fixed-size chunks, so memory does not grow with the answer.
+ * For the window [first, first + nhours) the result is either every
+ * hour's file `<data_dir>/YYYY-MM-DD_HH.jsonl` in place
  * (parts concatenated in part order, an hour with no member an empty file)
  * or no file at all.  Files are written under temporary names
  * `<data_dir>/.tmp-YYYY-MM-DD_HH.jsonl.<unique>` and renamed only after
@@ -122,9 +123,10 @@ int member_parse(const char *name, size_t len, struct member_name *out);
 /*
  * unpack_zip(zip_path, data_dir, first, nhours, opts, cancel, stats, err,
  * errlen): unpack the zip at ${zip_path} into ${data_dir} for the window
- * [${first}, ${first} + ${nhours}).  ${opts} may be NULL (no caps, pages dropped);
- * ${cancel} may be NULL, else it is polled between chunks.  On success
- * returns UNPACK_OK and adds to *${stats} (may be NULL).  On failure,
+ * [${first}, ${first} + ${nhours}).  ${opts} may be NULL (no caps,
+ * pages dropped); ${cancel} may be NULL, else it is polled between
+ * chunks.  On success returns UNPACK_OK and adds to *${stats} (may be
+ * NULL).  On failure,
  * returns the status, leaves no temporary and no hour file of the window
  * behind that was not there before, and puts a one-line reason naming the
  * member in ${err}.

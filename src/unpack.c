@@ -17,8 +17,8 @@
  * dropped from the page cache unless opts->keep_cache (a fetch that
  * writes hundreds of GB leaves the host's cache alone, and the writer
  * reuses the pages it just freed instead of taking ever new ones).  Only
- * when every hour is written are the
- * temporaries renamed into place, then the directory is fsynced once.
+ * when every hour is written are the temporaries renamed into place,
+ * then the directory is fsynced once.
  * Any failure unlinks every temporary (and, if a rename or the directory
  * fsync failed, every hour file already renamed).
  *
