@@ -8,9 +8,9 @@
  * (unpack_stream) or from a file on disk (unpack_zip*), and members are
  * inflated in fixed-size chunks, so memory does not grow with the answer.
  * For the window [first, first + nhours) the result is either every
- * hour's file `<data_dir>/YYYY-MM-DD_HH.jsonl` in place
- * (parts concatenated in part order, an hour with no member an empty file)
- * or no file at all.  Files are written under temporary names
+ * hour's file `<data_dir>/YYYY-MM-DD_HH.jsonl` in place (parts
+ * concatenated in part order, an hour with no member an empty file) or no
+ * file at all.  Files are written under temporary names
  * `<data_dir>/.tmp-YYYY-MM-DD_HH.jsonl.<unique>` and renamed only after
  * every member of the window was read and verified: zip CRCs, gzip CRCs
  * and lengths, one JSON value per line (yajl).  A member name is parsed,
@@ -126,10 +126,9 @@ int member_parse(const char *name, size_t len, struct member_name *out);
  * [${first}, ${first} + ${nhours}).  ${opts} may be NULL (no caps,
  * pages dropped); ${cancel} may be NULL, else it is polled between
  * chunks.  On success returns UNPACK_OK and adds to *${stats} (may be
- * NULL).  On failure,
- * returns the status, leaves no temporary and no hour file of the window
- * behind that was not there before, and puts a one-line reason naming the
- * member in ${err}.
+ * NULL).  On failure, returns the status, leaves no temporary and no hour
+ * file of the window behind that was not there before, and puts a
+ * one-line reason naming the member in ${err}.
  */
 enum unpack_status unpack_zip(const char *zip_path, const char *data_dir,
     amp_hour first, int nhours, const struct unpack_opts *opts,
