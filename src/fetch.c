@@ -891,6 +891,18 @@ worker_init(struct worker *wk, struct fetch_pool *p, int i)
 	return (0);
 }
 
+/* A thread of ${p} could not be started (${rc}): cancel the run, let the
+ * threads already started end, free ${p}.  Returns NULL. */
+static struct fetch_pool *
+start_failed(struct fetch_pool *p, int rc)
+{
+	log_error(p->o.lg, "pthread_create: %s", strerror(rc));
+	runctl_cancel(p->o.ctl, STOP_IO);
+	fetch_plan_done(p);
+	fetch_join(p);
+	return (NULL);
+}
+
 struct fetch_pool *
 fetch_start(const struct fetch_opts *opts)
 {
@@ -918,26 +930,14 @@ fetch_start(const struct fetch_opts *opts)
 		goto fail;
 	for (int i = 0; i < p->nw && i < FETCH_MAX_COMMITTERS; i++) {
 		if ((rc = pthread_create(&p->committer[i], NULL,
-		    committer_main, p)) != 0) {
-			log_error(opts->lg, "pthread_create: %s",
-			    strerror(rc));
-			runctl_cancel(opts->ctl, STOP_IO);
-			fetch_plan_done(p);
-			fetch_join(p);
-			return (NULL);
-		}
+		    committer_main, p)) != 0)
+			return (start_failed(p, rc));
 		p->ncommitters = i + 1;
 	}
 	for (int i = 0; i < p->nw; i++) {
 		if ((rc = pthread_create(&p->w[i].th, NULL, worker_main,
-		    &p->w[i])) != 0) {
-			log_error(opts->lg, "pthread_create: %s",
-			    strerror(rc));
-			runctl_cancel(opts->ctl, STOP_IO);
-			fetch_plan_done(p);
-			fetch_join(p);
-			return (NULL);
-		}
+		    &p->w[i])) != 0)
+			return (start_failed(p, rc));
 		p->w[i].started = 1;
 	}
 	return (p);
