@@ -78,6 +78,17 @@ int keytmpl_match(const struct keytmpl *t, const char *key, size_t len,
 /* keytmpl_list_prefix(t): the constant text every key starts with. */
 const char *keytmpl_list_prefix(const struct keytmpl *t);
 
+/*
+ * keytmpl_span_prefix(t, first, last, buf, len): write the longest text
+ * that the key of every hour in [${first}, ${last}] starts with, and a NUL
+ * (at least keytmpl_list_prefix(t)).  An S3 listing of that prefix finds
+ * every hour of the span.  Formats each hour of the span until the prefix
+ * is down to the list prefix: meant for spans of a month or a year.
+ * Returns its length, or -1 if ${first} > ${last} or ${len} is too small.
+ */
+int keytmpl_span_prefix(const struct keytmpl *t, amp_hour first,
+    amp_hour last, char *buf, size_t len);
+
 /* keytmpl_slashes(t): the number of '/' in every key. */
 int keytmpl_slashes(const struct keytmpl *t);
 

@@ -21,7 +21,8 @@
  * Athena, Glue and Spark recognise the compression by the .gz name.
  *
  * Thread-safety: after open (and store_set_layout), store_list/store_put
- * may be called from any number of threads at once.
+ * may be called from any number of threads at once.  store_list runs its
+ * S3 listings in threads of its own, joined before it returns.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -59,13 +60,36 @@ struct store *store_open_s3(const struct s3_config *cfg, const char *prefix,
 int store_set_layout(struct store *st, const char *tmpl, int gzip, char *err,
     size_t errlen);
 
-/* Called once per hour present in the store, with the object's size. */
+/* Called once per hour present in the store, with the object's size.
+ * store_list may call it from several threads, never two at once. */
 typedef void store_hour_cb(void *ctx, amp_hour hour, uint64_t size);
 
-/* store_list(st, cb, ctx, err, errlen): report every hour present (only
- * keys named exactly like an hour file count). */
-enum store_status store_list(struct store *st, store_hour_cb *cb, void *ctx,
-    char *err, size_t errlen);
+/* Hours first..last, both included. */
+struct store_span {
+	amp_hour first, last;
+};
+
+/*
+ * store_list(st, spans, n, cb, ctx, err, errlen): report every hour
+ * present in the store that lies in one of the ${n} spans (any order,
+ * overlaps allowed; only keys named exactly like an hour file count).
+ * Hours outside the spans may be reported too: ignore what you do not
+ * need.  No span, no request.
+ *
+ * S3 lists, instead of every key under the template's prefix, each
+ * month's narrowest common key prefix (keytmpl_span_prefix: a cron's 25
+ * hours are one or two prefixes of at most a few hundred keys, whatever
+ * the bucket's history), up to STORE_LIST_THREADS listings at once, and
+ * prefixes inside another are dropped.  Spans over more than
+ * STORE_MAX_LISTINGS months list the template's whole prefix, page after
+ * page, as one listing: fewer requests when the bucket holds little else,
+ * and servers that walk the whole prefix for every request (s3rver) are
+ * much faster that way.  A folder store walks its whole prefix.
+ */
+#define STORE_LIST_THREADS 8
+#define STORE_MAX_LISTINGS 8
+enum store_status store_list(struct store *st, const struct store_span *spans,
+    size_t n, store_hour_cb *cb, void *ctx, char *err, size_t errlen);
 
 /* store_put(st, hour, path, err, errlen): store the file at ${path} as
  * ${hour}; STORE_OK only once the object is complete in the store. */

@@ -423,6 +423,28 @@ keytmpl_list_prefix(const struct keytmpl *t)
 }
 
 int
+keytmpl_span_prefix(const struct keytmpl *t, amp_hour first, amp_hour last,
+    char *buf, size_t len)
+{
+	char key[KEYTMPL_MAX_KEY + 1];
+	size_t n, floor = strlen(t->list_prefix);
+
+	if (first > last || keytmpl_format(t, first, buf, len) < 0)
+		return (-1);
+	n = t->keylen;
+	for (amp_hour h = first + 1; h <= last && n > floor; h++) {
+		size_t i = floor;
+
+		(void)keytmpl_format(t, h, key, sizeof(key));
+		while (i < n && key[i] == buf[i])
+			i++;
+		n = i;
+	}
+	buf[n] = '\0';
+	return ((int)n);
+}
+
+int
 keytmpl_slashes(const struct keytmpl *t)
 {
 	return (t->slashes);

@@ -225,8 +225,9 @@ run_status(const struct config *cfg, struct logger *lg, struct store *store)
 		goto done;
 	}
 	if (store) {
-		enum store_status s = store_list(store, sizemap_add, &rem, err,
-		    sizeof(err));
+		struct store_span all = { cfg->start, cfg->end };
+		enum store_status s = store_list(store, &all, 1, sizemap_add,
+		    &rem, err, sizeof(err));
 		if (s != STORE_OK) {
 			log_error(lg, "%s", err);
 			rc = s == STORE_FATAL ? EXIT_AUTH : EXIT_PARTIAL;
@@ -273,7 +274,8 @@ run_command(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 	struct planner pl;
 	int do_fetch = cfg->cmd != CMD_SYNC, do_upload = cfg->cmd != CMD_FETCH;
 	int planner_started = 0, rc = EXIT_PARTIAL;
-	size_t already = 0;
+	struct store_span *spans = NULL;
+	size_t already = 0, nspans = 0, stored = 0;
 	char err[600];
 
 	/* 1. What is there. */
@@ -289,25 +291,49 @@ run_command(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 		rc = EXIT_USAGE;
 		goto done;
 	}
+	if (local.oom) {
+		log_error(lg, "out of memory listing hours");
+		goto done;
+	}
+	if (local.n)
+		qsort(local.h, local.n, sizeof(*local.h), cmp_hour);
 	if (store) {
-		enum store_status s = store_list(store, hourset_add, &remote,
-		    err, sizeof(err));
+		/* Ask the store only about the hours this run covers. */
+		if ((spans = malloc((local.n + 1) * sizeof(*spans))) == NULL) {
+			log_error(lg, "out of memory listing hours");
+			goto done;
+		}
+		if (do_fetch)
+			spans[nspans++] = (struct store_span){ cfg->start,
+			    cfg->end };
+		for (size_t i = 0; do_upload && i < local.n; i++) {
+			if (i > 0 && local.h[i] == local.h[i - 1] + 1)
+				spans[nspans - 1].last = local.h[i];
+			else
+				spans[nspans++] = (struct store_span){
+				    local.h[i], local.h[i] };
+		}
+		enum store_status s = store_list(store, spans, nspans,
+		    hourset_add, &remote, err, sizeof(err));
 		if (s != STORE_OK) {
 			log_error(lg, "%s", err);
 			rc = s == STORE_FATAL ? EXIT_AUTH : EXIT_PARTIAL;
 			goto done;
 		}
 	}
-	if (local.oom || remote.oom) {
+	if (remote.oom) {
 		log_error(lg, "out of memory listing hours");
 		goto done;
 	}
-	if (local.n)
-		qsort(local.h, local.n, sizeof(*local.h), cmp_hour);
 	if (remote.n)
 		qsort(remote.h, remote.n, sizeof(*remote.h), cmp_hour);
-	log_info(lg, "%zu hours on disk, %zu in %s", local.n, remote.n,
-	    store ? store_describe(store) : "(no store)");
+	for (size_t i = 0; i < remote.n; i++)
+		if ((do_fetch && remote.h[i] >= cfg->start &&
+		    remote.h[i] <= cfg->end) ||
+		    (do_upload && hourset_has(&local, remote.h[i])))
+			stored++;
+	log_info(lg, "%zu hours on disk, %zu of this run's hours in %s",
+	    local.n, stored, store ? store_describe(store) : "(no store)");
 
 	/* 2. The upload side: local hours the store already has go away. */
 	if (do_upload) {
@@ -433,6 +459,7 @@ done:
 		upload_join(up);
 	}
 	coverage_free(&cov);
+	free(spans);
 	free(local.h);
 	free(remote.h);
 	return (rc);

@@ -5,8 +5,8 @@
  * An hour's object is the key template's key for it (keytmpl.h; default
  * <prefix>YYYY-MM-DD_HH.jsonl, ".gz" appended in gzip mode).  The S3
  * backend is a thin layer over s3.h (the S3 semantics make a PUT atomic);
- * it lists the template's constant prefix and keeps the keys that parse
- * back exactly.  The folder backend maps a key to ${root}/<key>: a put
+ * it lists only the key prefixes of the hours a caller asks about and
+ * keeps the keys that parse back exactly.  The folder backend maps a key to ${root}/<key>: a put
  * creates the key's directories, makes a temporary name in the target
  * directory — a hard link to the local file when both are on one file
  * system (no bytes copied; the caller deletes the local name once the put
@@ -18,10 +18,24 @@
  * keep no mutable state after open and store_set_layout except the
  * folder's atomic temporary-name counter, so calls may run in any number
  * of threads at once.
+ *
+ * DESIGN (listing threads)
+ * - store_list turns its spans into key prefixes (one per month they
+ *   touch, keytmpl_span_prefix; the template's whole prefix beyond
+ *   STORE_MAX_LISTINGS months), sorts them and drops those inside
+ *   another, so no key is listed twice.
+ * - The calling thread and up to STORE_LIST_THREADS - 1 threads started
+ *   for the call take prefixes in turn from a shared index and list each
+ *   with s3_list (which borrows its own curl handle, so listings run in
+ *   parallel).  One mutex guards the index, the first error and every
+ *   call of the caller's callback, which therefore needs no lock of its
+ *   own.  After a failure no new prefix is started; the call joins its
+ *   threads before it returns, and reports a fatal error over others.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,23 +222,6 @@ store_set_layout(struct store *st, const char *tmpl, int gzip, char *err,
 	return (0);
 }
 
-struct s3_list_ctx {
-	const struct keytmpl *kt;
-	store_hour_cb *cb;
-	void *ctx;
-};
-
-static int
-s3_list_one(void *arg, const char *key, uint64_t size)
-{
-	struct s3_list_ctx *lc = arg;
-	amp_hour h;
-
-	if (keytmpl_match(lc->kt, key, strlen(key), &h) == 0)
-		lc->cb(lc->ctx, h, size);
-	return (0);
-}
-
 /* A folder listing: the key so far, and where to report. */
 struct walk {
 	const struct keytmpl *kt;
@@ -348,23 +345,257 @@ dir_list(struct store *st, store_hour_cb *cb, void *ctx, char *err,
 	return (walk_dir(&w, dfd, depth) == 0 ? STORE_OK : STORE_FAIL);
 }
 
-enum store_status
-store_list(struct store *st, store_hour_cb *cb, void *ctx, char *err,
-    size_t errlen)
+/* The listing prefixes of a store_list() call. */
+struct prefixes {
+	char **v;
+	size_t n, cap;
+};
+
+static void
+prefixes_free(struct prefixes *p)
 {
-	struct s3_list_ctx lc;
+	for (size_t i = 0; i < p->n; i++)
+		free(p->v[i]);
+	free(p->v);
+}
+
+static int
+prefixes_add(struct prefixes *p, const char *s)
+{
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? 2 * p->cap : 16;
+		char **v = realloc(p->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return (-1);
+		p->v = v;
+		p->cap = cap;
+	}
+	if ((p->v[p->n] = strdup(s)) == NULL)
+		return (-1);
+	p->n++;
+	return (0);
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return (strcmp(*(char *const *)a, *(char *const *)b));
+}
+
+/* Sort, then drop every prefix that starts with another one (in sorted
+ * order the strings that start with p directly follow p). */
+static void
+prefixes_prune(struct prefixes *p)
+{
+	size_t keep = 0;
+
+	if (p->n > 1)
+		qsort(p->v, p->n, sizeof(*p->v), cmp_str);
+	for (size_t i = 0; i < p->n; i++) {
+		if (keep > 0 && strncmp(p->v[i], p->v[keep - 1],
+		    strlen(p->v[keep - 1])) == 0) {
+			free(p->v[i]);
+			continue;
+		}
+		p->v[keep++] = p->v[i];
+	}
+	p->n = keep;
+}
+
+/* The first hour of the month after ${h}'s. */
+static amp_hour
+next_month(amp_hour h)
+{
+	int y, m, d, hh;
+	amp_hour r;
+
+	hour_to_ymdh(h, &y, &m, &d, &hh);
+	if (m == 12) {
+		y++;
+		m = 1;
+	} else {
+		m++;
+	}
+	return (hour_from_ymdh(y, m, 1, 0, &r) == 0 ? r : HOUR_MAX + 1);
+}
+
+/* How many months the spans touch, counting overlaps twice. */
+static uint64_t
+months(const struct store_span *sp, size_t n)
+{
+	uint64_t total = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int y0, m0, y1, m1, d, h;
+
+		if (sp[i].first > sp[i].last)
+			continue;
+		hour_to_ymdh(sp[i].first, &y0, &m0, &d, &h);
+		hour_to_ymdh(sp[i].last, &y1, &m1, &d, &h);
+		total += (uint64_t)((y1 * 12 + m1) - (y0 * 12 + m0)) + 1;
+	}
+	return (total);
+}
+
+static int
+cmp_span(const void *a, const void *b)
+{
+	const struct store_span *x = a, *y = b;
+
+	return (x->first < y->first ? -1 : x->first > y->first);
+}
+
+/*
+ * What to list for ${sp}: cut the spans at month boundaries, join the
+ * pieces of each month into one from its first hour to its last, and
+ * take the common key prefix of each; sort and prune.  Scattered hours
+ * cost one request per month, not one each.  More than
+ * STORE_MAX_LISTINGS months: the template's whole prefix instead.  0, or
+ * -1 on ENOMEM.
+ */
+static int
+plan_listing(const struct store *st, const struct store_span *sp, size_t n,
+    struct prefixes *out)
+{
+	char buf[KEYTMPL_MAX_KEY + 1];
+	struct store_span *pc = NULL;
+	size_t npc = 0, m = 0;
+	uint64_t np = months(sp, n);
+	int rc = -1;
+
+	if (np > 64 * STORE_MAX_LISTINGS)
+		return (prefixes_add(out, keytmpl_list_prefix(st->kt)));
+	if ((pc = malloc(np * sizeof(*pc))) == NULL)
+		return (-1);
+	for (size_t i = 0; i < n; i++) {
+		amp_hour b;
+
+		for (amp_hour a = sp[i].first; a <= sp[i].last; a = b + 1) {
+			b = next_month(a) - 1;
+			pc[npc++] = (struct store_span){ a, b < sp[i].last ? b :
+			    sp[i].last };
+		}
+	}
+	qsort(pc, npc, sizeof(*pc), cmp_span);
+	for (size_t i = 0; i < npc; i++) {
+		/* Pieces of one month are adjacent once sorted. */
+		if (m > 0 && next_month(pc[m - 1].first) ==
+		    next_month(pc[i].first)) {
+			if (pc[i].last > pc[m - 1].last)
+				pc[m - 1].last = pc[i].last;
+			continue;
+		}
+		pc[m++] = pc[i];
+	}
+	if (m > STORE_MAX_LISTINGS) {
+		rc = prefixes_add(out, keytmpl_list_prefix(st->kt));
+		goto out;
+	}
+	for (size_t i = 0; i < m; i++)
+		if (keytmpl_span_prefix(st->kt, pc[i].first, pc[i].last, buf,
+		    sizeof(buf)) < 0 || prefixes_add(out, buf))
+			goto out;
+	prefixes_prune(out);
+	rc = 0;
+out:
+	free(pc);
+	return (rc);
+}
+
+/* The S3 listings of one store_list() call, shared by its threads. */
+struct lister {
+	const struct store *st;
+	const struct prefixes *pfx;
+	store_hour_cb *cb;
+	void *ctx;
+	pthread_mutex_t mu;     /* the fields below, and every call of cb */
+	size_t next;            /* the next prefix to list */
+	enum store_status s;    /* the first failure; a fatal one wins */
+	char err[512];
+};
+
+static int
+list_one(void *arg, const char *key, uint64_t size)
+{
+	struct lister *l = arg;
+	amp_hour h;
+
+	if (keytmpl_match(l->st->kt, key, strlen(key), &h) == 0) {
+		pthread_mutex_lock(&l->mu);
+		l->cb(l->ctx, h, size);
+		pthread_mutex_unlock(&l->mu);
+	}
+	return (0);
+}
+
+/* A listing thread: list prefixes until none is left or one failed. */
+static void *
+list_main(void *arg)
+{
+	struct lister *l = arg;
 	struct s3_error e;
 	enum store_status s;
+	size_t i;
 
+	for (;;) {
+		pthread_mutex_lock(&l->mu);
+		i = l->s == STORE_OK && l->next < l->pfx->n ? l->next++ :
+		    l->pfx->n;
+		pthread_mutex_unlock(&l->mu);
+		if (i == l->pfx->n)
+			return (NULL);
+		s = from_s3(s3_list(l->st->s3, l->pfx->v[i], list_one, l,
+		    &e));
+		if (s == STORE_OK)
+			continue;
+		pthread_mutex_lock(&l->mu);
+		if (l->s == STORE_OK || (s == STORE_FATAL &&
+		    l->s != STORE_FATAL)) {
+			l->s = s;
+			snprintf(l->err, sizeof(l->err), "%s", e.msg);
+		}
+		pthread_mutex_unlock(&l->mu);
+	}
+}
+
+enum store_status
+store_list(struct store *st, const struct store_span *spans, size_t n,
+    store_hour_cb *cb, void *ctx, char *err, size_t errlen)
+{
+	struct prefixes pfx = { 0 };
+	struct lister l = { .st = st, .pfx = &pfx, .cb = cb, .ctx = ctx,
+	    .s = STORE_OK };
+	pthread_t th[STORE_LIST_THREADS - 1];
+	size_t nth = 0;
+
+	if (n == 0)
+		return (STORE_OK);
 	if (st->kind == B_DIR)
 		return (dir_list(st, cb, ctx, err, errlen));
-	lc.kt = st->kt;
-	lc.cb = cb;
-	lc.ctx = ctx;
-	if ((s = from_s3(s3_list(st->s3, keytmpl_list_prefix(st->kt),
-	    s3_list_one, &lc, &e))) != STORE_OK)
-		errbuf_set(err, errlen, "%s", e.msg);
-	return (s);
+	if (plan_listing(st, spans, n, &pfx)) {
+		prefixes_free(&pfx);
+		errbuf_set(err, errlen, "store: out of memory planning the "
+		    "listing");
+		return (STORE_FAIL);
+	}
+	if ((errno = pthread_mutex_init(&l.mu, NULL)) != 0) {
+		prefixes_free(&pfx);
+		errbuf_set(err, errlen, "store: %s", strerror(errno));
+		return (STORE_FAIL);
+	}
+	/* This thread lists too; if a thread cannot start, fewer do. */
+	while (nth + 1 < STORE_LIST_THREADS && nth + 1 < pfx.n &&
+	    pthread_create(&th[nth], NULL, list_main, &l) == 0)
+		nth++;
+	(void)list_main(&l);
+	for (size_t i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&l.mu);
+	prefixes_free(&pfx);
+	if (l.s != STORE_OK)
+		errbuf_set(err, errlen, "%s", l.err);
+	return (l.s);
 }
 
 /* Copy ${src} into the open ${dfd}.  0 or -1 with errno. */

@@ -346,8 +346,9 @@ class S3Formats(S3Case):
         self.assertRc(res, 0)
         lists = self.listings()
         self.assertTrue(lists)
+        # Only the keys of hours 00..05 of that day are asked for.
         self.assertEqual({q.get("prefix") for q in lists},
-                         {"python-import/dt="})
+                         {"python-import/dt=2024-01-01/hour=0"})
         want = {hive_key(h): srv.dataset.expected(h)
                 for h in range(BASE, BASE + 6)}
         want[self.key(BASE + 2)] = b'{"default":true}\n'

@@ -4,7 +4,9 @@ files on disk, the export server's and the proxy's request logs.
 
 One S3 for the class, a fresh bucket per test (s3harness.S3Case).
 """
+import json
 import os
+import urllib.parse
 
 from harness import BASE, F, api, gen_scenario, hours_of
 from s3harness import PREFIX, S3Case
@@ -326,3 +328,143 @@ class Sync(S3Case):
         self.assertRc(res, 0)
         self.assertEqual(self.hour_files(), [])
         self.assertObjectsExact({self.key(h): b for h, b in content.items()})
+
+
+def H(s):
+    """The hour of "YYYYMMDDTHH"."""
+    return api.parse_hour(s)
+
+
+class ScopedListing(S3Case):
+    """A run asks S3 only about its own hours: one ListObjectsV2 prefix
+    per month piece of the range and of the local hours, whatever else the
+    bucket holds."""
+
+    def prefixes(self):
+        """The prefix of each ListObjectsV2 request since clear_requests
+        (every one of them must be a listing with a prefix)."""
+        out = []
+        for r in self.proxy_log("GET"):
+            q = dict(urllib.parse.parse_qsl(r["query"]))
+            self.assertEqual(q.get("list-type"), "2", r)
+            out.append(q["prefix"])
+        return out
+
+    def fetch(self, srv, first, last, *args, env=None):
+        return self.run_amp("--start-date", F(first), "--end-date", F(last),
+                            *args, cmd="fetch",
+                            env=env if env is not None else self.s3_env(srv))
+
+    def test_fetch_lists_only_its_range(self):
+        first, last = H("20240101T00"), H("20240102T23")
+        srv = self.server(gen_scenario(first, 48, events=3))
+        stored = [first, first + 7, last]
+        # The bucket's history around the range: other days, months and
+        # years, and a key in range under another prefix.
+        others = [H("20231231T23"), H("20240103T00"), H("20240110T05"),
+                  H("20240201T00"), H("20250101T01")]
+        for h in stored + others:
+            self.put(self.key(h), b'{"s3":%d}\n' % h)
+        self.put("python-import-old/" + api.hour_file_name(first + 1), b"x")
+        self.s3.clear_requests()
+        res = self.fetch(srv, first, last,
+                         env=self.s3_env(srv, AMP2S3_S3_MAX_KEYS="2"))
+        self.assertRc(res, 0)
+        # Jan 1 and 2 share "2024-01-0"; the 10th is the only other key
+        # under it (3 stored + 1 = 4 keys: 2 pages of 2).
+        self.assertEqual(self.prefixes(), [PREFIX + "2024-01-0"] * 2)
+        want = [h for h in range(first, last + 1) if h not in stored]
+        self.assertCoversExactly(srv.requests(), want)
+        self.assertOnlyHours(want)
+        self.assertIn("3 of this run's hours in", res.stderr)
+
+    def test_range_across_months_lists_each_piece(self):
+        first, last = H("20240131T20"), H("20240201T03")
+        srv = self.server(gen_scenario(first, 8, events=3))
+        stored = [first + 1, last]
+        for h in stored + [H("20240130T20"), H("20240202T00")]:
+            self.put(self.key(h), b'{"s3":%d}\n' % h)
+        self.s3.clear_requests()
+        res = self.fetch(srv, first, last)
+        self.assertRc(res, 0)
+        self.assertEqual(sorted(self.prefixes()),
+                         [PREFIX + "2024-01-31_2", PREFIX + "2024-02-01_0"])
+        want = [h for h in range(first, last + 1) if h not in stored]
+        self.assertCoversExactly(srv.requests(), want)
+        self.assertOnlyHours(want)
+
+    def test_sync_lists_the_months_of_its_local_hours(self):
+        local = {H("20240105T03"): b'{"a":1}\n', H("20240310T07"): b"",
+                 H("20240311T01"): b'{"c":3}\n'}
+        already = H("20240311T01")
+        self.put(self.key(already), b'{"c":3}\n')
+        self.put(self.key(H("20240312T00")), b'{"d":4}\n')
+        self.write_hours(local)
+        self.s3.clear_requests()
+        res = self.run_amp(cmd="sync", env=self.s3_env())
+        self.assertRc(res, 0)
+        self.assertEqual(sorted(self.prefixes()),
+                         [PREFIX + "2024-01-05_03.jsonl",
+                          PREFIX + "2024-03-1"])
+        self.assertEqual(self.hour_files(), [])
+        puts = sorted(r["path"] for r in self.proxy_log("PUT"))
+        self.assertEqual(puts, sorted("/%s/%s" % (self.bucket, self.key(h))
+                                      for h in local if h != already))
+        # Nothing local: nothing to ask.
+        self.s3.clear_requests()
+        res = self.run_amp(cmd="sync", env=self.s3_env())
+        self.assertRc(res, 0)
+        self.assertEqual(self.proxy_log(), [])
+
+    def test_long_ranges_list_the_whole_prefix(self):
+        stored = [H("20230615T12"), H("20240101T00"), H("20240831T23"),
+                  H("20240901T00")]
+        for h in stored:
+            self.put(self.key(h), b"")
+
+        def status(first, last):
+            self.s3.clear_requests()
+            res = self.run_amp("--start-date", first, "--end-date", last,
+                               "--json", cmd="status", env=self.s3_env())
+            self.assertRc(res, 1)
+            return sorted(self.prefixes()), json.loads(res.stdout)["empty"]
+
+        # Eight months: eight prefixes, listed in parallel.
+        self.assertEqual(status("20240101T00", "20240831T23"),
+                         ([PREFIX + "2024-%02d-" % m for m in range(1, 9)],
+                          2))
+        # Two years: more than 8 months, the whole prefix instead.
+        self.assertEqual(status("20230101T00", "20241231T23"),
+                         ([PREFIX], 4))
+
+    def test_one_failing_listing_fails_the_run(self):
+        first, last = H("20240101T00"), H("20240430T23")
+        srv = self.server(gen_scenario(first, 24, events=2))
+        self.write_hours({H("20240105T00"): b'{"l":1}\n'})
+        before = self.local_bytes()
+        # Denied on one month of four: fatal, one line, nothing fetched,
+        # uploaded or removed.
+        self.s3.add_fault(method="GET", query_contains="2024-03-",
+                          status=403, code="AccessDenied", times=1000)
+        self.s3.clear_requests()
+        res = self.run_amp("--start-date", F(first), "--end-date", F(last),
+                           cmd="all", env=self.s3_env(srv))
+        self.assertRc(res, 3)
+        errors = [x for x in res.stderr.splitlines() if " error: " in x]
+        self.assertEqual(len(errors), 1, res.stderr)
+        self.assertIn(self.bucket, errors[0])
+        self.assertEqual(srv.requests(), [])
+        self.assertEqual(self.proxy_log("PUT"), [])
+        self.assertEqual(self.local_bytes(), before)
+        self.assertIn(PREFIX + "2024-03-", self.prefixes())
+        # A listing that keeps failing (500) is not fatal but the run
+        # stops before it fetches anything: exit 1.
+        self.s3.clear_faults()
+        self.s3.add_fault(method="GET", query_contains="2024-02-",
+                          status=500, code="InternalError", times=1000)
+        res = self.run_amp("--start-date", F(first), "--end-date", F(last),
+                           "--max-attempts", "2", cmd="all",
+                           env=self.s3_env(srv))
+        self.assertRc(res, 1)
+        self.assertEqual(srv.requests(), [])
+        self.assertEqual(self.local_bytes(), before)

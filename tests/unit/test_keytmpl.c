@@ -244,7 +244,120 @@ test_errors(void)
 	keytmpl_free(NULL);
 }
 
+/* The span prefix of [first, last] under ${t}, in a static buffer. */
+static const char *
+span(const struct keytmpl *t, amp_hour first, amp_hour last)
+{
+	static char buf[KEYTMPL_MAX_KEY + 1];
+
+	if (keytmpl_span_prefix(t, first, last, buf, sizeof(buf)) < 0)
+		return ("(error)");
+	return (buf);
+}
+
+/* Every key of [first, last] starts with ${p}, and some two keys differ
+ * at the byte after it (the prefix is the longest one). */
+static int
+is_longest_common(const struct keytmpl *t, amp_hour first, amp_hour last,
+    const char *p)
+{
+	size_t n = strlen(p);
+	int longest = first == last;
+	char k0[KEYTMPL_MAX_KEY + 1];
+
+	if (keytmpl_format(t, first, k0, sizeof(k0)) < 0)
+		return (0);
+	if (first == last)
+		return (strcmp(k0, p) == 0);
+	for (amp_hour h = first; h <= last; h++) {
+		const char *k = key_of(t, h);
+
+		if (strncmp(k, p, n) != 0)
+			return (0);
+		if (k[n] != k0[n])
+			longest = 1;
+	}
+	return (longest);
+}
+
+static void
+test_span_prefix(void)
+{
+	static const char *const tmpls[] = {
+		KEYTMPL_DEFAULT,
+		"{prefix}dt={date}/hour={hour}/part.jsonl",
+		"{prefix}year={year}/month={month}/day={day}/{hour}.jsonl",
+		"{prefix}{hour}/{date}.jsonl",
+		"{prefix}{day}-{month}-{year}_{hour}",
+	};
+	struct keytmpl *t = parse(KEYTMPL_DEFAULT, "python-import/", "", 0);
+	char small[8];
+
+	CHECK(t != NULL);
+	if (t == NULL)
+		return;
+	/* A cron's 25 hours, a day, a month, a month across a year, one
+	 * hour, a year. */
+	static const struct {
+		int from[4], to[4];
+		const char *want;
+	} cases[] = {
+		{ { 2026, 11, 26, 11 }, { 2026, 11, 27, 11 },
+		    "python-import/2026-11-2" },
+		{ { 2024, 3, 5, 0 }, { 2024, 3, 5, 23 },
+		    "python-import/2024-03-05_" },
+		{ { 2024, 2, 1, 0 }, { 2024, 2, 29, 23 },
+		    "python-import/2024-02-" },
+		{ { 2023, 12, 31, 23 }, { 2024, 1, 1, 0 },
+		    "python-import/202" },
+		{ { 2024, 1, 1, 5 }, { 2024, 1, 1, 5 },
+		    "python-import/2024-01-01_05.jsonl" },
+		{ { 2024, 1, 1, 0 }, { 2024, 12, 31, 23 },
+		    "python-import/2024-" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const int *a = cases[i].from, *b = cases[i].to;
+
+		CHECK_EQ_STR(span(t, H(a[0], a[1], a[2], a[3]),
+		    H(b[0], b[1], b[2], b[3])), cases[i].want);
+	}
+	CHECK_EQ_INT(keytmpl_span_prefix(t, H(2024, 1, 1, 1), H(2024, 1, 1, 0),
+	    small, sizeof(small)), -1);
+	CHECK_EQ_INT(keytmpl_span_prefix(t, H(2024, 1, 1, 0), H(2024, 1, 1, 1),
+	    small, sizeof(small)), -1);
+	keytmpl_free(t);
+
+	/* Other layouts, checked against every key of the span. */
+	for (size_t i = 0; i < sizeof(tmpls) / sizeof(tmpls[0]); i++) {
+		static const amp_hour spans[][2] = {
+			{ 473352, 473352 + 24 },      /* 2024-01-01, 25 h */
+			{ 474792, 474792 + 743 },     /* 2024-03, a month */
+			{ 473328, 473328 + 8783 },    /* 2023-12-31 + 366 d */
+		};
+
+		t = parse(tmpls[i], "p/", ".gz", 0);
+		CHECK(t != NULL);
+		if (t == NULL)
+			continue;
+		for (size_t j = 0; j < 3; j++) {
+			const char *p = span(t, spans[j][0], spans[j][1]);
+
+			CHECK(is_longest_common(t, spans[j][0], spans[j][1],
+			    p));
+			CHECK(strncmp(p, keytmpl_list_prefix(t),
+			    strlen(keytmpl_list_prefix(t))) == 0);
+		}
+		keytmpl_free(t);
+	}
+	t = parse("{prefix}{hour}/{date}.jsonl", "p/", "", 0);
+	if (t != NULL)
+		CHECK_EQ_STR(span(t, H(2024, 3, 1, 0), H(2024, 3, 31, 23)),
+		    "p/");
+	keytmpl_free(t);
+}
+
 UNIT_MAIN("keytmpl",
+    TEST(test_span_prefix),
     TEST(test_default),
     TEST(test_hive_and_fields),
     TEST(test_errors))
