@@ -12,7 +12,8 @@
  * pool's committer thread for unpacked windows (after their fsync and
  * rename), from a worker's thread for empty ones (404).  The pool ends by
  * itself when the planner is done and every submitted window (and its
- * splits) is finished; fetch_join() waits for that.  Cancellation goes through runctl.
+ * splits) is finished; fetch_join() waits for that.  Cancellation goes
+ * through runctl.
  */
 #include <stdint.h>
 

@@ -6,8 +6,8 @@
  * <prefix>YYYY-MM-DD_HH.jsonl, ".gz" appended in gzip mode).  The S3
  * backend is a thin layer over s3.h (the S3 semantics make a PUT atomic);
  * it lists only the key prefixes of the hours a caller asks about and
- * keeps the keys that parse back exactly.  The folder backend maps a key to ${root}/<key>: a put
- * creates the key's directories, makes a temporary name in the target
+ * keeps the keys that parse back exactly.  The folder backend maps a key
+ * to ${root}/<key>: a put creates the key's directories, makes a temporary name in the target
  * directory — a hard link to the local file when both are on one file
  * system (no bytes copied; the caller deletes the local name once the put
  * is confirmed, which leaves the folder the only name), else a copy —
@@ -420,32 +420,6 @@ next_month(amp_hour h)
 	return (hour_from_ymdh(y, m, 1, 0, &r) == 0 ? r : HOUR_MAX + 1);
 }
 
-/* How many months the spans touch, counting overlaps twice. */
-static uint64_t
-months(const struct store_span *sp, size_t n)
-{
-	uint64_t total = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		int y0, m0, y1, m1, d, h;
-
-		if (sp[i].first > sp[i].last)
-			continue;
-		hour_to_ymdh(sp[i].first, &y0, &m0, &d, &h);
-		hour_to_ymdh(sp[i].last, &y1, &m1, &d, &h);
-		total += (uint64_t)((y1 * 12 + m1) - (y0 * 12 + m0)) + 1;
-	}
-	return (total);
-}
-
-static int
-cmp_span(const void *a, const void *b)
-{
-	const struct store_span *x = a, *y = b;
-
-	return (x->first < y->first ? -1 : x->first > y->first);
-}
-
 /*
  * What to list for ${sp}: cut the spans at month boundaries, join the
  * pieces of each month into one from its first hour to its last, and
@@ -458,49 +432,41 @@ static int
 plan_listing(const struct store *st, const struct store_span *sp, size_t n,
     struct prefixes *out)
 {
+	struct {
+		amp_hour first, last, end; /* end: the next month's first hour */
+	} mo[STORE_MAX_LISTINGS];
 	char buf[KEYTMPL_MAX_KEY + 1];
-	struct store_span *pc = NULL;
-	size_t npc = 0, m = 0;
-	uint64_t np = months(sp, n);
-	int rc = -1;
+	size_t m = 0, k;
 
-	if (np > 64 * STORE_MAX_LISTINGS)
-		return (prefixes_add(out, keytmpl_list_prefix(st->kt)));
-	if ((pc = malloc(np * sizeof(*pc))) == NULL)
-		return (-1);
 	for (size_t i = 0; i < n; i++) {
 		amp_hour b;
 
 		for (amp_hour a = sp[i].first; a <= sp[i].last; a = b + 1) {
-			b = next_month(a) - 1;
-			pc[npc++] = (struct store_span){ a, b < sp[i].last ? b :
-			    sp[i].last };
+			amp_hour end = next_month(a);
+
+			b = end - 1 < sp[i].last ? end - 1 : sp[i].last;
+			for (k = 0; k < m && mo[k].end != end; k++)
+				;
+			if (k == m) {
+				if (m == STORE_MAX_LISTINGS)
+					return (prefixes_add(out,
+					    keytmpl_list_prefix(st->kt)));
+				mo[m].first = a;
+				mo[m].last = b;
+				mo[m++].end = end;
+			}
+			if (a < mo[k].first)
+				mo[k].first = a;
+			if (b > mo[k].last)
+				mo[k].last = b;
 		}
 	}
-	qsort(pc, npc, sizeof(*pc), cmp_span);
-	for (size_t i = 0; i < npc; i++) {
-		/* Pieces of one month are adjacent once sorted. */
-		if (m > 0 && next_month(pc[m - 1].first) ==
-		    next_month(pc[i].first)) {
-			if (pc[i].last > pc[m - 1].last)
-				pc[m - 1].last = pc[i].last;
-			continue;
-		}
-		pc[m++] = pc[i];
-	}
-	if (m > STORE_MAX_LISTINGS) {
-		rc = prefixes_add(out, keytmpl_list_prefix(st->kt));
-		goto out;
-	}
-	for (size_t i = 0; i < m; i++)
-		if (keytmpl_span_prefix(st->kt, pc[i].first, pc[i].last, buf,
+	for (k = 0; k < m; k++)
+		if (keytmpl_span_prefix(st->kt, mo[k].first, mo[k].last, buf,
 		    sizeof(buf)) < 0 || prefixes_add(out, buf))
-			goto out;
+			return (-1);
 	prefixes_prune(out);
-	rc = 0;
-out:
-	free(pc);
-	return (rc);
+	return (0);
 }
 
 /* The S3 listings of one store_list() call, shared by its threads. */
