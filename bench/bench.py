@@ -42,6 +42,7 @@ CACHE = os.path.join(OUT, "cache")
 SERVER = os.path.join(BINDIR, "export_server")
 LIMITS = os.path.join(BINDIR, "limits")
 PROXY = os.path.join(HERE, "s3_latency_proxy.js")
+LISTER = os.path.join(HERE, "s3_list_server.js")
 S3RVER = os.path.join(ROOT, "tests", "s3", "node_modules", "s3rver", "bin",
                       "s3rver.js")
 MB = 1e6
@@ -340,6 +341,48 @@ class S3Side:
         PROCS.stop(self.s3)
 
 
+class ListStandIn:
+    """s3_list_server.js: ListObjectsV2 over ${keys} ({key: size}) from
+    memory, +${delay_ms} per request; the S3 side of a planning run whose
+    server must not be what is measured."""
+
+    def __init__(self, workdir, keys, bucket="bench", delay_ms=0):
+        if not shutil.which("node"):
+            fail("node is missing")
+        self.bucket = bucket
+        kf = os.path.join(workdir, "list.keys")
+        with open(kf, "w") as f:
+            for k, size in keys.items():
+                f.write(f"{k}\t{size}\n")
+        pf = os.path.join(workdir, "list.port")
+        self.stats_file = os.path.join(workdir, "list.stats.json")
+        self.proc = PROCS.start(
+            ["node", LISTER, "--keys-file", kf, "--bucket", bucket,
+             "--delay-ms", str(delay_ms), "--port-file", pf,
+             "--stats-file", self.stats_file],
+            os.path.join(workdir, "list.log"))
+        self.port = int(wait_file(pf, self.proc, 30, "s3_list_server"))
+
+    def stats(self):
+        with open(self.stats_file) as f:
+            return json.load(f)
+
+    def cpu(self):
+        return proc_cpu(self.proc.pid)
+
+    def requests(self):
+        return self.stats()["requests"]
+
+    def env(self):
+        return {"AWS_BUCKET_NAME": self.bucket, "AWS_REGION": "eu-west-2",
+                "AWS_ACCESS_KEY_ID": "BENCH",
+                "AWS_SECRET_ACCESS_KEY": "BENCH",
+                "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{self.port}"}
+
+    def stop(self):
+        PROCS.stop(self.proc)
+
+
 # ---- amp2s3 runs -------------------------------------------------------
 
 def hour_add(h, n):
@@ -531,9 +574,11 @@ class Runner:
             f"run(s); amp2s3 = {self.bin})")
         hdr = ("config", "wall_s", "hours/s", "MB/s gz", "MB/s jsonl",
                "req", "retries", "RSS MiB", "CPU s")
-        say("%-24s %8s %9s %8s %10s %6s %7s %8s %7s" % hdr)
+        w = max([24] + [len(m["config"]) + 1 for m in med])
+        fmt_row = "%-" + str(w) + "s %8s %9s %8s %10s %6s %7s %8s %7s"
+        say(fmt_row % hdr)
         for m in med:
-            say("%-24s %8s %9s %8s %10s %6s %7s %8s %7s" % (
+            say(fmt_row % (
                 m["config"], fmt(m["wall_s"], 3), fmt(m["hours_per_s"], 1),
                 fmt(m["mb_s_gzip"], 1), fmt(m["mb_s_jsonl"], 1),
                 fmt(m["requests"], 0), fmt(m["retries"], 0),
@@ -950,6 +995,13 @@ def t_linear(args):
                          dev_env(srv), server=srv)
             if row["requests"]:
                 fail("planning a year that is complete sent requests")
+        bins = [(rn.bin, "")]
+        if args.against:
+            bins.append((os.path.abspath(args.against), " [B]"))
+        # The same year against a listing served from memory: amp2s3's
+        # own cost, then with a round trip per page.
+        plan_standin_runs(rn, srv, wd, ystart, yhours, (0, 50), bins,
+                          runs_of(args))
         # The same year against s3rver's listing (filled once, untimed).
         if not args.no_s3rver:
             # Behind the proxy with no delay: it counts the requests.
@@ -971,9 +1023,6 @@ def t_linear(args):
             # --against, both builds, alternating.
             cron = ["fetch", "--start-date", hour_add(yend, -24),
                     "--end-date", yend, "--data-dir", "data"]
-            bins = [(rn.bin, "")]
-            if args.against:
-                bins.append((os.path.abspath(args.against), " [B]"))
             for i in range(runs_of(args)):
                 for b, tag in (bins if i % 2 == 0 else bins[::-1]):
                     fill(dd)
@@ -998,12 +1047,15 @@ def t_linear(args):
     rc = med["240 hours"]["cpu_s"] / med["24 hours"]["cpu_s"]
     say(f"  time ratio 240/24 hours = {r:.2f} (target 10 +- 2); CPU ratio "
         f"{rc:.2f}")
-    for k in ("plan a year (--dev)", "plan a year (s3rver)",
+    for k in ("plan a year (--dev)", "plan a year (stand-in)",
+              "plan a year (stand-in) [B]", "plan a year (stand-in, +50 ms)",
+              "plan a year (stand-in, +50 ms) [B]", "plan a year (s3rver)",
               "plan a year (s3rver) [B]", "cron's 25 hours (s3rver)",
               "cron's 25 hours (s3rver) [B]"):
         if k in med:
             m = med[k]
-            s3c = (f"; s3rver spent {m['s3_cpu_s']:.2f} s CPU answering "
+            who = "the stand-in" if "stand-in" in k else "s3rver"
+            s3c = (f"; {who} spent {m['s3_cpu_s']:.2f} s CPU answering "
                    f"{m['requests']} listing requests" if
                    m.get("s3_cpu_s") not in ("", None) else "")
             what = "for 8,760 hours" if "year" in k else \
@@ -1016,6 +1068,54 @@ def t_linear(args):
     srv.stop()
     shutil.rmtree(sd, ignore_errors=True)
     return med
+
+
+def plan_standin_runs(rn, srv, wd, ystart, nhours, delays, bins, runs):
+    """Planning ${nhours} hours from ${ystart}, every one of them local
+    and in the listing stand-in (one per delay in ${delays}, ms per
+    request): `all`, which lists, finds every hour stored, fetches and
+    uploads nothing and removes the local copies.  Rows "plan N hours
+    (stand-in[, +D ms])" for each binary of ${bins} ((path, tag), taken
+    in turn)."""
+    dd = os.path.join(wd, "data")
+    os.makedirs(dd, exist_ok=True)
+    names = [hour_file(hour_add(ystart, i)) for i in range(nhours)]
+    keys = {"python-import/" + n: 3 for n in names}
+    yend = hour_add(ystart, nhours - 1)
+    label = "a year" if nhours == 8760 else f"{nhours} hours"
+    for delay in delays:
+        sd = os.path.join(wd, f"standin-{delay}")
+        os.makedirs(sd)
+        ls = ListStandIn(sd, keys, delay_ms=delay)
+        env = dev_env(srv)
+        env.update(ls.env())
+        name = f"plan {label} (stand-in" + (f", +{delay} ms)" if delay
+                                             else ")")
+        try:
+            for i in range(runs):
+                for b, tag in (bins if i % 2 == 0 else bins[::-1]):
+                    for n in names:
+                        with open(os.path.join(dd, n), "w") as f:
+                            f.write("{}\n")
+                    k0 = ls.stats()["keys"]
+                    row = rn.run(name + tag, ["all", "--start-date", ystart,
+                                              "--end-date", yend,
+                                              "--data-dir", "data"],
+                                 wd, env, server=srv, s3=ls, binary=b)
+                    if row["_stats"]["requests"]:
+                        fail(f"{name}: hours the store has were fetched")
+                    if hour_files([dd]):
+                        fail(f"{name}: `all` left local hours the store has")
+                    listed = ls.stats()["keys"] - k0
+                    if listed != nhours:
+                        fail(f"{name}: {listed} keys listed in "
+                             f"{row['requests']} requests, expected each of "
+                             f"the {nhours} once")
+            if ls.stats()["errors"]:
+                fail(f"{name}: the stand-in refused a request "
+                     f"(log {ls.proc.log})")
+        finally:
+            ls.stop()
 
 
 def plot_sweep(series, png, title):
@@ -1183,6 +1283,17 @@ def t_smoke(args):
     # Upload through s3rver + proxy.
     upload_runs(rn, [("sync -u2 proxy", 2)], 5, 5, 1)
     say("smoke: sync uploaded 5 files to s3rver through the latency proxy")
+    # Planning a year against the listing stand-in: 9 pages.
+    ds = DATASETS["smoke"]
+    sd = rn.fresh()
+    try:
+        srv = ExportServer(ds, sd)
+        plan_standin_runs(rn, srv, sd, "20230101T00", 8760, (0, 5),
+                          [(rn.bin, "")], 1)
+        srv.stop()
+    finally:
+        shutil.rmtree(sd, ignore_errors=True)
+    say("smoke: planned a year (8,760 hours) against the listing stand-in")
     # A sweep in miniature, with its plot.
     _med, png = t_sweep(args, ds_name="smoke", js=(1, 2), windows=(1, 6),
                         us=(1, 2), upload_files=3, delay_ms=5,

@@ -18,7 +18,7 @@
  */
 'use strict';
 const http = require('http');
-const fs = require('fs');
+const { writeAtomic, serve } = require('./node_serve.js');
 
 function parseArgs(argv) {
   const o = { upstream: null, delayMs: 0, port: 0, portFile: null, statsFile: null };
@@ -43,11 +43,6 @@ function usage() {
   process.exit(2);
 }
 
-function writeAtomic(path, text) {
-  const tmp = `${path}.tmp.${process.pid}`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, path);
-}
 
 const o = parseArgs(process.argv);
 const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
@@ -94,19 +89,5 @@ const server = http.createServer((req, res) => {
     req.pipe(up);
   }, o.delayMs);
 });
-server.keepAliveTimeout = 60000;
-server.headersTimeout = 65000;
-
-server.listen(o.port, '127.0.0.1', () => {
-  const port = server.address().port;
-  flushStats();
-  if (o.portFile) writeAtomic(o.portFile, `${port}\n`);
-  process.stderr.write(`s3_latency_proxy: 127.0.0.1:${port} -> ${o.upstream.host}, +${o.delayMs} ms per request\n`);
-});
-
-for (const sig of ['SIGTERM', 'SIGINT']) {
-  process.on(sig, () => {
-    flushStats();
-    process.exit(0);
-  });
-}
+serve(server, o.port, o.portFile, flushStats,
+  (port) => `s3_latency_proxy: 127.0.0.1:${port} -> ${o.upstream.host}, +${o.delayMs} ms per request`);
