@@ -79,15 +79,18 @@ struct store_span {
  * S3 lists, instead of every key under the template's prefix, each
  * month's narrowest common key prefix (keytmpl_span_prefix: a cron's 25
  * hours are one or two prefixes of at most a few hundred keys, whatever
- * the bucket's history), up to STORE_LIST_THREADS listings at once, and
- * prefixes inside another are dropped.  Spans over more than
- * STORE_MAX_LISTINGS months list the template's whole prefix, page after
- * page, as one listing: fewer requests when the bucket holds little else,
- * and servers that walk the whole prefix for every request (s3rver) are
- * much faster that way.  A folder store walks its whole prefix.
+ * the bucket's history; a year is 12 prefixes of at most 744 keys), up to
+ * STORE_LIST_THREADS listings at once, and prefixes inside another are
+ * dropped.  So the listing of a long range costs about one round trip per
+ * STORE_LIST_THREADS months instead of one per 1,000 keys in a row.
+ * Spans over more than STORE_MAX_LISTINGS months (ten years) list the
+ * template's whole prefix, page after page, as one listing, so that the
+ * number of requests is bounded by what the bucket holds rather than by
+ * the length of the range (1970..9999 would be 96,000 months).  A folder
+ * store walks its whole prefix.
  */
 #define STORE_LIST_THREADS 8
-#define STORE_MAX_LISTINGS 8
+#define STORE_MAX_LISTINGS 120
 enum store_status store_list(struct store *st, const struct store_span *spans,
     size_t n, store_hour_cb *cb, void *ctx, char *err, size_t errlen);
 

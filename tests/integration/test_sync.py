@@ -416,7 +416,7 @@ class ScopedListing(S3Case):
         self.assertRc(res, 0)
         self.assertEqual(self.proxy_log(), [])
 
-    def test_long_ranges_list_the_whole_prefix(self):
+    def test_long_ranges_list_each_month_up_to_ten_years(self):
         stored = [H("20230615T12"), H("20240101T00"), H("20240831T23"),
                   H("20240901T00")]
         for h in stored:
@@ -433,8 +433,17 @@ class ScopedListing(S3Case):
         self.assertEqual(status("20240101T00", "20240831T23"),
                          ([PREFIX + "2024-%02d-" % m for m in range(1, 9)],
                           2))
-        # Two years: more than 8 months, the whole prefix instead.
+        # Two years: 24 month prefixes, 8 at a time.
         self.assertEqual(status("20230101T00", "20241231T23"),
+                         ([PREFIX + "%d-%02d-" % (y, m) for y in (2023, 2024)
+                           for m in range(1, 13)], 4))
+        # Ten years (120 months): still one prefix each.
+        self.assertEqual(status("20150101T00", "20241231T23"),
+                         ([PREFIX + "%d-%02d-" % (y, m)
+                           for y in range(2015, 2025)
+                           for m in range(1, 13)], 4))
+        # Ten years and a month (121 months): the whole prefix instead.
+        self.assertEqual(status("20150101T00", "20250131T23"),
                          ([PREFIX], 4))
 
     def test_one_failing_listing_fails_the_run(self):
