@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -270,6 +271,13 @@ class ExportServer:
         PROCS.stop(self.proc)
 
 
+def s3_env(bucket, port, key):
+    """amp2s3's environment for a loopback S3 side on ${port}."""
+    return {"AWS_BUCKET_NAME": bucket, "AWS_REGION": "eu-west-2",
+            "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": key,
+            "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}"}
+
+
 class S3Side:
     """s3rver on loopback (fresh directory), optionally behind the proxy."""
 
@@ -317,10 +325,7 @@ class S3Side:
         return self.s3.poll() is not None
 
     def env(self):
-        return {"AWS_BUCKET_NAME": self.bucket, "AWS_REGION": "eu-west-2",
-                "AWS_ACCESS_KEY_ID": "S3RVER",
-                "AWS_SECRET_ACCESS_KEY": "S3RVER",
-                "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{self.port}"}
+        return s3_env(self.bucket, self.port, "S3RVER")
 
     def objects(self):
         """Keys stored by s3rver (its on-disk layout)."""
@@ -374,10 +379,7 @@ class ListStandIn:
         return self.stats()["requests"]
 
     def env(self):
-        return {"AWS_BUCKET_NAME": self.bucket, "AWS_REGION": "eu-west-2",
-                "AWS_ACCESS_KEY_ID": "BENCH",
-                "AWS_SECRET_ACCESS_KEY": "BENCH",
-                "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{self.port}"}
+        return s3_env(self.bucket, self.port, "BENCH")
 
     def stop(self):
         PROCS.stop(self.proc)
@@ -437,6 +439,13 @@ def quiet_check(what, seconds=1.0, wait=0):
         say(f"WARNING: before {what}: other processes keep {other:.2f} of "
             f"{os.cpu_count()} cores busy; timings will be low and noisy")
     return other
+
+
+def write_hours(d, names):
+    """The planning data set's hour files ${names} in ${d}: `{}\\n` each."""
+    for name in names:
+        with open(os.path.join(d, name), "w") as f:
+            f.write("{}\n")
 
 
 def hour_files(dirs):
@@ -983,9 +992,7 @@ def t_linear(args):
         names = [hour_file(hour_add(ystart, i)) for i in range(yhours)]
 
         def fill(d):
-            for name in names:
-                with open(os.path.join(d, name), "w") as f:
-                    f.write("{}\n")
+            write_hours(d, names)
         fill(rd)
         for i in range(runs_of(args)):
             fill(dd)  # `all` removes local hours the store has
@@ -1070,6 +1077,36 @@ def t_linear(args):
     return med
 
 
+def standin_refusals(wd):
+    """The listing stand-in refuses what it does not serve, and counts it:
+    a write (501), another bucket (404), a forged token (400)."""
+    ls = ListStandIn(wd, {"python-import/2023-01-01_00.jsonl": 3})
+    base = f"http://127.0.0.1:{ls.port}"
+    try:
+        for method, path, want in (
+                ("PUT", "/bench/python-import/x", 501),
+                ("GET", "/other?list-type=2", 404),
+                ("GET", "/bench?list-type=2&continuation-token=eA%3D%3D%3D",
+                 400),
+                ("GET", "/bench?list-type=2&prefix=python-import/", 200)):
+            req = urllib.request.Request(base + path, method=method,
+                                         data=b"x" if method == "PUT" else None)
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    got = r.status
+            except urllib.error.HTTPError as e:
+                got = e.code
+            if got != want:
+                fail(f"listing stand-in: {method} {path} answered {got}, "
+                     f"not {want}")
+        st = ls.stats()
+        if (st["errors"], st["keys"]) != (3, 1):
+            fail(f"listing stand-in counted {st}, expected 3 errors and "
+                 f"1 key listed")
+    finally:
+        ls.stop()
+
+
 def plan_standin_runs(rn, srv, wd, ystart, nhours, delays, bins, runs):
     """Planning ${nhours} hours from ${ystart}, every one of them local
     and in the listing stand-in (one per delay in ${delays}, ms per
@@ -1094,9 +1131,7 @@ def plan_standin_runs(rn, srv, wd, ystart, nhours, delays, bins, runs):
         try:
             for i in range(runs):
                 for b, tag in (bins if i % 2 == 0 else bins[::-1]):
-                    for n in names:
-                        with open(os.path.join(dd, n), "w") as f:
-                            f.write("{}\n")
+                    write_hours(dd, names)
                     k0 = ls.stats()["keys"]
                     row = rn.run(name + tag, ["all", "--start-date", ystart,
                                               "--end-date", yend,
@@ -1287,6 +1322,7 @@ def t_smoke(args):
     ds = DATASETS["smoke"]
     sd = rn.fresh()
     try:
+        standin_refusals(sd)
         srv = ExportServer(ds, sd)
         plan_standin_runs(rn, srv, sd, "20230101T00", 8760, (0, 5),
                           [(rn.bin, "")], 1)

@@ -43,7 +43,6 @@ function usage() {
   process.exit(2);
 }
 
-
 const o = parseArgs(process.argv);
 const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
 const stats = { requests: 0, inflight: 0, max_inflight: 0, errors: 0 };

@@ -2,9 +2,9 @@
 /*
  * s3_list_server: a stand-in for S3's ListObjectsV2, answering from a key
  * set held in memory, so that a benchmark of planning measures amp2s3 and
- * not the server.  (s3rver walks and stats its whole bucket directory for
- * every list page, up to the page's last key: 9 pages over 8,760 keys cost
- * it about 2 s of CPU.)  Bench only: it lists, nothing else.
+ * not the server.  (s3rver walks and stats its bucket directory for every
+ * list request, up to the last key it returns: a year's listing costs it
+ * 2-3.5 s of CPU.)  Bench only: it lists, nothing else.
  *
  *   node bench/s3_list_server.js --keys-file PATH --bucket NAME
  *        [--delay-ms MS] [--port N] [--port-file PATH] [--stats-file PATH]
@@ -13,9 +13,11 @@
  * 127.0.0.1 (port 0 unless --port) and writes the port to --port-file
  * through a temporary + rename.  Path-style GET /<bucket>?list-type=2 with
  * prefix, continuation-token, start-after and max-keys (1 to 1000; S3
- * caps larger values at 1000 too) is answered like S3 (keys in byte order, NextContinuationToken while
- * truncated); every other request gets a 501 NotImplemented (a 404
- * NoSuchBucket for another bucket), so nothing can pass unnoticed.
+ * caps larger values at 1000 too) is answered like S3: keys in byte
+ * order, NextContinuationToken while truncated, 400 InvalidArgument for a
+ * token it did not issue.  Every other request gets a 501 NotImplemented
+ * (a 404 NoSuchBucket for another bucket), so nothing passes unnoticed;
+ * each refusal counts as an error.
  * Signatures are not checked.  --delay-ms waits that long before each
  * answer (a round trip).  --stats-file: {"requests", "pages", "keys",
  * "errors", "cpu_s"}, written before every answer is sent (a client
@@ -50,7 +52,6 @@ function parseArgs(argv) {
   if (!o.keysFile || !o.bucket || !(o.delayMs >= 0)) usage();
   return o;
 }
-
 
 function xmlEscape(s) {
   return s.replace(/[&<>"']/g, (c) => ({
