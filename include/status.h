@@ -13,20 +13,23 @@
 
 #include "hour.h"
 
-enum status_cell { CELL_MISSING, CELL_LOCAL, CELL_EMPTY, CELL_STORED };
+enum status_cell { CELL_MISSING, CELL_LOCAL, CELL_EMPTY, CELL_STORED,
+	CELL_OTHER /* another shard's hour: not shown, not counted */ };
 
 struct status_totals {
 	uint64_t hours, stored, empty, local, missing;
 };
 
 /*
- * status_print(out, start, end, cells, where, json, color, totals): print
- * the grid for the ${end} - ${start} + 1 cells (one per hour, index 0 =
- * ${start}); ${where} describes the sources.  Fills *${totals}.  Returns
- * 0 or -1 (write error).
+ * status_print(out, start, end, cells, where, shard, json, color, totals):
+ * print the grid for the ${end} - ${start} + 1 cells (one per hour, index
+ * 0 = ${start}); ${where} describes the sources; ${shard} ("K/N", or NULL
+ * when not sharded) is named in the header.  Days whose every cell is
+ * CELL_OTHER are left out, and CELL_OTHER cells count nowhere (shards are
+ * whole UTC days).  Fills *${totals}.  Returns 0 or -1 (write error).
  */
 int status_print(FILE *out, amp_hour start, amp_hour end,
-    const uint8_t *cells, const char *where, int json, int color,
-    struct status_totals *totals);
+    const uint8_t *cells, const char *where, const char *shard, int json,
+    int color, struct status_totals *totals);
 
 #endif

@@ -192,7 +192,7 @@ run_status(const struct config *cfg, struct logger *lg, struct store *store)
 	struct sizemap loc = { 0 }, rem = { 0 };
 	struct status_totals t;
 	uint8_t *cells = NULL;
-	char err[600], where[1200];
+	char err[600], where[1200], shard[24];
 	int rc = EXIT_PARTIAL, color;
 	size_t n;
 
@@ -244,13 +244,19 @@ run_status(const struct config *cfg, struct logger *lg, struct store *store)
 			    (loc.size[i] == 0 ? CELL_EMPTY : CELL_STORED);
 		else
 			cells[i] = CELL_MISSING;
+		if (plan_shard_of(cfg->start + (amp_hour)i, cfg->shard_count) !=
+		    cfg->shard_index)
+			cells[i] = CELL_OTHER;
 	}
+	if (cfg->shard_count > 1)
+		snprintf(shard, sizeof(shard), "%d/%d", cfg->shard_index,
+		    cfg->shard_count);
 	snprintf(where, sizeof(where), "%s%s%s/", store ?
 	    store_describe(store) : "", store ? " + " : "", cfg->data_dir);
 	color = cfg->color == -1 ? isatty(STDOUT_FILENO) &&
 	    getenv("NO_COLOR") == NULL : cfg->color;
-	if (status_print(stdout, cfg->start, cfg->end, cells, where, cfg->json,
-	    color, &t)) {
+	if (status_print(stdout, cfg->start, cfg->end, cells, where,
+	    cfg->shard_count > 1 ? shard : NULL, cfg->json, color, &t)) {
 		log_error(lg, "cannot write to standard output");
 		rc = EXIT_IO;
 		goto done;

@@ -4,9 +4,26 @@
 
 #include "status.h"
 
-static const char SYM[] = { '-', 'L', '.', '#' };
+static const char SYM[] = { '-', 'L', '.', '#', ' ' };
 static const char *const COLOR[] = { "\033[31m", "\033[33m", "\033[90m",
-	"\033[32m" };
+	"\033[32m", "" };
+
+/* 1 if hour ${x} is in [start, end] and not another shard's. */
+static int
+shown(amp_hour x, amp_hour start, amp_hour end, const uint8_t *cells)
+{
+	return (x >= start && x <= end && cells[x - start] != CELL_OTHER);
+}
+
+/* 1 if day ${d} holds at least one shown hour. */
+static int
+day_shown(amp_hour d, amp_hour start, amp_hour end, const uint8_t *cells)
+{
+	for (int h = 0; h < 24; h++)
+		if (shown(d + h, start, end, cells))
+			return (1);
+	return (0);
+}
 
 /* JSON string body for a string that holds no quote or control byte
  * except what we escape here. */
@@ -30,8 +47,8 @@ static void
 count(const uint8_t *cells, size_t n, struct status_totals *t)
 {
 	memset(t, 0, sizeof(*t));
-	t->hours = n;
 	for (size_t i = 0; i < n; i++) {
+		t->hours += cells[i] != CELL_OTHER;
 		switch (cells[i]) {
 		case CELL_STORED:
 			t->stored++;
@@ -43,6 +60,8 @@ count(const uint8_t *cells, size_t n, struct status_totals *t)
 		case CELL_LOCAL:
 			t->local++;
 			break;
+		case CELL_OTHER:
+			break;
 		default:
 			t->missing++;
 		}
@@ -51,7 +70,7 @@ count(const uint8_t *cells, size_t n, struct status_totals *t)
 
 static int
 print_json(FILE *out, amp_hour start, amp_hour end, const uint8_t *cells,
-    const char *where, const struct status_totals *t)
+    const char *where, const char *shard, const struct status_totals *t)
 {
 	char a[HOUR_API_LEN], b[HOUR_API_LEN], date[11];
 	amp_hour day0 = start - ((start % 24) + 24) % 24;
@@ -61,6 +80,10 @@ print_json(FILE *out, amp_hour start, amp_hour end, const uint8_t *cells,
 	hour_format_api(end, b);
 	fprintf(out, "{\"start\":\"%s\",\"end\":\"%s\",\"source\":", a, b);
 	json_str(out, where);
+	if (shard != NULL) {
+		fputs(",\"shard\":", out);
+		json_str(out, shard);
+	}
 	fprintf(out, ",\"hours\":%llu,\"complete\":%llu,\"empty\":%llu,"
 	    "\"local_only\":%llu,\"missing\":%llu,\"days\":[",
 	    (unsigned long long)t->hours, (unsigned long long)t->stored,
@@ -68,10 +91,12 @@ print_json(FILE *out, amp_hour start, amp_hour end, const uint8_t *cells,
 	    (unsigned long long)t->missing);
 	for (amp_hour d = day0; d <= end; d += 24) {
 		char row[25];
+		if (!day_shown(d, start, end, cells))
+			continue;
 		for (int h = 0; h < 24; h++) {
 			amp_hour x = d + h;
-			row[h] = (x < start || x > end) ? ' ' :
-			    SYM[cells[x - start]];
+			row[h] = shown(x, start, end, cells) ?
+			    SYM[cells[x - start]] : ' ';
 		}
 		row[24] = '\0';
 		hour_format_date(d, date);
@@ -94,19 +119,20 @@ print_json(FILE *out, amp_hour start, amp_hour end, const uint8_t *cells,
 
 int
 status_print(FILE *out, amp_hour start, amp_hour end,
-    const uint8_t *cells, const char *where, int json, int color,
-    struct status_totals *t)
+    const uint8_t *cells, const char *where, const char *shard, int json,
+    int color, struct status_totals *t)
 {
 	char a[HOUR_API_LEN], b[HOUR_API_LEN], date[11];
 	amp_hour day0 = start - ((start % 24) + 24) % 24;
 
 	count(cells, (size_t)(end - start + 1), t);
 	if (json)
-		print_json(out, start, end, cells, where, t);
+		print_json(out, start, end, cells, where, shard, t);
 	else {
 		hour_format_api(start, a);
 		hour_format_api(end, b);
-		fprintf(out, "coverage %s..%s (%llu hours) in %s\n", a, b,
+		fprintf(out, "coverage %s..%s%s%s (%llu hours) in %s\n", a, b,
+		    shard != NULL ? ", shard " : "", shard != NULL ? shard : "",
 		    (unsigned long long)t->hours, where);
 		fprintf(out, "%-11s", "UTC");
 		/* One column per hour: a label every third hour. */
@@ -115,11 +141,13 @@ status_print(FILE *out, amp_hour start, amp_hour end,
 		fputc('\n', out);
 		for (amp_hour d = day0; d <= end; d += 24) {
 			int done = 0, span = 0;
+			if (!day_shown(d, start, end, cells))
+				continue;
 			hour_format_date(d, date);
 			fprintf(out, "%-11s", date);
 			for (int h = 0; h < 24; h++) {
 				amp_hour x = d + h;
-				if (x < start || x > end) {
+				if (!shown(x, start, end, cells)) {
 					fputc(' ', out);
 					continue;
 				}

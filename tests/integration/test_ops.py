@@ -480,6 +480,60 @@ class Status(FetchCase):
         self.assertIn("totals: 24 complete (1 empty), 0 local only, "
                       "0 missing, of 24 hours", res.stdout)
 
+    def test_shard_shows_and_counts_only_its_days(self):
+        """--shard K/N: only shard K's whole days are drawn, counted and
+        decide the exit status; the shards together make the whole."""
+        self.layout()
+        day0 = BASE // 24                        # 2024-01-01
+        whole = {"hours": 0, "complete": 0, "empty": 0, "local_only": 0,
+                 "missing": 0}
+        for k in range(3):
+            rows = [r for i, r in enumerate(self.ROWS)
+                    if (day0 + i) % 3 == k]
+            self.assertEqual(len(rows), 1)
+            cells = rows[0][1].replace(" ", "")
+            want = {"hours": len(cells),
+                    "complete": sum(c in "#." for c in cells),
+                    "empty": cells.count("."), "local_only": cells.count("L"),
+                    "missing": cells.count("-")}
+            rc = 1 if want["missing"] else 0
+            args = ("--dev", "--shard", "%d/3" % k, "--start-date",
+                    F(self.START), "--end-date", F(self.END))
+            with self.subTest(shard=k):
+                res = self.status(*args, "--color=no")
+                self.assertRc(res, rc)
+                lines = res.stdout.split("\n")
+                self.assertEqual(lines[0], "coverage 20240101T05..20240103T02"
+                                 ", shard %d/3 (%d hours) in %s"
+                                 % (k, want["hours"], self.SOURCE))
+                self.assertEqual(lines[2:], ["%-11s%s  %2d/%d" % rows[0],
+                                             self.LEGEND,
+                                             "totals: %d complete (%d empty),"
+                                             " %d local only, %d missing, of "
+                                             "%d hours" % (
+                                                 want["complete"],
+                                                 want["empty"],
+                                                 want["local_only"],
+                                                 want["missing"],
+                                                 want["hours"]), ""],
+                                 res.stdout)
+                res = self.status(*args, "--json")
+                self.assertRc(res, rc)
+                got = json.loads(res.stdout)
+                start = (day0 + self.ROWS.index(rows[0])) * 24
+                self.assertEqual(got, dict(
+                    want, start="20240101T05", end="20240103T02",
+                    source=self.SOURCE, shard="%d/3" % k,
+                    days=[{"date": rows[0][0], "cells": rows[0][1]}],
+                    missing_hours=[F(h) for h in range(start, start + 24)
+                                   if self.START <= h <= self.END and
+                                   rows[0][1][h - start] == "-"]))
+                for key in whole:
+                    whole[key] += want[key]
+        self.assertEqual(whole, {"hours": 46, "complete": 32, "empty": 2,
+                                 "local_only": 3, "missing": 11},
+                         "the three shards do not add up to the range")
+
     def test_no_request_no_lock_no_cleaning(self):
         srv = self.server(gen_scenario(BASE, 48))
         self.layout()
