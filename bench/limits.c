@@ -3,6 +3,7 @@
  *
  *   limits [--events N] [--parts K] [--seed S] [--gzip-level L]
  *          [--runs R] [--threads T] [--json]
+ *   limits [data knobs] [--runs R] --probe
  *
  * Builds N events of the benchmark generator (gen.c: the bytes the bench
  * server serves for an hour of N events at --seed, --gzip-level) as K
@@ -22,6 +23,12 @@
  * MB = 10^6 bytes of uncompressed JSONL.  With --threads T every test runs
  * in T threads at once, each on its own copy of the data, and the figure
  * is the aggregate and per-thread rate (what T cores give together).
+ *
+ * --probe: generate the data once, then for every line read on standard
+ * input run R passes of inflate+yajl in one thread and print one line
+ * {"mb_s": <median rate>} (flushed); end at end of input.  bench.py's cpu
+ * target probes between amp2s3 runs, so that each run is set against the
+ * machine's rate of that moment, not of minutes before.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -216,11 +223,43 @@ build(struct data *d, const struct gen_params *gp)
 	d->lines = gp->events_per_hour;
 }
 
+/* --probe: R passes of inflate+yajl per line of standard input. */
+static int
+probe_loop(const struct gen_params *gp, int runs)
+{
+	struct data d = { 0 };
+	double *secs = calloc((size_t)runs, sizeof(double));
+	int c;
+
+	if (secs == NULL)
+		fail("out of memory");
+	build(&d, gp);
+	while ((c = getchar()) != EOF) {
+		if (c != '\n')
+			continue;
+		for (int r = 0; r < runs; r++) {
+			double t0 = gen_now();
+			if (run_once(&d, T_YAJL_LINE) != d.lines)
+				fail("line count mismatch");
+			secs[r] = gen_now() - t0;
+		}
+		qsort(secs, (size_t)runs, sizeof(double), cmp_double);
+		printf("{\"mb_s\":%.1f}\n", (double)d.raw / secs[runs / 2] / 1e6);
+		if (fflush(stdout) != 0)
+			return (1);
+	}
+	for (uint32_t k = 0; k < d.nparts; k++)
+		free(d.parts[k].gz);
+	free(d.parts);
+	free(secs);
+	return (0);
+}
+
 int
 main(int argc, char **argv)
 {
 	struct gen_params gp = { 1, 187520, 200000, 4, 6 };
-	int runs = 5, threads = 1, json = 0;
+	int runs = 5, threads = 1, json = 0, probe = 0;
 	struct data *d;
 
 	for (int i = 1; i < argc; i++) {
@@ -229,10 +268,14 @@ main(int argc, char **argv)
 			json = 1;
 			continue;
 		}
+		if (strcmp(f, "--probe") == 0) {
+			probe = 1;
+			continue;
+		}
 		if (i + 1 >= argc) {
 			fprintf(stderr, "usage: limits [--events N] [--parts K] "
 			    "[--seed S] [--gzip-level L] [--runs R] "
-			    "[--threads T] [--json]\n");
+			    "[--threads T] [--json | --probe]\n");
 			return 2;
 		}
 		const char *v = argv[++i];
@@ -254,10 +297,13 @@ main(int argc, char **argv)
 		}
 	}
 	if (runs < 1 || threads < 1 || threads > 64 || gp.parts < 1 ||
-	    gp.level < 1 || gp.level > 9 || gp.events_per_hour < 1) {
+	    gp.level < 1 || gp.level > 9 || gp.events_per_hour < 1 ||
+	    (probe && (threads != 1 || json))) {
 		fprintf(stderr, "limits: bad arguments\n");
 		return 2;
 	}
+	if (probe)
+		return (probe_loop(&gp, runs));
 	/* One private copy of the data per thread (no shared cache lines). */
 	d = calloc((size_t)threads, sizeof *d);
 	if (d == NULL)
