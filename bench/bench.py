@@ -822,17 +822,24 @@ def t_latency(args):
     return med
 
 
-def t_cpu(args):
-    """Target 2: end-to-end fetch throughput against inflate+yajl x cores."""
-    ensure_built()
+def cpu_fetch_setup(args, target):
+    """The cpu data set's server and the fetch the cpu target runs (without
+    -j): (ds, runner, server dir, server, last hour, argv)."""
     ds = DATASETS["cpu"]
-    lim = t_limits(args)
-    rn = Runner(args, "cpu")
+    rn = Runner(args, target)
     sd = rn.fresh()
     srv = ExportServer(ds, sd)
     end = hour_add(ds["start"], ds["hours"] - 1)
     common = ["fetch", "--start-date", ds["start"], "--end-date", end,
               "--data-dir", "data", "--max-window-hours", "1"]
+    return ds, rn, sd, srv, end, common
+
+
+def t_cpu(args):
+    """Target 2: end-to-end fetch throughput against inflate+yajl x cores."""
+    ensure_built()
+    lim = t_limits(args)
+    ds, rn, sd, srv, end, common = cpu_fetch_setup(args, "cpu")
     cores = os.cpu_count() or 1
     configs = [(f"-j{j} w1", common + ["-j", str(j)], min(j, cores))
                for j in (1, 2, 4)]
@@ -1399,11 +1406,81 @@ def t_smoke(args):
     say(f"smoke: OK in {time.monotonic() - t0:.1f} s (no timing is asserted)")
 
 
+PASS_DSOS = ("libz.so", "libyajl.so")
+
+
+def perf_shares(data, comm):
+    """{(comm, dso): % of all samples} of `perf report` on ${data}, and the
+    share of ${comm}'s samples in the inflate+yajl pass (zlib, yajl)."""
+    r = subprocess.run(["perf", "report", "-i", data, "--stdio", "-q",
+                        "-g", "none", "--sort", "comm,dso"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        fail(f"perf report failed: {r.stderr.strip()}")
+    got = {}
+    for line in r.stdout.splitlines():
+        f = line.split()
+        if len(f) >= 3 and f[0].endswith("%"):
+            got[(f[1], f[2])] = got.get((f[1], f[2]), 0.0) + float(f[0][:-1])
+    if not any(c == comm for c, _d in got):
+        fail(f"perf recorded no sample of {comm}")
+    share = sum(v for (c, d), v in got.items()
+                if c == comm and d.startswith(PASS_DSOS))
+    return got, share
+
+
+def t_share(args):
+    """The cpu target's runs under `perf record -a` (cpu-clock sampling of
+    every CPU, idle included): the share of the cores in use that amp2s3
+    spent in zlib and yajl, i.e. in the limits program's own pass.  Unlike
+    a throughput ratio it does not depend on how fast the machine was."""
+    ensure_built()
+    if not shutil.which("perf"):
+        fail("share needs perf (Debian package linux-perf)")
+    ds, rn, sd, srv, _end, common = cpu_fetch_setup(args, "share")
+    cores = os.cpu_count() or 1
+    comm = os.path.basename(rn.bin)[:15]
+    say(f"share: the cpu target's fetch under perf record -a -e cpu-clock "
+        f"-F 2000, {ds['hours']} hours x {ds['events']} events")
+    shares = {}
+    for i in range(runs_of(args, 3)):
+        for j in ((1, 2) if i % 2 == 0 else (2, 1)):
+            wd = rn.fresh()
+            try:
+                data = os.path.join(wd, "perf.data")
+                perf = ["record", "-q", "-a", "-e", "cpu-clock", "-F",
+                        "2000", "-o", data, "--"]
+                row = rn.run(f"-j{j} w1", perf + [rn.bin] + common +
+                             ["-j", str(j)], wd, dev_env(srv), server=srv,
+                             binary="perf")
+                if row["hours"] != ds["hours"]:
+                    fail(f"-j{j}: {row['hours']} hours written, not "
+                         f"{ds['hours']}")
+                got, share = perf_shares(data, comm)
+            finally:
+                shutil.rmtree(wd, ignore_errors=True)
+            c = min(j, cores)
+            pct = share * cores / c
+            kern = got.get((comm, "[kernel.kallsyms]"), 0.0) * cores / c
+            idle = got.get(("swapper", "[kernel.kallsyms]"), 0.0)
+            shares.setdefault(j, []).append(pct)
+            say(f"  -j{j}: {pct:.1f}% of {c} core(s) in zlib+yajl, amp2s3's "
+                f"kernel time {kern:.1f}%, idle {idle:.1f}% of all "
+                f"{cores} CPUs")
+    for j in sorted(shares):
+        v = shares[j]
+        say(f"  -j{j} w1   median {statistics.median(v):.1f}% of the cores "
+            f"in use in the inflate+yajl pass (runs {min(v):.1f}-"
+            f"{max(v):.1f}%; the cpu target read as time: >= 80%)")
+    srv.stop()
+    shutil.rmtree(sd, ignore_errors=True)
+
+
 TARGETS = {
     "smoke": t_smoke, "limits": t_limits, "capacity": t_capacity,
     "latency": t_latency, "cpu": t_cpu, "memory": t_memory,
     "upload": t_upload, "linear": t_linear, "sweep": t_sweep,
-    "compare": t_compare,
+    "compare": t_compare, "share": t_share,
 }
 
 
