@@ -223,36 +223,41 @@ build(struct data *d, const struct gen_params *gp)
 	d->lines = gp->events_per_hour;
 }
 
-/* --probe: R passes of inflate+yajl per line of standard input. */
+static void
+data_free(struct data *d)
+{
+	for (uint32_t k = 0; k < d->nparts; k++)
+		free(d->parts[k].gz);
+	free(d->parts);
+}
+
+/* --probe: R passes of inflate+yajl (job_main, in this thread) per line
+ * of standard input. */
 static int
 probe_loop(const struct gen_params *gp, int runs)
 {
 	struct data d = { 0 };
-	double *secs = calloc((size_t)runs, sizeof(double));
-	int c;
+	pthread_barrier_t bar;
+	struct job j = { &d, T_YAJL_LINE, runs, NULL, &bar };
+	int c, rc = 0;
 
-	if (secs == NULL)
+	if ((j.secs = calloc((size_t)runs, sizeof(double))) == NULL)
 		fail("out of memory");
+	pthread_barrier_init(&bar, NULL, 1);
 	build(&d, gp);
-	while ((c = getchar()) != EOF) {
+	while (rc == 0 && (c = getchar()) != EOF) {
 		if (c != '\n')
 			continue;
-		for (int r = 0; r < runs; r++) {
-			double t0 = gen_now();
-			if (run_once(&d, T_YAJL_LINE) != d.lines)
-				fail("line count mismatch");
-			secs[r] = gen_now() - t0;
-		}
-		qsort(secs, (size_t)runs, sizeof(double), cmp_double);
-		printf("{\"mb_s\":%.1f}\n", (double)d.raw / secs[runs / 2] / 1e6);
-		if (fflush(stdout) != 0)
-			return (1);
+		job_main(&j);
+		qsort(j.secs, (size_t)runs, sizeof(double), cmp_double);
+		printf("{\"mb_s\":%.1f}\n", (double)d.raw / j.secs[runs / 2] /
+		    1e6);
+		rc = fflush(stdout) != 0;
 	}
-	for (uint32_t k = 0; k < d.nparts; k++)
-		free(d.parts[k].gz);
-	free(d.parts);
-	free(secs);
-	return (0);
+	pthread_barrier_destroy(&bar);
+	data_free(&d);
+	free(j.secs);
+	return (rc);
 }
 
 int
@@ -360,11 +365,8 @@ main(int argc, char **argv)
 	}
 	if (json)
 		printf("}\n");
-	for (int i = 0; i < threads; i++) {
-		for (uint32_t k = 0; k < d[i].nparts; k++)
-			free(d[i].parts[k].gz);
-		free(d[i].parts);
-	}
+	for (int i = 0; i < threads; i++)
+		data_free(&d[i]);
 	free(d);
 	return 0;
 }

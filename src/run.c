@@ -192,7 +192,8 @@ run_status(const struct config *cfg, struct logger *lg, struct store *store)
 	struct sizemap loc = { 0 }, rem = { 0 };
 	struct status_totals t;
 	uint8_t *cells = NULL;
-	char err[600], where[1200], shard[24];
+	char err[600], where[1200], shardbuf[24];
+	const char *shard = NULL;       /* "K/N" when sharded */
 	int rc = EXIT_PARTIAL, color;
 	size_t n;
 
@@ -248,15 +249,17 @@ run_status(const struct config *cfg, struct logger *lg, struct store *store)
 		    cfg->shard_index)
 			cells[i] = CELL_OTHER;
 	}
-	if (cfg->shard_count > 1)
-		snprintf(shard, sizeof(shard), "%d/%d", cfg->shard_index,
+	if (cfg->shard_count > 1) {
+		snprintf(shardbuf, sizeof(shardbuf), "%d/%d", cfg->shard_index,
 		    cfg->shard_count);
+		shard = shardbuf;
+	}
 	snprintf(where, sizeof(where), "%s%s%s/", store ?
 	    store_describe(store) : "", store ? " + " : "", cfg->data_dir);
 	color = cfg->color == -1 ? isatty(STDOUT_FILENO) &&
 	    getenv("NO_COLOR") == NULL : cfg->color;
-	if (status_print(stdout, cfg->start, cfg->end, cells, where,
-	    cfg->shard_count > 1 ? shard : NULL, cfg->json, color, &t)) {
+	if (status_print(stdout, cfg->start, cfg->end, cells, where, shard,
+	    cfg->json, color, &t)) {
 		log_error(lg, "cannot write to standard output");
 		rc = EXIT_IO;
 		goto done;
