@@ -68,9 +68,13 @@ $(BIN): $(OBJS)
 $(B)/%.o: src/%.c $(wildcard include/*.h) | $(B)
 	$(CC) $(CFLAGS_BASE) $(VFLAGS) -c -o $@ $<
 
+# A unit test may wrap system calls at link time to inject failures.
+UNIT_LDFLAGS_test_atomicfile := -Wl,--wrap=fsync,--wrap=rename
+
 $(B)/tests/%: tests/unit/%.c tests/unit/unit.h $(LIBOBJS) | $(B)
 	@mkdir -p $(B)/tests
-	$(CC) $(CFLAGS_BASE) $(VFLAGS) -Itests/unit -o $@ $< $(LIBOBJS) $(LDLIBS)
+	$(CC) $(CFLAGS_BASE) $(VFLAGS) -Itests/unit -o $@ $< $(LIBOBJS) \
+	    $(UNIT_LDFLAGS_$*) $(LDLIBS)
 
 $(B)/tools/%: tests/tools/%.c $(LIBOBJS) | $(B)
 	@mkdir -p $(B)/tools

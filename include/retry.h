@@ -1,9 +1,12 @@
 #ifndef AMP2S3_RETRY_H
 #define AMP2S3_RETRY_H
 /*
- * retry: the Export API's retry policy as two pure functions, *whether*
- * (retry_classify) and *how long* (retry_delay_ms).  No I/O, no clock, no
- * global state: the caller supplies the randomness.
+ * retry: the retry policy as pure functions: *whether* to retry an Export
+ * API answer (retry_classify; the S3 client has its own table, see
+ * s3_internal.h) and *how long* to wait, for both clients
+ * (retry_delay_ms, retry_parse_after), with the jitter's randomness
+ * (retry_jitter).  No I/O, no clock, no global state: the caller keeps
+ * the generator's state.
  */
 #include <stdint.h>
 
@@ -55,6 +58,14 @@ const char *retry_action_name(enum retry_action a);
  */
 int64_t retry_delay_ms(int attempt, int64_t retry_after_ms, int64_t base_ms,
     int64_t cap_ms, uint32_t rnd);
+
+/*
+ * retry_jitter(state): the next value of the xorshift32 generator whose
+ * state is *${state} (one per thread or per call, seeded from anything;
+ * a zero state, which xorshift cannot leave, is first replaced by a fixed
+ * non-zero seed).  For retry_delay_ms()'s ${rnd}.
+ */
+uint32_t retry_jitter(uint32_t *state);
 
 /*
  * retry_parse_after(value, now_s): the delay in milliseconds that a

@@ -68,6 +68,17 @@ retry_action_name(enum retry_action a)
 	return ("unknown");
 }
 
+uint32_t
+retry_jitter(uint32_t *state)
+{
+	uint32_t x = *state != 0 ? *state : 0x9e3779b9u;
+
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	return (*state = x);
+}
+
 int64_t
 retry_delay_ms(int attempt, int64_t retry_after_ms, int64_t base_ms,
     int64_t cap_ms, uint32_t rnd)
