@@ -129,12 +129,15 @@ FUZZ_CFLAGS  := $(CSTD) $(WARN) -Iinclude $(PKG_CFLAGS) -pthread -O1 -g \
 FUZZ_LIBS    := $(PKG_LIBS) -lpthread -lm
 FUZZ_TARGETS := member unpack s3list envfile hour jsonl
 FUZZ_MODS_member  := member hour
-FUZZ_MODS_unpack  := unpack member hour jsonl localdir
-FUZZ_MODS_s3list  := s3 log retry hour version
+FUZZ_MODS_unpack  := unpack unpack_member unpack_zip unpack_stream member \
+                     hour jsonl localdir atomicfile errbuf cancel
+FUZZ_MODS_s3list  := s3 s3_xml s3_request s3_multipart log retry hour \
+                     version errbuf secret cancel stall
 FUZZ_MODS_envfile := envfile errbuf
 FUZZ_MODS_hour    := hour retry
 FUZZ_MODS_jsonl   := jsonl
-# fuzz_unpack checks every path unpack.c opens, renames or unlinks.
+# fuzz_unpack checks every path the unpack module opens, renames or unlinks
+# (through atomicfile).
 FUZZ_LDFLAGS_unpack := -Wl,--wrap=open,--wrap=rename,--wrap=unlink
 
 .PHONY: fuzz fuzz-build

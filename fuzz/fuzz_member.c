@@ -14,7 +14,7 @@
 
 #include "fuzz.h"
 #include "hour.h"
-#include "unpack.h"
+#include "member.h"
 
 /* 1 if the digit run at s[0..n) has a superfluous leading zero. */
 static int

@@ -13,6 +13,7 @@
 
 #include "hour.h"
 #include "log.h"
+#include "s3.h"
 
 enum command { CMD_FETCH, CMD_SYNC, CMD_ALL, CMD_STATUS };
 
@@ -34,6 +35,7 @@ struct config {
 	int64_t retry_max_ms;
 	long connect_timeout_s;
 	long stall_timeout_s;
+	uint64_t min_speed;     /* bytes/s a transfer must average (stall.h) */
 	uint64_t max_hour_bytes; /* 0: no cap */
 
 	/* local side */
@@ -88,6 +90,21 @@ int config_load(struct config *cfg, int argc, char **argv, amp_hour now,
 
 /* config_need_store(cfg): non-zero if the command needs the S3 settings. */
 int config_need_store(const struct config *cfg);
+
+/*
+ * The hints that name the settings: the clients report what was refused,
+ * this layer says what to change.
+ *
+ * config_api_auth_hint(): what to check when the Export API refuses the
+ * credentials (401/403).  A constant string.
+ *
+ * config_s3_hint(why, region, buf, len): an s3_hint_fn — what to check
+ * when S3 refuses a request for the reason ${why} (${region}: the region
+ * S3 named for the bucket, "" if none).
+ */
+const char *config_api_auth_hint(void);
+void config_s3_hint(enum s3_refusal why, const char *region, char *buf,
+    size_t len);
 
 /* config_free(cfg): free every string of ${cfg}, wiping secrets first. */
 void config_free(struct config *cfg);

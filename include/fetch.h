@@ -6,14 +6,14 @@
  * fetch_start() starts ${workers} threads.  The planner hands windows in
  * with fetch_submit() (blocking while the bounded queue is full) and says
  * fetch_plan_done() when it has no more.  Each worker downloads a window
- * to a temporary file in the data directory, classifies the answer
- * (retry.h), retries, splits, or unpacks it into hour files (unpack.h),
- * and reports every completed hour to the ${on_hour} callback: from the
- * pool's committer thread for unpacked windows (after their fsync and
- * rename), from a worker's thread for empty ones (404).  The pool ends by
- * itself when the planner is done and every submitted window (and its
- * splits) is finished; fetch_join() waits for that.  Cancellation goes
- * through runctl.
+ * to a temporary file in the data directory while unpacking it
+ * (unpack_stream), classifies the answer (retry.h), retries, splits, or
+ * hands the written window to a committer thread, and every completed
+ * hour is reported to the ${on_hour} callback: from a committer thread for
+ * unpacked windows (after their commit), from a worker's thread for empty
+ * ones (404).  The pool ends by itself when the planner is done and every
+ * submitted window (and its splits) is finished; fetch_join() waits for
+ * that.  Cancellation and counters go through runctl.
  */
 #include <stdint.h>
 
@@ -30,13 +30,17 @@ struct fetch_opts {
 	const char *secret_key; /* secret: only handed to libcurl */
 	const char *ca_bundle;  /* NULL: system CAs */
 	const char *data_dir;
+	/* What to check when the API refuses the credentials (401/403): the
+	 * configuration layer's words, naming its settings. */
+	const char *auth_hint;
 	int workers;
 	int queue_cap;          /* windows waiting; >= 1 */
 	int max_attempts;
 	int64_t retry_base_ms;
 	int64_t retry_max_ms;
 	long connect_timeout_s;
-	long stall_timeout_s;
+	long stall_timeout_s;   /* stall.h: the window ... */
+	uint64_t min_speed;     /* ... and the bytes/s it must average */
 	struct unpack_opts unpack; /* caps, page cache */
 	enum unpack_format format; /* hour files: .jsonl or .jsonl.gz */
 	struct logger *lg;

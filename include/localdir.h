@@ -9,31 +9,31 @@
  * other way round (a data directory holding both is left alone: the
  * other mode's files are neither counted, uploaded nor deleted).  An
  * empty hour is an empty file in both modes (0 bytes, not an empty gzip
- * member).  Anything named ".tmp-*" is a temporary of some run (ours or a
- * killed one) and is removed by localdir_clean() under the lock.  The lock
- * is an flock(2) on DIR/.amp2s3.lock held for the life of the process.
+ * member).  Hour files are made by atomicfile (whole or absent); anything
+ * named AFILE_TMP_PREFIX "*" is a temporary of some run (ours or a killed
+ * one) and is removed by localdir_clean() under the lock.  The lock is an
+ * flock(2) on DIR/.amp2s3.lock held for the life of the process.
  */
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "hour.h"
 
-#define LOCALDIR_TMP_PREFIX ".tmp-"
+struct cancel;
 
 /*
  * localdir_lock(dir, wait, cancel, fd, err, errlen): create ${dir} if
  * missing and take its lock, blocking if ${wait}.  A blocked wait that is
- * interrupted by a signal (EINTR) gives up if *${cancel} is set (${cancel}
- * may be NULL).  Returns 0 with the lock's file descriptor in *${fd} (keep
+ * interrupted by a signal (EINTR) gives up if ${cancel} was triggered
+ * (${cancel} may be NULL).  Returns 0 with the lock's file descriptor in *${fd} (keep
  * it open), 1 if another process holds it and ${wait} is 0, 2 if
  * cancelled, -1 on error (message in ${err}).
  */
-int localdir_lock(const char *dir, int wait, const atomic_int *cancel,
+int localdir_lock(const char *dir, int wait, struct cancel *cancel,
     int *fd, char *err, size_t errlen);
 
-/* localdir_clean(dir, removed): unlink every ".tmp-*" file in ${dir};
- * *${removed} counts them.  Returns 0 or -1 (errno set). */
+/* localdir_clean(dir, removed): unlink every temporary (AFILE_TMP_PREFIX)
+ * in ${dir}; *${removed} counts them.  Returns 0 or -1 (errno set). */
 int localdir_clean(const char *dir, int *removed);
 
 typedef void localdir_hour_cb(void *ctx, amp_hour hour, uint64_t size);
@@ -51,14 +51,12 @@ int localdir_path(const char *dir, int gz, amp_hour hour, char *buf,
     size_t len);
 
 /*
- * localdir_write_empty(dir, gz, hour, err, errlen): make the hour's file
- * (mode ${gz}) exist and be empty, atomically (temporary, fsync, rename).
- * An existing complete file is left alone.  Returns 0 or -1.
+ * localdir_write_empty(dir, gz, first, n, err, errlen): make the files
+ * (mode ${gz}) of the ${n} hours from ${first} exist and be empty, in one
+ * atomicfile commit (all or none of the new ones).  Existing complete
+ * files are left alone.  Returns 0, or -1 with the reason in ${err}.
  */
-int localdir_write_empty(const char *dir, int gz, amp_hour hour, char *err,
-    size_t errlen);
-
-/* localdir_sync(dir): fsync the directory itself.  Returns 0 or -1. */
-int localdir_sync(const char *dir);
+int localdir_write_empty(const char *dir, int gz, amp_hour first, int n,
+    char *err, size_t errlen);
 
 #endif

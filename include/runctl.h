@@ -1,18 +1,20 @@
 #ifndef AMP2S3_RUNCTL_H
 #define AMP2S3_RUNCTL_H
 /*
- * runctl: what every thread of a run shares — the cancel flag, why the run
- * stopped, its counters, cancellable sleeps and the progress line.
+ * runctl: what every thread of a run shares — its cancel flag (cancel.h)
+ * and why it stopped, its counters, and its progress line.
  *
- * Cancelling sets the flag, wakes every runctl_sleep() and calls each
- * registered wake hook (fetch workers register curl_multi_wakeup), so no
- * thread waits longer than its current library call.  All functions are
- * thread-safe.
+ * Modules below the command layer that only need to stop (s3, unpack,
+ * localdir) get the cancel flag itself (runctl_cancel_flag()); the pools
+ * (fetch, upload) count and cancel through the functions here.
+ *
+ * Thread-safety: every function but runctl_new()/runctl_free() may be
+ * called from any thread.  Counters are atomics; the progress line's
+ * throttle has its own mutex, a leaf.
  */
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 
+struct cancel;
 struct logger;
 
 /* Why a run stopped early; the first reason set wins. */
@@ -24,73 +26,75 @@ enum run_stop {
 	STOP_SIGTERM
 };
 
-struct run_stats {
-	atomic_uint_fast64_t requests;     /* export requests sent */
-	atomic_uint_fast64_t retries;      /* export requests repeated */
-	atomic_uint_fast64_t splits;       /* windows split in halves */
-	atomic_uint_fast64_t hours_data;   /* hours fetched with events */
-	atomic_uint_fast64_t hours_empty;  /* hours fetched empty */
-	atomic_uint_fast64_t hours_failed; /* hours given up on */
-	atomic_uint_fast64_t bytes_zip;    /* export answer bytes */
-	atomic_uint_fast64_t reread;       /* 200 answers unpacked from the
-	                                      complete file, not streamed */
-	atomic_uint_fast64_t bytes_out;    /* JSONL bytes written */
-	atomic_uint_fast64_t events;
-	atomic_uint_fast64_t uploads;      /* hours stored */
-	atomic_uint_fast64_t upload_bytes;
-	atomic_uint_fast64_t upload_failed;
-	atomic_uint_fast64_t local_removed;/* local files already stored */
-	atomic_uint_fast64_t retry_by_code[600]; /* retries by the HTTP status
-	                                      that caused them, 0 transport */
+/* The run's counters (README "Metrics" says what each means). */
+enum run_counter {
+	RUN_REQUESTS,       /* export requests sent */
+	RUN_RETRIES,        /* export requests repeated */
+	RUN_SPLITS,         /* windows split in halves */
+	RUN_HOURS_DATA,     /* hours fetched with events */
+	RUN_HOURS_EMPTY,    /* hours fetched empty */
+	RUN_HOURS_FAILED,   /* hours given up on */
+	RUN_BYTES_ZIP,      /* export answer bytes */
+	RUN_REREAD,         /* 200 answers unpacked from the complete file */
+	RUN_BYTES_OUT,      /* bytes written to hour files */
+	RUN_EVENTS,         /* events (lines) written */
+	RUN_UPLOADS,        /* hours stored */
+	RUN_UPLOAD_BYTES,   /* bytes stored */
+	RUN_UPLOAD_FAILED,  /* uploads given up on */
+	RUN_LOCAL_REMOVED,  /* local hours found already stored, removed */
+	RUN_NCOUNTERS
 };
 
-#define RUNCTL_MAX_HOOKS 4
+/* The HTTP statuses retries are counted by: 0 (transport error) or
+ * 100..RUNCTL_MAX_CODE-1. */
+#define RUNCTL_MAX_CODE 600
 
-struct runctl {
-	atomic_int cancel;
-	atomic_int stop;               /* enum run_stop */
-	struct run_stats st;
-	int64_t t0_ms;                 /* monotonic start */
-	uint64_t total_hours;          /* hours to fetch, for progress */
-	struct logger *lg;
-	int progress;                  /* draw a progress line */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int64_t last_draw_ms;
-	void (*hook[RUNCTL_MAX_HOOKS])(void *);
-	void *hook_arg[RUNCTL_MAX_HOOKS];
-	int nhooks;
-};
+struct runctl;
 
-/* runctl_init(c, lg, progress): 0 or -1. */
-int runctl_init(struct runctl *c, struct logger *lg, int progress);
+/* runctl_new(lg, progress): a run starting now, drawing a progress line
+ * on ${lg} if ${progress}; NULL (logged) on failure.  ${lg} must outlive
+ * it. */
+struct runctl *runctl_new(struct logger *lg, int progress);
 
-/* runctl_destroy(c). */
-void runctl_destroy(struct runctl *c);
+/* runctl_free(ctl): no thread may use ${ctl} any more.  NULL: no-op. */
+void runctl_free(struct runctl *ctl);
 
-/* runctl_add_hook(c, fn, arg): call fn(arg) on cancel.  0 or -1 (full).
- * If already cancelled, fn(arg) is called at once. */
-int runctl_add_hook(struct runctl *c, void (*fn)(void *), void *arg);
+/* runctl_cancel_flag(ctl): the run's cancel flag, for lower modules. */
+struct cancel *runctl_cancel_flag(struct runctl *ctl);
 
-/* runctl_remove_hook(c, fn, arg): forget a hook (before arg is freed). */
-void runctl_remove_hook(struct runctl *c, void (*fn)(void *), void *arg);
+/* runctl_cancel(ctl, why): stop the run (see cancel_trigger()). */
+void runctl_cancel(struct runctl *ctl, enum run_stop why);
 
-/* runctl_cancel(c, why): stop the run (idempotent; keeps the first why). */
-void runctl_cancel(struct runctl *c, enum run_stop why);
+/* runctl_cancelled(ctl): non-zero once cancelled. */
+int runctl_cancelled(const struct runctl *ctl);
 
-/* runctl_cancelled(c): non-zero once cancelled. */
-int runctl_cancelled(struct runctl *c);
+/* runctl_stop_reason(ctl): why the run was cancelled, or STOP_NONE. */
+enum run_stop runctl_stop_reason(const struct runctl *ctl);
 
-/* runctl_sleep(c, ms): wait ${ms} or until cancelled.  Returns 0 if the
- * time passed, -1 if cancelled. */
-int runctl_sleep(struct runctl *c, int64_t ms);
+/* runctl_sleep(ctl, ms): cancel_sleep() on the run's flag: 0 if the time
+ * passed, -1 if cancelled. */
+int runctl_sleep(struct runctl *ctl, int64_t ms);
 
-/* runctl_now_ms(): a monotonic clock in milliseconds. */
-int64_t runctl_now_ms(void);
+/* runctl_count(ctl, c, n): add ${n} to counter ${c}.
+ * runctl_counter(ctl, c): its value now. */
+void runctl_count(struct runctl *ctl, enum run_counter c, uint64_t n);
+uint64_t runctl_counter(const struct runctl *ctl, enum run_counter c);
 
-/* runctl_progress(c, force): redraw the progress line at most 4 times a
- * second (every time if ${force}); no-op unless progress is on. */
-void runctl_progress(struct runctl *c, int force);
+/* runctl_count_retry(ctl, code): a retry caused by the HTTP status
+ * ${code} (0 or out of range: a transport error).
+ * runctl_retries_by(ctl, code): how many so far. */
+void runctl_count_retry(struct runctl *ctl, long code);
+uint64_t runctl_retries_by(const struct runctl *ctl, int code);
 
+/* runctl_set_total_hours(ctl, n): the hours this run fetches, for the
+ * progress line's total and ETA. */
+void runctl_set_total_hours(struct runctl *ctl, uint64_t n);
+
+/* runctl_elapsed_ms(ctl): milliseconds since runctl_new(). */
+int64_t runctl_elapsed_ms(const struct runctl *ctl);
+
+/* runctl_progress(ctl, force): redraw the progress line, at most 4 times
+ * a second unless ${force}; a no-op unless progress is on. */
+void runctl_progress(struct runctl *ctl, int force);
 
 #endif

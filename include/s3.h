@@ -6,13 +6,18 @@
  * pagination (XML parsed with expat), PutObject with Content-MD5, and
  * multipart upload above a threshold (aborted on failure).
  *
- * The caller prepares what curl 7.88 does not: x-amz-content-sha256 on
+ * The client prepares what curl 7.88 does not: x-amz-content-sha256 on
  * every request, the query string sorted and AWS-encoded, the key
- * percent-encoded.  Retries (500, 503 SlowDown, resets, timeouts) happen
- * inside each call with exponential backoff and jitter; errors that no
- * retry can fix (403, 301 wrong region, NoSuchBucket) are returned at once
- * as S3_FATAL with one clear line that names the bucket and region and
- * never the credentials.
+ * percent-encoded.  Retries (500, 503 SlowDown, resets, timeouts, stalls)
+ * happen inside each call with exponential backoff and jitter; errors
+ * that no retry can fix (403, 301 wrong region, NoSuchBucket) are
+ * returned at once as S3_FATAL with one clear line that names the bucket
+ * and region, what was refused (enum s3_refusal) and, through the
+ * caller's hint function, what to check; never the credentials.
+ *
+ * The module is four files sharing src/s3_internal.h: s3.c (the client
+ * and the public calls), s3_request.c (one request with its retries),
+ * s3_xml.c (the answers' XML) and s3_multipart.c (multipart uploads).
  *
  * Thread-safety: a struct s3 is immutable after s3_init() (but for a
  * locked pool of idle handles); any number of threads may call
@@ -23,11 +28,36 @@
  * The caller runs curl_global_init() before s3_init() and
  * curl_global_cleanup() after s3_free().
  */
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
+struct cancel;
 struct logger;
+
+/* What a fatal answer refused: the caller's hint function turns it into
+ * the settings to check (the client does not know their names). */
+enum s3_refusal {
+	S3_REFUSED_NONE = 0,
+	S3_REFUSED_SECRET,   /* SignatureDoesNotMatch: the secret key */
+	S3_REFUSED_KEY_ID,   /* InvalidAccessKeyId */
+	S3_REFUSED_TOKEN,    /* ExpiredToken, InvalidToken, ... */
+	S3_REFUSED_CLOCK,    /* RequestTimeTooSkewed */
+	S3_REFUSED_BUCKET,   /* NoSuchBucket */
+	S3_REFUSED_REGION,   /* 301, AuthorizationHeaderMalformed: region */
+	S3_REFUSED_LIST,     /* AccessDenied, 403 on a listing: the policy */
+	S3_REFUSED_WRITE,    /* AccessDenied, 403 on a write: the policy, a
+	                        bucket policy requiring encryption */
+	S3_REFUSED_ENDPOINT, /* TLS verification, unusable URL */
+	S3_REFUSED_OTHER     /* 401 and the rest */
+};
+
+/*
+ * s3_hint_fn(why, region, buf, len): write into ${buf} what to check for
+ * the refusal ${why}; ${region} is the region S3 named for the bucket
+ * ("" if none).
+ */
+typedef void s3_hint_fn(enum s3_refusal why, const char *region, char *buf,
+    size_t len);
 
 struct s3_config {
 	const char *bucket;        /* required */
@@ -44,8 +74,10 @@ struct s3_config {
 	uint64_t part_size;        /* bytes, >= 5 MiB except in tests */
 	int max_attempts;          /* tries per request, >= 1 */
 	long connect_timeout_ms;
-	long low_speed_time_s;     /* abort below 1 byte/s for this long */
-	const atomic_int *cancel;  /* may be NULL; polled during transfers */
+	long stall_timeout_s;      /* stall.h: the window ... */
+	uint64_t min_speed;        /* ... and the bytes/s it must average */
+	struct cancel *cancel;     /* may be NULL; wakes transfers, sleeps */
+	s3_hint_fn *hint;          /* may be NULL: no hint */
 };
 
 enum s3_status {
@@ -58,6 +90,7 @@ enum s3_status {
 
 struct s3_error {
 	enum s3_status status;
+	enum s3_refusal refusal; /* S3_FATAL: what was refused */
 	long http_status;  /* last HTTP status, 0 if none */
 	char code[64];     /* S3 error code from the XML body, e.g. "SlowDown" */
 	char msg[512];     /* one line for the user, no secrets */
@@ -119,10 +152,5 @@ enum s3_status s3_delete(struct s3 *s3, const char *key,
 
 /* s3_free(s3): NULL is a no-op. */
 void s3_free(struct s3 *s3);
-
-/* s3_uri_encode(in, out, outlen, keep_slash): AWS percent-encoding of ${in}
- * (everything but A-Za-z0-9-_.~, and '/' when ${keep_slash}).  Returns the
- * length, or -1 if ${outlen} is too small. */
-int s3_uri_encode(const char *in, char *out, size_t outlen, int keep_slash);
 
 #endif

@@ -10,11 +10,10 @@
  * For the window [first, first + nhours) the result is either every
  * hour's file `<data_dir>/YYYY-MM-DD_HH.jsonl` in place (parts
  * concatenated in part order, an hour with no member an empty file) or no
- * file at all.  Files are written under temporary names
- * `<data_dir>/.tmp-YYYY-MM-DD_HH.jsonl.<unique>` and renamed only after
- * every member of the window was read and verified: zip CRCs, gzip CRCs
- * and lengths, one JSON value per line (yajl).  A member name is parsed,
- * never used as a path.
+ * file at all: the hours are atomicfile handles, committed together only
+ * after every member of the window was read and verified: zip CRCs, gzip
+ * CRCs and lengths, one JSON value per line (yajl).  A member name is
+ * parsed (member.h), never used as a path.
  *
  * Output formats (enum unpack_format; unpack_zip() is UNPACK_FMT_JSONL):
  *
@@ -45,22 +44,24 @@
  *             still dropped.  Events are not counted (stats.events
  *             counts only the members that were inflated).
  *
- * Two readers (unpack.c has the details): unpack_zip*() read a complete
- * zip with libzip; unpack_stream() reads the answer while it downloads
- * (libarchive's streaming zip reader), then checks what it wrote against
- * the complete zip's central directory (libzip) before committing, and
- * hands any answer it cannot stream or verify to unpack_zip_fmt().  Both
- * commit the same files or fail with the same status.
+ * Two readers (unpack_internal.h has the details): unpack_zip*() read a
+ * complete zip with libzip (unpack_zip.c); unpack_stream() reads the
+ * answer while it downloads (libarchive's streaming zip reader,
+ * unpack_stream.c), then checks what it wrote against the complete zip's
+ * central directory (libzip) before committing, and hands any answer it
+ * cannot stream or verify to the libzip reader.  Both commit the same
+ * files or fail with the same status.
  *
  * Thread-safety: independent calls may run concurrently in different
  * threads on different windows.  Each call uses its own z_stream, yajl
  * handle and buffers.
  */
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "hour.h"
+
+struct cancel;
 
 enum unpack_status {
 	UNPACK_OK = 0,
@@ -100,25 +101,8 @@ struct unpack_stats {
 	uint32_t hours_data;  /* hours with at least one event */
 	uint32_t hours_empty; /* hours written empty */
 	uint32_t streamed;    /* answers committed by unpack_stream itself
-	                         (not handed to unpack_zip_fmt) */
+	                         (not read again by libzip) */
 };
-
-/*
- * Member names: "<project>/<project>_<YYYY-MM-DD>_<H>#<part>.json.gz",
- * project all digits and equal in both places, H 0..23 (one or two
- * digits), part a decimal number.
- */
-struct member_name {
-	uint64_t project;
-	amp_hour hour;
-	uint64_t part;
-};
-
-/*
- * member_parse(name, len, out): parse the ${len} bytes at ${name} (which
- * may hold NULs or anything else) strictly.  Returns 0 or -1.
- */
-int member_parse(const char *name, size_t len, struct member_name *out);
 
 /*
  * unpack_zip(zip_path, data_dir, first, nhours, opts, cancel, stats, err,
@@ -132,7 +116,7 @@ int member_parse(const char *name, size_t len, struct member_name *out);
  */
 enum unpack_status unpack_zip(const char *zip_path, const char *data_dir,
     amp_hour first, int nhours, const struct unpack_opts *opts,
-    const atomic_int *cancel, struct unpack_stats *stats, char *err,
+    struct cancel *cancel, struct unpack_stats *stats, char *err,
     size_t errlen);
 
 /* unpack_zip_buffer(...): the same on an in-memory zip (tests, fuzzing). */
@@ -142,14 +126,9 @@ enum unpack_status unpack_zip_buffer(const void *zip, size_t zlen,
     char *err, size_t errlen);
 
 /*
- * unpack_zip_fmt(..., fmt, ...), unpack_zip_buffer_fmt(..., fmt, ...): the
- * same, writing hour files of the format ${fmt} (JSONL: exactly
- * unpack_zip / unpack_zip_buffer).
+ * unpack_zip_buffer_fmt(..., fmt, ...): the same, writing hour files of
+ * the format ${fmt} (JSONL: exactly unpack_zip_buffer).
  */
-enum unpack_status unpack_zip_fmt(const char *zip_path, const char *data_dir,
-    amp_hour first, int nhours, enum unpack_format fmt,
-    const struct unpack_opts *opts, const atomic_int *cancel,
-    struct unpack_stats *stats, char *err, size_t errlen);
 enum unpack_status unpack_zip_buffer_fmt(const void *zip, size_t zlen,
     const char *data_dir, amp_hour first, int nhours,
     enum unpack_format fmt, const struct unpack_opts *opts,
@@ -167,12 +146,13 @@ struct unpack_source {
 
 /*
  * unpack_stream(src, zip_path, data_dir, first, nhours, fmt, opts,
- * cancel, stats, err, errlen): unpack_zip_fmt() for an answer still
- * arriving through ${src}, whose bytes the caller also stores, in order,
- * in the file ${zip_path}: the file must be complete once ${src} has
- * returned 0.  The source is read to its end unless the call fails first
- * (I/O, cancel; the caller then stops the transfer).  Returns what
- * unpack_zip_fmt() would return for the complete file, or UNPACK_SOURCE
+ * cancel, stats, err, errlen): unpack_zip() in the format ${fmt} for an
+ * answer still arriving through ${src}, whose bytes the caller also
+ * stores, in order, in the file ${zip_path}: the file must be complete
+ * once ${src} has returned 0.  The source is read to its end unless the
+ * call fails first (I/O, cancel; the caller then stops the transfer).
+ * Returns what the libzip reader would return for the complete file, or
+ * UNPACK_SOURCE
  * (nothing written) if ${src} returned -1, or UNPACK_CANCELLED.
  * stats->streamed counts the answer if it was not read a second time.
  * ${pending}: NULL (commit before returning), or see below.
@@ -181,22 +161,22 @@ struct unpack_pending;
 enum unpack_status unpack_stream(const struct unpack_source *src,
     const char *zip_path, const char *data_dir, amp_hour first, int nhours,
     enum unpack_format fmt, const struct unpack_opts *opts,
-    const atomic_int *cancel, struct unpack_stats *stats, char *err,
+    struct cancel *cancel, struct unpack_stats *stats, char *err,
     size_t errlen, struct unpack_pending **pending);
 
 /*
  * Deferred commit.  Given ${pending} (not NULL), a successful
  * unpack_stream() stops short of the commit: every hour of the window is
- * written and verified under its temporary name, none is renamed, the
- * last is not fsynced yet, and *${pending} holds them (else it is set to
- * NULL).  Exactly
- * one of these must follow, from any thread:
+ * written and verified under its temporary name (an atomicfile handle),
+ * none is renamed, the last is not fsynced yet, and *${pending} holds the
+ * handles (else it is set to NULL).  Exactly one of these must follow,
+ * from any thread:
  *
- * unpack_commit(pp, err, errlen): fsync the temporary of the window's
- * last hour (the others were fsynced as they were finished), rename them
- * all into place, fsync the directory — the same all-or-nothing commit an
- * undeferred call makes.  UNPACK_OK, or UNPACK_IO with no hour file of
- * the window left (and a one-line reason in ${err}).  Frees ${pp}.
+ * unpack_commit(pp, err, errlen): afile_commit_all() of the window's
+ * hours (the last one's fsync, the renames, the directory fsync) — the
+ * same all-or-nothing commit an undeferred call makes.  UNPACK_OK, or
+ * UNPACK_IO with no hour file of the window left (and a one-line reason
+ * in ${err}).  Frees ${pp}.
  *
  * unpack_discard(pp): remove the temporaries, free ${pp} (NULL: no-op).
  */

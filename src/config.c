@@ -20,10 +20,26 @@
 #include "envfile.h"
 #include "errbuf.h"
 #include "keytmpl.h"
+#include "secret.h"
 #include "version.h"
 
-enum kind { K_STR, K_INT, K_BOOL, K_HOUR, K_LEVEL, K_FORMAT, K_REGION,
-	K_MB, K_TRI, K_SHARD, K_SHARDS };
+/* A row's kind: how its text is checked, and the C type of its field. */
+enum kind {
+	K_STR,     /* char *, copied */
+	K_INT,     /* int, min..max */
+	K_LONG,    /* long, min..max */
+	K_I64,     /* int64_t, min..max */
+	K_MB,      /* uint64_t bytes, given in MB, min..max */
+	K_BOOL,    /* int 0/1: 1 0 yes no true false */
+	K_TRI,     /* int -1/0/1: auto, or as K_BOOL */
+	K_HOUR,    /* amp_hour, YYYYMMDDTHH */
+	K_LEVEL,   /* enum log_level */
+	K_FORMAT,  /* enum log_format */
+	K_REGION,  /* api_url, from us|eu unless set */
+	K_SHARD,   /* shard_index/shard_count from K/N */
+	K_SHARDS,  /* shard_count N, the index from the job's environment */
+	K_ENVFILE  /* the .env file's name: read before the rows */
+};
 
 struct opt {
 	const char *lng;   /* long flag without "--", NULL: env only */
@@ -31,7 +47,7 @@ struct opt {
 	const char *env;   /* "NAME|NAME2", NULL: flag only */
 	enum kind kind;
 	const char *def;   /* default as text, NULL: none */
-	long min, max;     /* K_INT / K_MB bounds */
+	long min, max;     /* K_INT, K_LONG, K_I64, K_MB bounds */
 	size_t off;        /* offset into struct config */
 	const char *arg;   /* argument name for --help */
 	const char *help;
@@ -64,13 +80,13 @@ static const struct opt OPTS[] = {
 	  OFF(max_window_hours), "N", "hours per export request, at most" },
 	{ "max-attempts", 0, "AMP_MAX_ATTEMPTS", K_INT, "8", 1, 1000,
 	  OFF(max_attempts), "N", "tries per request before giving up" },
-	{ "retry-base-ms", 0, "AMP_RETRY_BASE_MS", K_INT, "1000", 1, 3600000,
+	{ "retry-base-ms", 0, "AMP_RETRY_BASE_MS", K_I64, "1000", 1, 3600000,
 	  OFF(retry_base_ms), "MS", "first retry delay (doubles each try)" },
-	{ "retry-max-ms", 0, "AMP_RETRY_MAX_MS", K_INT, "60000", 1, 3600000,
+	{ "retry-max-ms", 0, "AMP_RETRY_MAX_MS", K_I64, "60000", 1, 3600000,
 	  OFF(retry_max_ms), "MS", "longest retry delay" },
-	{ "connect-timeout", 0, "AMP_CONNECT_TIMEOUT", K_INT, "30", 1, 3600,
+	{ "connect-timeout", 0, "AMP_CONNECT_TIMEOUT", K_LONG, "30", 1, 3600,
 	  OFF(connect_timeout_s), "S", "connect timeout, seconds" },
-	{ "stall-timeout", 0, "AMP_STALL_TIMEOUT", K_INT, "120", 1, 86400,
+	{ "stall-timeout", 0, "AMP_STALL_TIMEOUT", K_LONG, "120", 1, 86400,
 	  OFF(stall_timeout_s), "S", "abort a transfer idle this long" },
 	{ "max-hour-mb", 0, "AMP_MAX_HOUR_MB", K_MB, "65536", 0, 1048576,
 	  OFF(max_hour_bytes), "MB", "refuse larger hours (0: no cap)" },
@@ -132,7 +148,7 @@ static const struct opt OPTS[] = {
 	{ "shards", 0, "AMP2S3_SHARDS", K_SHARDS, NULL, 1, 100000,
 	  OFF(shard_count), "N", "N shards, K from the job index "
 	  "(env)" },
-	{ "env-file", 0, "AMP_ENV_FILE", K_STR, ".env", NO, 0, "PATH",
+	{ "env-file", 0, "AMP_ENV_FILE", K_ENVFILE, ".env", NO, 0, "PATH",
 	  "read settings from this file" },
 };
 #define NOPTS (sizeof(OPTS) / sizeof(OPTS[0]))
@@ -183,21 +199,10 @@ dotenv_get(const struct dotenv *de, const char *key, size_t klen)
 }
 
 static void
-wipe_free(char *s)
-{
-	if (s == NULL)
-		return;
-	/* volatile so that the wipe is not optimised away. */
-	for (volatile char *p = s; *p; p++)
-		*p = 0;
-	free(s);
-}
-
-static void
 dotenv_free(struct dotenv *de)
 {
 	for (size_t i = 0; i < de->n; i++)
-		wipe_free(de->kv[i]);
+		secret_free(de->kv[i]);
 	free(de->kv);
 }
 
@@ -254,140 +259,199 @@ opt_name(const struct opt *o, char *buf, size_t len)
 		snprintf(buf, len, "%.*s", (int)strcspn(o->env, "|"), o->env);
 }
 
+/* A boolean's text: 1 or 0, -1 if it is none. */
+static int
+parse_bool(const char *v)
+{
+	if (strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 ||
+	    strcmp(v, "true") == 0)
+		return (1);
+	if (strcmp(v, "0") == 0 || strcmp(v, "no") == 0 ||
+	    strcmp(v, "false") == 0)
+		return (0);
+	return (-1);
+}
+
+/* K_INT, K_LONG, K_I64, K_MB: a whole number in the row's bounds. */
+static int
+set_number(void *field, const struct opt *o, const char *name,
+    const char *v, char *err, size_t errlen)
+{
+	long l;
+
+	if (parse_long(v, o->min, o->max, &l))
+		return (errbuf_set(err, errlen, "%s: expected %s from %ld to %ld",
+		    name, o->kind == K_MB ? "megabytes" : "a whole number",
+		    o->min, o->max));
+	switch (o->kind) {
+	case K_INT:
+		*(int *)field = (int)l;
+		break;
+	case K_LONG:
+		*(long *)field = l;
+		break;
+	case K_I64:
+		*(int64_t *)field = l;
+		break;
+	default: /* K_MB */
+		*(uint64_t *)field = (uint64_t)l << 20;
+		break;
+	}
+	return (0);
+}
+
+/* K_SHARD: "K/N". */
+static int
+set_shard(struct config *cfg, const char *name, const char *v, char *err,
+    size_t errlen)
+{
+	const char *slash = strchr(v, '/');
+	char kbuf[16];
+	long k, n;
+
+	if (slash == NULL || (size_t)(slash - v) >= sizeof(kbuf))
+		return (errbuf_set(err, errlen, "%s: expected K/N, e.g. 0/4",
+		    name));
+	memcpy(kbuf, v, (size_t)(slash - v));
+	kbuf[slash - v] = '\0';
+	if (parse_long(slash + 1, 1, 100000, &n) ||
+	    parse_long(kbuf, 0, n - 1, &k))
+		return (errbuf_set(err, errlen, "%s: expected K/N with 0 <= K "
+		    "< N, e.g. 0/4", name));
+	cfg->shard_index = (int)k;
+	cfg->shard_count = (int)n;
+	return (0);
+}
+
+/* K_SHARDS: N, the index from the orchestrator's job index. */
+static int
+set_shards(struct config *cfg, const char *name, const char *v, char *err,
+    size_t errlen)
+{
+	const char *idx = getenv("JOB_COMPLETION_INDEX");
+	long k, n;
+
+	if (idx == NULL || *idx == '\0')
+		idx = getenv("AWS_BATCH_JOB_ARRAY_INDEX");
+	if (parse_long(v, 1, 100000, &n))
+		return (errbuf_set(err, errlen, "%s: expected a number of shards "
+		    "from 1 to 100000", name));
+	if (idx == NULL || *idx == '\0')
+		return (errbuf_set(err, errlen, "%s: needs the shard index in "
+		    "JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX (or use "
+		    "--shard K/N)", name));
+	if (parse_long(idx, 0, n - 1, &k))
+		return (errbuf_set(err, errlen, "%s: shard index '%.12s' is not "
+		    "in 0..%ld", name, idx, n - 1));
+	cfg->shard_index = (int)k;
+	cfg->shard_count = (int)n;
+	return (0);
+}
+
+/* K_REGION: the Export API's URL for us|eu, unless one was given. */
+static int
+set_region(struct config *cfg, const char *name, const char *v, char *err,
+    size_t errlen)
+{
+	if (strcmp(v, "us") != 0 && strcmp(v, "eu") != 0)
+		return (errbuf_set(err, errlen, "%s: expected us or eu", name));
+	if (cfg->api_url == NULL && (cfg->api_url = strdup(strcmp(v, "eu") ==
+	    0 ? EU_URL : US_URL)) == NULL)
+		return (errbuf_set(err, errlen, "out of memory"));
+	return (0);
+}
+
+/* Store the text ${v} of row ${o} into its field of ${cfg}. */
 static int
 set_value(struct config *cfg, const struct opt *o, const char *v, char *err,
     size_t errlen)
 {
-	char *base = (char *)cfg;
+	void *field = (char *)cfg + o->off;
 	char name[64];
-	long l;
+	int b;
 
 	opt_name(o, name, sizeof(name));
 	switch (o->kind) {
+	case K_ENVFILE:
+		return (0); /* read before the rows */
 	case K_STR:
-		if (o->off == 0) /* --env-file: consumed earlier */
-			return (0);
-		if ((*(char **)(base + o->off) = strdup(v)) == NULL)
+		if ((*(char **)field = strdup(v)) == NULL)
 			return (errbuf_set(err, errlen, "out of memory"));
 		return (0);
 	case K_INT:
-		if (parse_long(v, o->min, o->max, &l))
-			return (errbuf_set(err, errlen,
-			    "%s: expected a whole number from %ld to %ld",
-			    name, o->min, o->max));
-		if (o->off == OFF(retry_base_ms) || o->off == OFF(retry_max_ms))
-			*(int64_t *)(base + o->off) = l;
-		else if (o->off == OFF(connect_timeout_s) ||
-		    o->off == OFF(stall_timeout_s))
-			*(long *)(base + o->off) = l;
-		else
-			*(int *)(base + o->off) = (int)l;
-		return (0);
+	case K_LONG:
+	case K_I64:
 	case K_MB:
-		if (parse_long(v, o->min, o->max, &l))
-			return (errbuf_set(err, errlen,
-			    "%s: expected megabytes from %ld to %ld", name,
-			    o->min, o->max));
-		*(uint64_t *)(base + o->off) = (uint64_t)l << 20;
-		return (0);
+		return (set_number(field, o, name, v, err, errlen));
 	case K_BOOL:
-		if (strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 ||
-		    strcmp(v, "true") == 0)
-			*(int *)(base + o->off) = 1;
-		else if (strcmp(v, "0") == 0 || strcmp(v, "no") == 0 ||
-		    strcmp(v, "false") == 0)
-			*(int *)(base + o->off) = 0;
-		else
-			return (errbuf_set(err, errlen, "%s: expected 1 or 0 "
-			    "(yes/no, true/false)", name));
-		return (0);
 	case K_TRI:
-		if (strcmp(v, "auto") == 0)
-			*(int *)(base + o->off) = -1;
-		else if (strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 ||
-		    strcmp(v, "true") == 0)
-			*(int *)(base + o->off) = 1;
-		else if (strcmp(v, "0") == 0 || strcmp(v, "no") == 0 ||
-		    strcmp(v, "false") == 0)
-			*(int *)(base + o->off) = 0;
-		else
-			return (errbuf_set(err, errlen,
-			    "%s: expected auto, yes or no", name));
+		if (o->kind == K_TRI && strcmp(v, "auto") == 0)
+			b = -1;
+		else if ((b = parse_bool(v)) < 0)
+			return (errbuf_set(err, errlen, o->kind == K_TRI ?
+			    "%s: expected auto, yes or no" : "%s: expected 1 or "
+			    "0 (yes/no, true/false)", name));
+		*(int *)field = b;
 		return (0);
 	case K_HOUR:
-		if (hour_parse_api(v, (amp_hour *)(base + o->off)))
-			return (errbuf_set(err, errlen,
-			    "%s: '%.20s' is not a valid hour YYYYMMDDTHH "
-			    "(UTC), e.g. 20251110T00", name, v));
+		if (hour_parse_api(v, (amp_hour *)field))
+			return (errbuf_set(err, errlen, "%s: '%.20s' is not a "
+			    "valid hour YYYYMMDDTHH (UTC), e.g. 20251110T00",
+			    name, v));
 		return (0);
-	case K_SHARD: {
-		long k, n;
-		const char *slash = strchr(v, '/');
-		char kbuf[16];
-
-		if (slash == NULL || (size_t)(slash - v) >= sizeof(kbuf))
-			return (errbuf_set(err, errlen, "%s: expected K/N, e.g. "
-			    "0/4", name));
-		memcpy(kbuf, v, (size_t)(slash - v));
-		kbuf[slash - v] = '\0';
-		if (parse_long(slash + 1, 1, 100000, &n) ||
-		    parse_long(kbuf, 0, n - 1, &k))
-			return (errbuf_set(err, errlen, "%s: expected K/N with "
-			    "0 <= K < N, e.g. 0/4", name));
-		cfg->shard_index = (int)k;
-		cfg->shard_count = (int)n;
-		return (0);
-	}
-	case K_SHARDS: {
-		const char *idx = getenv("JOB_COMPLETION_INDEX");
-		long k, n;
-
-		if (idx == NULL || *idx == '\0')
-			idx = getenv("AWS_BATCH_JOB_ARRAY_INDEX");
-		if (parse_long(v, 1, 100000, &n))
-			return (errbuf_set(err, errlen, "%s: expected a number of "
-			    "shards from 1 to 100000", name));
-		if (idx == NULL || *idx == '\0')
-			return (errbuf_set(err, errlen, "%s: needs the shard index "
-			    "in JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX "
-			    "(or use --shard K/N)", name));
-		if (parse_long(idx, 0, n - 1, &k))
-			return (errbuf_set(err, errlen, "%s: shard index '%.12s' "
-			    "is not in 0..%ld", name, idx, n - 1));
-		cfg->shard_index = (int)k;
-		cfg->shard_count = (int)n;
-		return (0);
-	}
+	case K_SHARD:
+		return (set_shard(cfg, name, v, err, errlen));
+	case K_SHARDS:
+		return (set_shards(cfg, name, v, err, errlen));
 	case K_LEVEL:
 		if (log_parse_level(v, &cfg->log_level))
-			return (errbuf_set(err, errlen,
-			    "%s: expected debug, info, warn, error or off",
-			    name));
+			return (errbuf_set(err, errlen, "%s: expected debug, "
+			    "info, warn, error or off", name));
 		return (0);
 	case K_FORMAT:
 		if (log_parse_format(v, &cfg->log_format))
-			return (errbuf_set(err, errlen,
-			    "%s: expected text or json", name));
+			return (errbuf_set(err, errlen, "%s: expected text or "
+			    "json", name));
 		return (0);
 	case K_REGION:
-		/* Only used when --api-url/AMP_API_URL is absent. */
-		if (strcmp(v, "us") != 0 && strcmp(v, "eu") != 0)
-			return (errbuf_set(err, errlen, "%s: expected us or eu",
-			    name));
-		if (cfg->api_url == NULL &&
-		    (cfg->api_url = strdup(strcmp(v, "eu") == 0 ? EU_URL :
-		    US_URL)) == NULL)
-			return (errbuf_set(err, errlen, "out of memory"));
-		return (0);
+		return (set_region(cfg, name, v, err, errlen));
 	}
 	return (errbuf_set(err, errlen, "internal: bad option kind"));
+}
+
+/* One row of --help, fitted to 80 columns: help (and default) after the
+ * flag, the environment variable on its own line when it does not fit. */
+static void
+usage_row(FILE *f, const struct opt *o)
+{
+	char left[64], line[256], envs[64] = "";
+	int len;
+
+	if (o->shrt)
+		snprintf(left, sizeof(left), "-%c, --%s%s%s", o->shrt, o->lng,
+		    o->arg ? " " : "", o->arg ? o->arg : "");
+	else
+		snprintf(left, sizeof(left), "    --%s%s%s", o->lng,
+		    o->arg ? " " : "", o->arg ? o->arg : "");
+	len = snprintf(line, sizeof(line), "  %-30s %s", left, o->help);
+	if (o->def && o->kind != K_BOOL && o->kind != K_ENVFILE &&
+	    len < (int)sizeof(line))
+		len += snprintf(line + len, sizeof(line) - (size_t)len, " [%s]",
+		    o->def);
+	if (o->env)
+		snprintf(envs, sizeof(envs), "$%.*s",
+		    (int)strcspn(o->env, "|"), o->env);
+	if (envs[0] && len + 1 + (int)strlen(envs) <= 79)
+		fprintf(f, "%s %s\n", line, envs);
+	else if (envs[0])
+		fprintf(f, "%s\n  %-30s %s\n", line, "", envs);
+	else
+		fprintf(f, "%s\n", line);
 }
 
 static void
 usage(FILE *f)
 {
-	char left[64];
-
 	fprintf(f,
 	    "usage: amp2s3 fetch|sync|all|status [options]\n"
 	    "\n"
@@ -398,40 +462,9 @@ usage(FILE *f)
 	    "  all    both, pipelined\n"
 	    "  status show which hours are stored, empty, local or missing\n"
 	    "\noptions (flag > environment > .env):\n");
-	for (size_t i = 0; i < NOPTS; i++) {
-		const struct opt *o = &OPTS[i];
-		if (o->lng == NULL)
-			continue;
-		if (o->shrt)
-			snprintf(left, sizeof(left), "-%c, --%s%s%s",
-			    o->shrt, o->lng, o->arg ? " " : "",
-			    o->arg ? o->arg : "");
-		else
-			snprintf(left, sizeof(left), "    --%s%s%s", o->lng,
-			    o->arg ? " " : "", o->arg ? o->arg : "");
-		/* Fit 80 columns: help (and default) after the flag, the
-		 * environment variable on its own line when it does not fit. */
-		{
-			char line[256], envs[64] = "";
-			int len;
-
-			len = snprintf(line, sizeof(line), "  %-30s %s", left,
-			    o->help);
-			if (o->def && o->kind != K_BOOL && o->off != 0 &&
-			    len < (int)sizeof(line))
-				len += snprintf(line + len, sizeof(line) -
-				    (size_t)len, " [%s]", o->def);
-			if (o->env)
-				snprintf(envs, sizeof(envs), "$%.*s",
-				    (int)strcspn(o->env, "|"), o->env);
-			if (envs[0] && len + 1 + (int)strlen(envs) <= 79)
-				fprintf(f, "%s %s\n", line, envs);
-			else if (envs[0])
-				fprintf(f, "%s\n  %-30s %s\n", line, "", envs);
-			else
-				fprintf(f, "%s\n", line);
-		}
-	}
+	for (size_t i = 0; i < NOPTS; i++)
+		if (OPTS[i].lng != NULL)
+			usage_row(f, &OPTS[i]);
 	fprintf(f,
 	    "  %-30s %s\n  %-30s %s\n"
 	    "\nsecrets come from the environment or .env only: AMP_API_KEY, "
@@ -462,230 +495,338 @@ find_short(char c)
 	return (NULL);
 }
 
-static int
-is_flag_kind(const struct opt *o)
+/* How argv was read: each row's flag value, and the command. */
+struct args {
+	const char *flagval[NOPTS];
+	const char *cmd;
+};
+
+/*
+ * The value of a long flag ${a} ("--name[=value]") of row *${o}, taking
+ * the next argument from ${argv} at *${i} if need be.  NULL with ${err}
+ * set on a usage error.
+ */
+static const char *
+long_flag(const char *a, int argc, char **argv, int *i,
+    const struct opt **o, char *err, size_t errlen)
 {
-	return (o->kind == K_BOOL || o->kind == K_TRI);
+	const char *eq = strchr(a + 2, '=');
+	size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+
+	if ((*o = find_long(a + 2, len)) == NULL) {
+		errbuf_set(err, errlen, "unknown option '--%.*s' (see --help)",
+		    (int)(len > 40 ? 40 : len), a + 2);
+		return (NULL);
+	}
+	if ((*o)->kind == K_BOOL && eq == NULL)
+		return ("1");
+	if ((*o)->kind == K_TRI && eq == NULL)
+		return ("yes");
+	if ((*o)->kind == K_BOOL) {
+		errbuf_set(err, errlen, "--%s takes no value", (*o)->lng);
+		return (NULL);
+	}
+	if (eq)
+		return (eq + 1);
+	if (*i + 1 < argc)
+		return (argv[++*i]);
+	errbuf_set(err, errlen, "--%s needs a value", (*o)->lng);
+	return (NULL);
+}
+
+/* The value of a short flag ${a} ("-x[value]"), as long_flag(). */
+static const char *
+short_flag(const char *a, int argc, char **argv, int *i,
+    const struct opt **o, char *err, size_t errlen)
+{
+	if ((*o = find_short(a[1])) == NULL) {
+		errbuf_set(err, errlen, "unknown option '-%c' (see --help)",
+		    a[1]);
+		return (NULL);
+	}
+	if (a[2] != '\0')
+		return (a + 2);
+	if (*i + 1 < argc)
+		return (argv[++*i]);
+	errbuf_set(err, errlen, "-%c needs a value", a[1]);
+	return (NULL);
+}
+
+/*
+ * Step 1: argv into ${args}.  Returns 0; 1 if --help or --version was
+ * handled; -1 on a usage error (${err} set).
+ */
+static int
+read_argv(struct args *args, int argc, char **argv, char *err,
+    size_t errlen)
+{
+	memset(args, 0, sizeof(*args));
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *val;
+		const struct opt *o;
+
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			usage(stdout);
+			return (1);
+		}
+		if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+			version_print(stdout);
+			return (1);
+		}
+		if (a[0] != '-' || a[1] == '\0') {
+			if (args->cmd != NULL)
+				return (errbuf_set(err, errlen,
+				    "unexpected argument '%.40s'", a));
+			args->cmd = a;
+			continue;
+		}
+		val = a[1] == '-' ? long_flag(a, argc, argv, &i, &o, err,
+		    errlen) : short_flag(a, argc, argv, &i, &o, err, errlen);
+		if (val == NULL)
+			return (-1);
+		args->flagval[o - OPTS] = val;
+	}
+	return (0);
+}
+
+/* Step 2: the command.  0 or -1. */
+static int
+set_command(struct config *cfg, const char *cmd, char *err, size_t errlen)
+{
+	static const struct {
+		const char *name;
+		enum command cmd;
+	} CMDS[] = { { "fetch", CMD_FETCH }, { "sync", CMD_SYNC },
+	    { "all", CMD_ALL }, { "status", CMD_STATUS } };
+
+	if (cmd == NULL)
+		return (errbuf_set(err, errlen, "missing command: fetch, sync, "
+		    "all or status (see --help)"));
+	for (size_t i = 0; i < sizeof(CMDS) / sizeof(CMDS[0]); i++) {
+		if (strcmp(cmd, CMDS[i].name) == 0) {
+			cfg->cmd = CMDS[i].cmd;
+			return (0);
+		}
+	}
+	return (errbuf_set(err, errlen, "unknown command '%.40s': expected "
+	    "fetch, sync, all or status", cmd));
+}
+
+/*
+ * Step 3: the `.env` file (--env-file, $AMP_ENV_FILE, else ".env", which
+ * alone may be missing) into ${de}; its name into cfg->env_file_used and
+ * whether others may read it.  0 or -1.
+ */
+static int
+read_dotenv(struct config *cfg, const struct args *args, struct dotenv *de,
+    char *err, size_t errlen)
+{
+	const char *envfile = NULL;
+	char msg[512];
+	struct stat sb;
+	int r, explicit_env;
+
+	for (size_t i = 0; i < NOPTS; i++)
+		if (OPTS[i].kind == K_ENVFILE)
+			envfile = args->flagval[i];
+	if (envfile == NULL)
+		envfile = getenv("AMP_ENV_FILE");
+	explicit_env = envfile != NULL && *envfile != '\0';
+	if (!explicit_env)
+		envfile = ".env";
+	if ((r = envfile_load(envfile, dotenv_add, de, msg, sizeof(msg))) < 0)
+		return (errbuf_set(err, errlen, "%s", msg));
+	if (r == 1 && explicit_env)
+		/* A named file that is missing is a typo that would run
+		 * with the wrong settings. */
+		return (errbuf_set(err, errlen, "env file %.300s does not exist",
+		    envfile));
+	if (r == 1)
+		return (0);
+	if ((cfg->env_file_used = strdup(envfile)) == NULL)
+		return (errbuf_set(err, errlen, "out of memory"));
+	if (stat(envfile, &sb) == 0 && (sb.st_mode & 077))
+		cfg->env_file_open_mode = (int)(sb.st_mode & 0777);
+	return (0);
+}
+
+/*
+ * Step 4: every row: its flag, else its environment variables, else the
+ * `.env` file, else its default.  *${have_start}, *${have_end}: the
+ * range's ends were given.  0 or -1.
+ */
+static int
+resolve_rows(struct config *cfg, const struct args *args,
+    const struct dotenv *de, int *have_start, int *have_end, char *err,
+    size_t errlen)
+{
+	*have_start = *have_end = 0;
+	for (size_t i = 0; i < NOPTS; i++) {
+		const struct opt *o = &OPTS[i];
+		const char *v = args->flagval[i];
+
+		if (v == NULL && o->env)
+			v = lookup_env(o->env, de);
+		if (v == NULL)
+			v = o->def;
+		if (v == NULL)
+			continue;
+		if (o->kind == K_HOUR && o->off == OFF(start))
+			*have_start = 1;
+		else if (o->kind == K_HOUR)
+			*have_end = 1;
+		if (set_value(cfg, o, v, err, errlen))
+			return (-1);
+	}
+	return (0);
+}
+
+/* Step 5: the range, from the rows or the defaults.  0 or -1. */
+static int
+resolve_range(struct config *cfg, amp_hour now, int have_start,
+    int have_end, char *err, size_t errlen)
+{
+	char s[HOUR_API_LEN], e[HOUR_API_LEN];
+
+	if (!have_end)
+		cfg->end = now - cfg->lag_hours;
+	if (!have_start)
+		cfg->start = cfg->end - 24 * (amp_hour)cfg->lookback_days;
+	if (cfg->end < cfg->start) {
+		hour_format_api(cfg->start, s);
+		hour_format_api(cfg->end, e);
+		return (errbuf_set(err, errlen, "end %s is before start %s", e,
+		    s));
+	}
+	if (cfg->start < HOUR_MIN || cfg->end > HOUR_MAX)
+		return (errbuf_set(err, errlen, "the range must lie within "
+		    "1970-01-01T00 .. 9999-12-31T23"));
+	return (0);
+}
+
+/* Step 6: checks across rows, and what each command needs.  0 or -1. */
+static int
+cross_check(struct config *cfg, char *err, size_t errlen)
+{
+	char msg[512];
+	amp_hour daily_end;
+
+	if (cfg->retry_max_ms < cfg->retry_base_ms)
+		cfg->retry_max_ms = cfg->retry_base_ms;
+	if (cfg->shard_count == 0)
+		cfg->shard_count = 1;
+	if (cfg->no_validate && !cfg->gzip)
+		return (errbuf_set(err, errlen, "--no-validate needs --gzip "
+		    "(JSONL output is always inflated and checked)"));
+	if (keytmpl_check(cfg->key_template, cfg->s3_prefix, cfg->gzip,
+	    cfg->dev, msg, sizeof(msg)))
+		return (errbuf_set(err, errlen, "--key-template: %s", msg));
+	(void)hour_from_ymdh(2014, 11, 12, 0, &daily_end);
+	if ((cfg->cmd == CMD_FETCH || cfg->cmd == CMD_ALL) &&
+	    cfg->start < daily_end)
+		return (errbuf_set(err, errlen, "hours before 2014-11-12 are "
+		    "exported by day, not by hour: start at 20141112T00 or "
+		    "later"));
+	if ((cfg->cmd == CMD_FETCH || cfg->cmd == CMD_ALL) &&
+	    (cfg->api_key == NULL || cfg->secret_key == NULL))
+		return (errbuf_set(err, errlen, "AMP_API_KEY and AMP_SECRET_KEY "
+		    "must be set (environment or %s)", cfg->env_file_used ?
+		    cfg->env_file_used : ".env"));
+	if (config_need_store(cfg) && !cfg->dev && cfg->bucket == NULL)
+		return (errbuf_set(err, errlen, "AWS_BUCKET_NAME must be set (or "
+		    "use --dev)"));
+	if (config_need_store(cfg) && !cfg->dev &&
+	    (cfg->aws_access_key == NULL || cfg->aws_secret_key == NULL))
+		return (errbuf_set(err, errlen, "S3 credentials missing: set "
+		    "AWS_PYTHON_USER_ACCESS_KEY and AWS_PYTHON_USER_SECRET_KEY "
+		    "(or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"));
+	return (0);
 }
 
 int
 config_load(struct config *cfg, int argc, char **argv, amp_hour now,
     char *err, size_t errlen)
 {
-	const char *flagval[NOPTS];
+	struct args args;
 	struct dotenv de = { NULL, 0, 0 };
-	const char *cmd = NULL, *envfile;
-	char msg[512];
-	int have_start = 0, have_end = 0, rc = -1, r, explicit_env;
+	int have_start, have_end, rc;
 
 	memset(cfg, 0, sizeof(*cfg));
-	memset(flagval, 0, sizeof(flagval));
-
-	/* 1. argv into flagval[]. */
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *val = NULL;
-		const struct opt *o;
-
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			usage(stdout);
-			rc = 1;
-			goto done;
-		}
-		if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
-			version_print(stdout);
-			rc = 1;
-			goto done;
-		}
-		if (a[0] != '-' || a[1] == '\0') {
-			if (cmd != NULL) {
-				errbuf_set(err, errlen,
-				    "unexpected argument '%.40s'", a);
-				goto done;
-			}
-			cmd = a;
-			continue;
-		}
-		if (a[1] == '-') {
-			const char *eq = strchr(a + 2, '=');
-			size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-			char nm[64];
-
-			if ((o = find_long(a + 2, len)) == NULL) {
-				errbuf_set(err, errlen, "unknown option '--%.*s' "
-				    "(see --help)", (int)(len > 40 ? 40 : len),
-				    a + 2);
-				goto done;
-			}
-			if (is_flag_kind(o) && eq == NULL && o->kind == K_BOOL)
-				val = "1";
-			else if (is_flag_kind(o) && eq == NULL)
-				val = "yes";
-			else if (o->kind == K_BOOL) {
-				snprintf(nm, sizeof(nm), "--%s", o->lng);
-				errbuf_set(err, errlen, "%s takes no value", nm);
-				goto done;
-			} else if (eq)
-				val = eq + 1;
-			else if (i + 1 < argc)
-				val = argv[++i];
-			else {
-				errbuf_set(err, errlen, "--%s needs a value",
-				    o->lng);
-				goto done;
-			}
-		} else {
-			if ((o = find_short(a[1])) == NULL) {
-				errbuf_set(err, errlen,
-				    "unknown option '-%c' (see --help)", a[1]);
-				goto done;
-			}
-			if (a[2] != '\0')
-				val = a + 2;
-			else if (i + 1 < argc)
-				val = argv[++i];
-			else {
-				errbuf_set(err, errlen, "-%c needs a value", a[1]);
-				goto done;
-			}
-		}
-		flagval[o - OPTS] = val;
-	}
-	if (cmd == NULL) {
-		errbuf_set(err, errlen, "missing command: fetch, sync, all or status "
-		    "(see --help)");
-		goto done;
-	}
-	if (strcmp(cmd, "fetch") == 0)
-		cfg->cmd = CMD_FETCH;
-	else if (strcmp(cmd, "sync") == 0)
-		cfg->cmd = CMD_SYNC;
-	else if (strcmp(cmd, "all") == 0)
-		cfg->cmd = CMD_ALL;
-	else if (strcmp(cmd, "status") == 0)
-		cfg->cmd = CMD_STATUS;
-	else {
-		errbuf_set(err, errlen, "unknown command '%.40s': expected fetch, "
-		    "sync, all or status", cmd);
-		goto done;
-	}
-
-	/* 2. The .env file. */
-	envfile = NULL;
-	for (size_t i = 0; i < NOPTS; i++)
-		if (OPTS[i].lng && strcmp(OPTS[i].lng, "env-file") == 0)
-			envfile = flagval[i];
-	if (envfile == NULL)
-		envfile = getenv("AMP_ENV_FILE");
-	explicit_env = envfile != NULL && *envfile != '\0';
-	if (!explicit_env)
-		envfile = ".env";
-	r = envfile_load(envfile, dotenv_add, &de, msg, sizeof(msg));
-	if (r < 0) {
-		errbuf_set(err, errlen, "%s", msg);
-		goto done;
-	}
-	if (r == 1 && explicit_env) {
-		/* Only the default .env may be absent: a named file that is
-		 * missing is a typo that would run with the wrong settings. */
-		errbuf_set(err, errlen, "env file %.300s does not exist", envfile);
-		goto done;
-	}
-	if (r == 0) {
-		struct stat sb;
-		if ((cfg->env_file_used = strdup(envfile)) == NULL) {
-			errbuf_set(err, errlen, "out of memory");
-			goto done;
-		}
-		if (stat(envfile, &sb) == 0 && (sb.st_mode & 077))
-			cfg->env_file_open_mode = (int)(sb.st_mode & 0777);
-	}
-
-	/* 3. Resolve every row.  --api-url is resolved before --region. */
-	for (size_t i = 0; i < NOPTS; i++) {
-		const struct opt *o = &OPTS[i];
-		const char *v = flagval[i];
-
-		if (v == NULL && o->env)
-			v = lookup_env(o->env, &de);
-		if (v == NULL)
-			v = o->def;
-		if (v == NULL)
-			continue;
-		if (o->kind == K_HOUR) {
-			if (o->off == OFF(start))
-				have_start = 1;
-			else
-				have_end = 1;
-		}
-		if (set_value(cfg, o, v, err, errlen))
-			goto done;
-	}
-
-	/* 4. Cross-checks and defaults that depend on several rows. */
-	if (!have_end)
-		cfg->end = now - cfg->lag_hours;
-	if (!have_start)
-		cfg->start = cfg->end - 24 * (amp_hour)cfg->lookback_days;
-	if (cfg->end < cfg->start) {
-		char s[HOUR_API_LEN], e[HOUR_API_LEN];
-		hour_format_api(cfg->start, s);
-		hour_format_api(cfg->end, e);
-		errbuf_set(err, errlen, "end %s is before start %s", e, s);
-		goto done;
-	}
-	if (cfg->start < HOUR_MIN || cfg->end > HOUR_MAX) {
-		errbuf_set(err, errlen, "the range must lie within "
-		    "1970-01-01T00 .. 9999-12-31T23");
-		goto done;
-	}
-	if (cfg->retry_max_ms < cfg->retry_base_ms)
-		cfg->retry_max_ms = cfg->retry_base_ms;
-	if (cfg->shard_count == 0)
-		cfg->shard_count = 1;
-	if (cfg->no_validate && !cfg->gzip) {
-		errbuf_set(err, errlen, "--no-validate needs --gzip (JSONL output "
-		    "is always inflated and checked)");
-		goto done;
-	}
-	if (keytmpl_check(cfg->key_template, cfg->s3_prefix, cfg->gzip,
-	    cfg->dev, msg, sizeof(msg))) {
-		errbuf_set(err, errlen, "--key-template: %s", msg);
-		goto done;
-	}
-	if (cfg->cmd == CMD_FETCH || cfg->cmd == CMD_ALL) {
-		amp_hour daily_end;
-		(void)hour_from_ymdh(2014, 11, 12, 0, &daily_end);
-		if (cfg->start < daily_end) {
-			errbuf_set(err, errlen, "hours before 2014-11-12 are "
-			    "exported by day, not by hour: start at "
-			    "20141112T00 or later");
-			goto done;
-		}
-		if (cfg->api_key == NULL || cfg->secret_key == NULL) {
-			errbuf_set(err, errlen, "AMP_API_KEY and AMP_SECRET_KEY "
-			    "must be set (environment or %s)", envfile);
-			goto done;
-		}
-	}
-	if (config_need_store(cfg) && !cfg->dev) {
-		if (cfg->bucket == NULL) {
-			errbuf_set(err, errlen, "AWS_BUCKET_NAME must be set "
-			    "(or use --dev)");
-			goto done;
-		}
-		if (cfg->aws_access_key == NULL ||
-		    cfg->aws_secret_key == NULL) {
-			errbuf_set(err, errlen, "S3 credentials missing: set "
-			    "AWS_PYTHON_USER_ACCESS_KEY and "
-			    "AWS_PYTHON_USER_SECRET_KEY (or AWS_ACCESS_KEY_ID "
-			    "and AWS_SECRET_ACCESS_KEY)");
-			goto done;
-		}
-	}
-	rc = 0;
-done:
+	cfg->min_speed = 1;
+	if ((rc = read_argv(&args, argc, argv, err, errlen)) != 0)
+		return (rc);
+	rc = -1;
+	if (set_command(cfg, args.cmd, err, errlen) == 0 &&
+	    read_dotenv(cfg, &args, &de, err, errlen) == 0 &&
+	    resolve_rows(cfg, &args, &de, &have_start, &have_end, err,
+	    errlen) == 0 &&
+	    resolve_range(cfg, now, have_start, have_end, err, errlen) == 0 &&
+	    cross_check(cfg, err, errlen) == 0)
+		rc = 0;
 	dotenv_free(&de);
 	return (rc);
+}
+
+const char *
+config_api_auth_hint(void)
+{
+	return ("check AMP_API_KEY and AMP_SECRET_KEY, and the data region "
+	    "(--region us|eu, or AMP_API_URL)");
+}
+
+void
+config_s3_hint(enum s3_refusal why, const char *region, char *buf,
+    size_t len)
+{
+	int named = region != NULL && region[0] != '\0';
+
+	switch (why) {
+	case S3_REFUSED_SECRET:
+		snprintf(buf, len, "check AWS_PYTHON_USER_SECRET_KEY / "
+		    "AWS_SECRET_ACCESS_KEY");
+		break;
+	case S3_REFUSED_KEY_ID:
+		snprintf(buf, len, "check AWS_PYTHON_USER_ACCESS_KEY / "
+		    "AWS_ACCESS_KEY_ID");
+		break;
+	case S3_REFUSED_TOKEN:
+		snprintf(buf, len, "check AWS_SESSION_TOKEN (temporary "
+		    "credentials expire)");
+		break;
+	case S3_REFUSED_CLOCK:
+		snprintf(buf, len, "this machine's clock is off; synchronise "
+		    "it (NTP)");
+		break;
+	case S3_REFUSED_BUCKET:
+		snprintf(buf, len, "no such bucket; check AWS_BUCKET_NAME");
+		break;
+	case S3_REFUSED_REGION:
+		if (named)
+			snprintf(buf, len, "the bucket is in region %s; set "
+			    "AWS_REGION=%s", region, region);
+		else
+			snprintf(buf, len, "the bucket is in another region; "
+			    "check AWS_REGION");
+		break;
+	case S3_REFUSED_LIST:
+		snprintf(buf, len, "the credentials may not list this bucket "
+		    "(s3:ListBucket on the prefix)");
+		break;
+	case S3_REFUSED_WRITE:
+		snprintf(buf, len, "the credentials may not write to this "
+		    "bucket (s3:PutObject, KMS key policy)");
+		break;
+	case S3_REFUSED_ENDPOINT:
+		snprintf(buf, len, "check --s3-endpoint (AWS_ENDPOINT_URL_S3) "
+		    "and --ca-bundle");
+		break;
+	case S3_REFUSED_NONE:
+	case S3_REFUSED_OTHER:
+	default:
+		snprintf(buf, len, "check AWS_ACCESS_KEY_ID, "
+		    "AWS_SECRET_ACCESS_KEY and AWS_REGION");
+		break;
+	}
 }
 
 int
@@ -700,8 +841,8 @@ void
 config_free(struct config *cfg)
 {
 	free(cfg->api_url);
-	wipe_free(cfg->api_key);
-	wipe_free(cfg->secret_key);
+	secret_free(cfg->api_key);
+	secret_free(cfg->secret_key);
 	free(cfg->ca_bundle);
 	free(cfg->data_dir);
 	free(cfg->dev_dir);
@@ -709,9 +850,9 @@ config_free(struct config *cfg)
 	free(cfg->bucket);
 	free(cfg->aws_region);
 	free(cfg->s3_endpoint);
-	wipe_free(cfg->aws_access_key);
-	wipe_free(cfg->aws_secret_key);
-	wipe_free(cfg->aws_session_token);
+	secret_free(cfg->aws_access_key);
+	secret_free(cfg->aws_secret_key);
+	secret_free(cfg->aws_session_token);
 	free(cfg->log_file);
 	free(cfg->env_file_used);
 	free(cfg->metrics_file);

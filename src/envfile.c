@@ -257,11 +257,11 @@ envfile_load(const char *path, envfile_cb *cb, void *ctx, char *err,
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		if (errno == ENOENT)
 			return (1);
-		errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "%s: %s", path, ERRSTR(errno));
 		return (-1);
 	}
 	if (fstat(fd, &sb) == -1) {
-		errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "%s: %s", path, ERRSTR(errno));
 		goto done;
 	}
 	if (!S_ISREG(sb.st_mode)) {
@@ -278,7 +278,7 @@ envfile_load(const char *path, envfile_cb *cb, void *ctx, char *err,
 		if (got == -1 && errno == EINTR)
 			continue;
 		if (got == -1) {
-			errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
+			errbuf_set(err, errlen, "%s: %s", path, ERRSTR(errno));
 			goto done;
 		}
 		if (got == 0)

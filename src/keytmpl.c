@@ -93,22 +93,11 @@ add_field(struct keytmpl *t, enum tok_kind kind, size_t width)
 	return (0);
 }
 
-/* Write ${name} (at most 24 bytes, non-printables as '?') into ${buf}. */
+/* ${name} (at most 24 bytes of it) as printable text in ${buf}. */
 static const char *
 shown(const char *name, size_t n, char *buf, size_t len)
 {
-	size_t i, j = 0;
-
-	for (i = 0; i < n && i < 24 && j + 1 < len; i++) {
-		unsigned char c = (unsigned char)name[i];
-		buf[j++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
-	}
-	if (i < n && j + 3 < len) {
-		memcpy(buf + j, "...", 3);
-		j += 3;
-	}
-	buf[j] = '\0';
-	return (buf);
+	return (errbuf_escape(name, n < 24 ? n : 24, buf, len));
 }
 
 /* Path checks for a folder store, on one formatted key. */
@@ -140,142 +129,177 @@ check_dir_key(const char *key, char *err, size_t errlen)
 	}
 }
 
+#define PLACEHOLDERS "(placeholders are {prefix} {date} {hour} {year} " \
+    "{month} {day})"
+
+/* The placeholder "{...}" of ${len} bytes at ${name} into ${t}; *${seen}
+ * gains its field's bit.  0 or -1 (${err} set). */
+static int
+add_placeholder(struct keytmpl *t, const char *name, size_t len,
+    const char *prefix, unsigned *seen, char *err, size_t errlen)
+{
+	char nb[128];
+	size_t i;
+
+	if (len == 6 && memcmp(name, "prefix", 6) == 0)
+		return (add_lit(t, prefix, strlen(prefix)) ?
+		    errbuf_set(err, errlen, "out of memory") : 0);
+	for (i = 0; i < NFIELDS; i++)
+		if (strlen(FIELDS[i].name) == len &&
+		    memcmp(FIELDS[i].name, name, len) == 0)
+			break;
+	if (i == NFIELDS)
+		return (errbuf_set(err, errlen, "unknown placeholder {%s} "
+		    PLACEHOLDERS, shown(name, len, nb, sizeof(nb))));
+	if (add_field(t, FIELDS[i].kind, FIELDS[i].width))
+		return (errbuf_set(err, errlen, "out of memory"));
+	*seen |= 1u << FIELDS[i].kind;
+	return (0);
+}
+
+/* Step 1: ${tmpl} into ${t}'s tokens; *${seen}: the fields named.  0 or
+ * -1 (${err} set). */
+static int
+tokenize(struct keytmpl *t, const char *tmpl, const char *prefix,
+    unsigned *seen, char *err, size_t errlen)
+{
+	const char *p, *close;
+	size_t len;
+
+	for (p = tmpl; *p != '\0';) {
+		if (*p == '}')
+			return (errbuf_set(err, errlen, "stray '}' at offset %zu "
+			    PLACEHOLDERS, (size_t)(p - tmpl)));
+		if (*p != '{') {
+			len = strcspn(p, "{}");
+			if (add_lit(t, p, len))
+				return (errbuf_set(err, errlen,
+				    "out of memory"));
+			p += len;
+			continue;
+		}
+		if ((close = strchr(p + 1, '}')) == NULL ||
+		    memchr(p + 1, '{', (size_t)(close - p - 1)) != NULL)
+			return (errbuf_set(err, errlen, "unclosed '{' at offset "
+			    "%zu", (size_t)(p - tmpl)));
+		if (add_placeholder(t, p + 1, (size_t)(close - p - 1), prefix,
+		    seen, err, errlen))
+			return (-1);
+		p = close + 1;
+	}
+	return (0);
+}
+
+/* Step 2: the template names the hour, and its key (before the suffix)
+ * does not end in ".gz" or '/'.  0 or -1. */
+static int
+check_shape(const struct keytmpl *t, const char *tmpl, unsigned seen,
+    char *err, size_t errlen)
+{
+	const struct tok *last;
+
+	if (!(seen & (1u << T_HOUR)) || !((seen & (1u << T_DATE)) ||
+	    ((seen & (1u << T_YEAR)) && (seen & (1u << T_MONTH)) &&
+	    (seen & (1u << T_DAY)))))
+		return (errbuf_set(err, errlen, "'%.200s' does not name the "
+		    "hour: it needs {hour} and either {date} or {year}, "
+		    "{month} and {day}", tmpl));
+	last = &t->tok[t->ntok - 1]; /* a field at least: ntok >= 1 */
+	if (last->kind == T_LIT && last->len >= 3 &&
+	    memcmp(last->lit + last->len - 3, ".gz", 3) == 0)
+		return (errbuf_set(err, errlen, "'%.200s' ends in .gz: leave it "
+		    "out, --gzip appends .gz to the key", tmpl));
+	if (last->kind == T_LIT && last->lit[last->len - 1] == '/')
+		return (errbuf_set(err, errlen, "'%.200s' ends with '/': the key "
+		    "must name an object, e.g. .../part.jsonl", tmpl));
+	return (0);
+}
+
+/* Step 3: what follows from the tokens: the constant prefix, the
+ * slashes, the key length.  0 or -1. */
+static int
+derive(struct keytmpl *t, char *err, size_t errlen)
+{
+	t->list_prefix = strdup(t->tok[0].kind == T_LIT ? t->tok[0].lit : "");
+	if (t->list_prefix == NULL)
+		return (errbuf_set(err, errlen, "out of memory"));
+	for (size_t i = 0; i < t->ntok; i++) {
+		t->keylen += t->tok[i].len;
+		if (t->tok[i].kind == T_LIT)
+			for (size_t k = 0; k < t->tok[i].len; k++)
+				t->slashes += t->tok[i].lit[k] == '/';
+	}
+	if (t->keylen > KEYTMPL_MAX_KEY)
+		return (errbuf_set(err, errlen, "keys would be %zu bytes long; "
+		    "S3 allows %d", t->keylen, KEYTMPL_MAX_KEY));
+	return (0);
+}
+
+/* Step 4: a key, formatted, holds no control character, and (${for_dir})
+ * is a safe relative path.  0 or -1. */
+static int
+check_keys(const struct keytmpl *t, int for_dir, char *err, size_t errlen)
+{
+	char *key;
+	int rc = -1, n;
+
+	if ((key = malloc(t->keylen + 1)) == NULL)
+		return (errbuf_set(err, errlen, "out of memory"));
+	if ((n = keytmpl_format(t, HOUR_MIN, key, t->keylen + 1)) < 0) {
+		errbuf_set(err, errlen, "internal: key length");
+		goto out;
+	}
+	for (size_t i = 0; key[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)key[i];
+		if (c < 0x20 || c == 0x7f) {
+			errbuf_set(err, errlen, "the key holds a control "
+			    "character (byte %zu)", i);
+			goto out;
+		}
+	}
+	if (for_dir && check_dir_key(key, err, errlen))
+		goto out;
+	if (for_dir && t->slashes > KEYTMPL_MAX_DIR_DEPTH) {
+		errbuf_set(err, errlen, "keys are %d directories deep; a folder "
+		    "store (--dev) allows %d", t->slashes,
+		    KEYTMPL_MAX_DIR_DEPTH);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(key);
+	return (rc);
+}
+
 struct keytmpl *
 keytmpl_parse(const char *tmpl, const char *prefix, const char *suffix,
     int for_dir, char *err, size_t errlen)
 {
 	struct keytmpl *t;
 	unsigned seen = 0;
-	const char *p;
-	char nb[32], *key = NULL;
-	size_t i;
-	int n;
 
-	if (prefix == NULL)
-		prefix = "";
-	if (suffix == NULL)
-		suffix = "";
 	if (tmpl == NULL || tmpl[0] == '\0') {
 		errbuf_set(err, errlen, "the template is empty");
 		return (NULL);
 	}
-	if ((t = calloc(1, sizeof(*t))) == NULL)
-		goto nomem;
-	for (p = tmpl; *p != '\0';) {
-		const char *close;
-		size_t len;
-
-		if (*p == '}') {
-			errbuf_set(err, errlen, "stray '}' at offset %zu "
-			    "(placeholders are {prefix} {date} {hour} {year} "
-			    "{month} {day})", (size_t)(p - tmpl));
-			goto fail;
-		}
-		if (*p != '{') {
-			len = strcspn(p, "{}");
-			if (add_lit(t, p, len))
-				goto nomem;
-			p += len;
-			continue;
-		}
-		if ((close = strchr(p + 1, '}')) == NULL ||
-		    memchr(p + 1, '{', (size_t)(close - p - 1)) != NULL) {
-			errbuf_set(err, errlen, "unclosed '{' at offset %zu",
-			    (size_t)(p - tmpl));
-			goto fail;
-		}
-		len = (size_t)(close - p - 1);
-		if (len == 6 && memcmp(p + 1, "prefix", 6) == 0) {
-			if (add_lit(t, prefix, strlen(prefix)))
-				goto nomem;
-		} else {
-			for (i = 0; i < NFIELDS; i++)
-				if (strlen(FIELDS[i].name) == len &&
-				    memcmp(FIELDS[i].name, p + 1, len) == 0)
-					break;
-			if (i == NFIELDS) {
-				errbuf_set(err, errlen, "unknown placeholder {%s} "
-				    "(placeholders are {prefix} {date} {hour} "
-				    "{year} {month} {day})",
-				    shown(p + 1, len, nb, sizeof(nb)));
-				goto fail;
-			}
-			if (add_field(t, FIELDS[i].kind, FIELDS[i].width))
-				goto nomem;
-			seen |= 1u << FIELDS[i].kind;
-		}
-		p = close + 1;
+	if ((t = calloc(1, sizeof(*t))) == NULL) {
+		errbuf_set(err, errlen, "out of memory");
+		return (NULL);
 	}
-	if (!(seen & (1u << T_HOUR)) || !((seen & (1u << T_DATE)) ||
-	    ((seen & (1u << T_YEAR)) && (seen & (1u << T_MONTH)) &&
-	    (seen & (1u << T_DAY))))) {
-		errbuf_set(err, errlen, "'%.200s' does not name the hour: it needs "
-		    "{hour} and either {date} or {year}, {month} and {day}",
-		    tmpl);
+	if (tokenize(t, tmpl, prefix != NULL ? prefix : "", &seen, err,
+	    errlen) != 0 ||
+	    check_shape(t, tmpl, seen, err, errlen) != 0)
+		goto fail;
+	if (add_lit(t, suffix != NULL ? suffix : "", suffix != NULL ?
+	    strlen(suffix) : 0)) {
+		errbuf_set(err, errlen, "out of memory");
 		goto fail;
 	}
-	/* The key without the suffix must not end in ".gz" or '/'. */
-	{
-		const struct tok *last = &t->tok[t->ntok - 1];
-
-		if (last->kind == T_LIT && last->len >= 3 &&
-		    memcmp(last->lit + last->len - 3, ".gz", 3) == 0) {
-			errbuf_set(err, errlen, "'%.200s' ends in .gz: leave it "
-			    "out, --gzip appends .gz to the key", tmpl);
-			goto fail;
-		}
-		if (last->kind == T_LIT && last->lit[last->len - 1] == '/') {
-			errbuf_set(err, errlen, "'%.200s' ends with '/': the key "
-			    "must name an object, e.g. .../part.jsonl", tmpl);
-			goto fail;
-		}
-	}
-	if (add_lit(t, suffix, strlen(suffix)))
-		goto nomem;
-	/* Derived: constant prefix, slashes, key length. */
-	t->list_prefix = strdup(t->tok[0].kind == T_LIT ? t->tok[0].lit : "");
-	if (t->list_prefix == NULL)
-		goto nomem;
-	for (i = 0; i < t->ntok; i++) {
-		t->keylen += t->tok[i].len;
-		if (t->tok[i].kind == T_LIT)
-			for (size_t k = 0; k < t->tok[i].len; k++)
-				t->slashes += t->tok[i].lit[k] == '/';
-	}
-	if (t->keylen > KEYTMPL_MAX_KEY) {
-		errbuf_set(err, errlen, "keys would be %zu bytes long; S3 allows "
-		    "%d", t->keylen, KEYTMPL_MAX_KEY);
+	if (derive(t, err, errlen) != 0 ||
+	    check_keys(t, for_dir, err, errlen) != 0)
 		goto fail;
-	}
-	if ((key = malloc(t->keylen + 1)) == NULL)
-		goto nomem;
-	n = keytmpl_format(t, HOUR_MIN, key, t->keylen + 1);
-	for (i = 0; n >= 0 && key[i] != '\0'; i++) {
-		unsigned char c = (unsigned char)key[i];
-		if (c < 0x20 || c == 0x7f) {
-			errbuf_set(err, errlen, "the key holds a control "
-			    "character (byte %zu)", i);
-			goto fail;
-		}
-	}
-	if (n < 0) {
-		errbuf_set(err, errlen, "internal: key length");
-		goto fail;
-	}
-	if (for_dir && check_dir_key(key, err, errlen))
-		goto fail;
-	if (for_dir && t->slashes > KEYTMPL_MAX_DIR_DEPTH) {
-		errbuf_set(err, errlen, "keys are %d directories deep; a folder "
-		    "store (--dev) allows %d", t->slashes,
-		    KEYTMPL_MAX_DIR_DEPTH);
-		goto fail;
-	}
-	free(key);
 	return (t);
-nomem:
-	errbuf_set(err, errlen, "out of memory");
 fail:
-	free(key);
 	keytmpl_free(t);
 	return (NULL);
 }

@@ -1,8 +1,9 @@
 /*
  * localdir: lock, clean and scan the data directory.
  *
- * Hour files appear only by rename(2) of a fully written and fsynced
- * temporary, so a directory entry with an hour's name is a complete hour.
+ * Hour files appear only through atomicfile (a fully written and fsynced
+ * temporary renamed), so a directory entry with an hour's name is a
+ * complete hour.
  */
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -10,12 +11,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "atomicfile.h"
+#include "cancel.h"
+#include "errbuf.h"
 #include "localdir.h"
 
 static const char HOUR_SUFFIX[] = ".jsonl";
@@ -52,32 +55,27 @@ mkdir_p(const char *dir)
 }
 
 int
-localdir_lock(const char *dir, int wait, const atomic_int *cancel, int *fd,
+localdir_lock(const char *dir, int wait, struct cancel *cancel, int *fd,
     char *err, size_t errlen)
 {
 	char path[4096];
 	int f;
 
-	if (mkdir_p(dir)) {
-		snprintf(err, errlen, "cannot create data directory %s: %s",
-		    dir, strerror(errno));
-		return (-1);
-	}
+	if (mkdir_p(dir))
+		return (errbuf_set(err, errlen, "cannot create data directory "
+		    "%s: %s", dir, ERRSTR(errno)));
 	if (snprintf(path, sizeof(path), "%s/.amp2s3.lock", dir) >=
-	    (int)sizeof(path)) {
-		snprintf(err, errlen, "data directory path too long");
-		return (-1);
-	}
-	if ((f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0) {
-		snprintf(err, errlen, "cannot open lock %s: %s", path,
-		    strerror(errno));
-		return (-1);
-	}
-	while ((cancel && atomic_load(cancel) && (errno = EINTR)) ||
+	    (int)sizeof(path))
+		return (errbuf_set(err, errlen, "data directory path too "
+		    "long"));
+	if ((f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
+		return (errbuf_set(err, errlen, "cannot open lock %s: %s", path,
+		    ERRSTR(errno)));
+	while ((cancel_requested(cancel) && (errno = EINTR)) ||
 	    flock(f, LOCK_EX | (wait ? 0 : LOCK_NB))) {
-		if (errno == EINTR && cancel && atomic_load(cancel)) {
+		if (errno == EINTR && cancel_requested(cancel)) {
 			close(f);
-			snprintf(err, errlen, "interrupted while waiting for "
+			errbuf_set(err, errlen, "interrupted while waiting for "
 			    "%s", path);
 			return (2);
 		}
@@ -85,12 +83,12 @@ localdir_lock(const char *dir, int wait, const atomic_int *cancel, int *fd,
 			continue;
 		if (errno == EWOULDBLOCK) {
 			close(f);
-			snprintf(err, errlen, "another amp2s3 run holds %s "
+			errbuf_set(err, errlen, "another amp2s3 run holds %s "
 			    "(use --wait-lock to wait for it)", path);
 			return (1);
 		}
-		snprintf(err, errlen, "cannot lock %s: %s", path,
-		    strerror(errno));
+		errbuf_set(err, errlen, "cannot lock %s: %s", path,
+		    ERRSTR(errno));
 		close(f);
 		return (-1);
 	}
@@ -109,8 +107,8 @@ localdir_clean(const char *dir, int *removed)
 	if ((d = opendir(dir)) == NULL)
 		return (-1);
 	while ((de = readdir(d)) != NULL) {
-		if (strncmp(de->d_name, LOCALDIR_TMP_PREFIX,
-		    sizeof(LOCALDIR_TMP_PREFIX) - 1) != 0)
+		if (strncmp(de->d_name, AFILE_TMP_PREFIX,
+		    sizeof(AFILE_TMP_PREFIX) - 1) != 0)
 			continue;
 		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
 			(*removed)++;
@@ -162,49 +160,34 @@ localdir_path(const char *dir, int gz, amp_hour hour, char *buf, size_t len)
 }
 
 int
-localdir_sync(const char *dir)
+localdir_write_empty(const char *dir, int gz, amp_hour first, int n,
+    char *err, size_t errlen)
 {
-	int fd, rc;
+	struct afile **v;
+	char path[4096];
+	size_t k = 0;
+	int rc = -1;
 
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return (-1);
-	rc = fsync(fd);
-	close(fd);
-	return (rc);
-}
-
-int
-localdir_write_empty(const char *dir, int gz, amp_hour hour, char *err,
-    size_t errlen)
-{
-	static atomic_uint seq;
-	char path[4096], tmp[4096], name[HOUR_FILE_LEN];
-	int fd;
-
-	hour_format_file(hour, name);
-	if (localdir_path(dir, gz, hour, path, sizeof(path)) ||
-	    snprintf(tmp, sizeof(tmp), "%s/" LOCALDIR_TMP_PREFIX "%s%s.%ld.%u",
-	    dir, name, localdir_suffix(gz), (long)getpid(),
-	    atomic_fetch_add(&seq, 1)) >= (int)sizeof(tmp)) {
-		snprintf(err, errlen, "path too long in %s", dir);
-		return (-1);
-	}
-	if (access(path, F_OK) == 0)
+	if (n < 1)
 		return (0);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
-		goto fail;
-	if (fsync(fd)) {
-		close(fd);
-		unlink(tmp);
-		goto fail;
+	if ((v = calloc((size_t)n, sizeof(*v))) == NULL)
+		return (errbuf_set(err, errlen, "out of memory"));
+	for (int i = 0; i < n; i++) {
+		if (localdir_path(dir, gz, first + i, path, sizeof(path))) {
+			errbuf_set(err, errlen, "path too long in %s", dir);
+			goto out;
+		}
+		if (access(path, F_OK) == 0)
+			continue;
+		if ((v[k] = afile_create(path, 0644, 0, err, errlen)) == NULL)
+			goto out;
+		k++;
 	}
-	close(fd);
-	if (rename(tmp, path)) {
-		unlink(tmp);
-		goto fail;
-	}
-	return (0);
-fail:
-	snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-	return (-1);
+	rc = afile_commit_all(v, k, err, errlen);
+	k = 0;
+out:
+	for (size_t i = 0; i < k; i++)
+		afile_abort(v[i]);
+	free(v);
+	return (rc);
 }

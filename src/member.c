@@ -1,14 +1,12 @@
 /*
- * member: strict parser of Export API zip member names.
+ * member: strict parser of Export API zip member names (see member.h).
  *
- * "<project>/<project>_<YYYY-MM-DD>_<H>#<part>.json.gz" is matched left to
- * right on the raw bytes with their length, so a NUL, a control byte, a
- * "../" or a second directory simply fails to match.  Numbers are parsed
- * with an overflow check; the calendar check is hour_from_ymdh's.
+ * The name is matched left to right; numbers are parsed with an overflow
+ * check; the calendar check is hour_from_ymdh's.
  */
 #include <string.h>
 
-#include "unpack.h"
+#include "member.h"
 
 /*
  * Parse the run of decimal digits at s[*pos..len) into *${v}: 1..${maxd}

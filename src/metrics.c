@@ -1,4 +1,4 @@
-/* metrics: Prometheus textfile output, written atomically. */
+/* metrics: Prometheus textfile output, written atomically (atomicfile). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "atomicfile.h"
+#include "errbuf.h"
 #include "metrics.h"
 #include "runctl.h"
 
@@ -41,66 +43,54 @@ counter(FILE *f, const char *name, const char *help, const char *type,
 	    name, type, name, v);
 }
 
-int
-metrics_write(const char *path, struct runctl *ctl, int exit_code,
-    int64_t started_s, int64_t now_s, char *err, size_t errlen)
-{
-	struct run_stats *s = &ctl->st;
-	char tmp[4096];
-	int64_t last_ok;
-	FILE *f;
-	int fd;
+/* The run's counters as one gauge each. */
+static const struct {
+	const char *name, *help;
+	enum run_counter c;
+} GAUGES[] = {
+	{ "amp2s3_hours_fetched", "Hours fetched with events in the last "
+	  "run.", RUN_HOURS_DATA },
+	{ "amp2s3_hours_empty", "Hours fetched empty in the last run.",
+	  RUN_HOURS_EMPTY },
+	{ "amp2s3_hours_failed", "Hours given up on in the last run.",
+	  RUN_HOURS_FAILED },
+	{ "amp2s3_hours_uploaded", "Hours stored in the last run.",
+	  RUN_UPLOADS },
+	{ "amp2s3_uploads_failed", "Uploads failed in the last run.",
+	  RUN_UPLOAD_FAILED },
+	{ "amp2s3_local_removed", "Local hours found already stored and "
+	  "removed in the last run.", RUN_LOCAL_REMOVED },
+	{ "amp2s3_bytes_downloaded", "Export answer bytes in the last run.",
+	  RUN_BYTES_ZIP },
+	{ "amp2s3_answers_reread", "Export answers that could not be "
+	  "unpacked while downloading (member order, zip layout) and were "
+	  "read again from the complete file, in the last run.", RUN_REREAD },
+	{ "amp2s3_bytes_written", "JSONL bytes written in the last run.",
+	  RUN_BYTES_OUT },
+	{ "amp2s3_bytes_uploaded", "Bytes stored in the last run.",
+	  RUN_UPLOAD_BYTES },
+	{ "amp2s3_events", "Events written in the last run.", RUN_EVENTS },
+	{ "amp2s3_requests", "Export requests in the last run.",
+	  RUN_REQUESTS },
+	{ "amp2s3_window_splits", "Windows split in halves (504/400) in the "
+	  "last run.", RUN_SPLITS },
+};
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >=
-	    (int)sizeof(tmp)) {
-		snprintf(err, errlen, "metrics file path too long");
-		return (-1);
-	}
-	last_ok = exit_code == 0 ? now_s : previous_success(path);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) <
-	    0 || (f = fdopen(fd, "w")) == NULL) {
-		snprintf(err, errlen, "cannot write metrics %s: %s", tmp,
-		    strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return (-1);
-	}
-	counter(f, "amp2s3_hours_fetched", "Hours fetched with events in the "
-	    "last run.", "gauge", atomic_load(&s->hours_data));
-	counter(f, "amp2s3_hours_empty", "Hours fetched empty in the last run.",
-	    "gauge", atomic_load(&s->hours_empty));
-	counter(f, "amp2s3_hours_failed", "Hours given up on in the last run.",
-	    "gauge", atomic_load(&s->hours_failed));
-	counter(f, "amp2s3_hours_uploaded", "Hours stored in the last run.",
-	    "gauge", atomic_load(&s->uploads));
-	counter(f, "amp2s3_uploads_failed", "Uploads failed in the last run.",
-	    "gauge", atomic_load(&s->upload_failed));
-	counter(f, "amp2s3_local_removed", "Local hours found already stored "
-	    "and removed in the last run.", "gauge",
-	    atomic_load(&s->local_removed));
-	counter(f, "amp2s3_bytes_downloaded", "Export answer bytes in the last "
-	    "run.", "gauge", atomic_load(&s->bytes_zip));
-	counter(f, "amp2s3_answers_reread", "Export answers that could not "
-	    "be unpacked while downloading (member order, zip layout) and were "
-	    "read again from the complete file, in the last run.", "gauge",
-	    atomic_load(&s->reread));
-	counter(f, "amp2s3_bytes_written", "JSONL bytes written in the last "
-	    "run.", "gauge", atomic_load(&s->bytes_out));
-	counter(f, "amp2s3_bytes_uploaded", "Bytes stored in the last run.",
-	    "gauge", atomic_load(&s->upload_bytes));
-	counter(f, "amp2s3_events", "Events written in the last run.", "gauge",
-	    atomic_load(&s->events));
-	counter(f, "amp2s3_requests", "Export requests in the last run.",
-	    "gauge", atomic_load(&s->requests));
-	counter(f, "amp2s3_window_splits", "Windows split in halves (504/400) "
-	    "in the last run.", "gauge", atomic_load(&s->splits));
+/* The whole file's text into ${f}. */
+static void
+render(FILE *f, struct runctl *ctl, int exit_code, int64_t started_s,
+    int64_t last_ok)
+{
+	for (size_t i = 0; i < sizeof(GAUGES) / sizeof(GAUGES[0]); i++)
+		counter(f, GAUGES[i].name, GAUGES[i].help, "gauge",
+		    runctl_counter(ctl, GAUGES[i].c));
 	fprintf(f, "# HELP amp2s3_retries Export requests repeated in the last "
 	    "run, by the HTTP status that caused them (0: transport error).\n"
 	    "# TYPE amp2s3_retries gauge\n");
 	fprintf(f, "amp2s3_retries{code=\"0\"} %" PRIu64 "\n",
-	    (uint64_t)atomic_load(&s->retry_by_code[0]));
-	for (int c = 100; c < 600; c++) {
-		uint64_t v = atomic_load(&s->retry_by_code[c]);
+	    runctl_retries_by(ctl, 0));
+	for (int c = 100; c < RUNCTL_MAX_CODE; c++) {
+		uint64_t v = runctl_retries_by(ctl, c);
 		if (v)
 			fprintf(f, "amp2s3_retries{code=\"%d\"} %" PRIu64 "\n",
 			    c, v);
@@ -108,25 +98,46 @@ metrics_write(const char *path, struct runctl *ctl, int exit_code,
 	fprintf(f, "# HELP amp2s3_run_duration_seconds Wall time of the last "
 	    "run.\n# TYPE amp2s3_run_duration_seconds gauge\n"
 	    "amp2s3_run_duration_seconds %.3f\n",
-	    (double)(runctl_now_ms() - ctl->t0_ms) / 1000.0);
+	    (double)runctl_elapsed_ms(ctl) / 1000.0);
 	counter(f, "amp2s3_exit_code", "Exit code of the last run.", "gauge",
 	    (uint64_t)exit_code);
 	counter(f, "amp2s3_last_run_timestamp_seconds", "When the last run "
 	    "started (Unix time).", "gauge", (uint64_t)started_s);
 	counter(f, LAST_OK, "When a run last ended with exit code 0 (Unix "
 	    "time; 0: never).", "gauge", (uint64_t)last_ok);
-	if (fflush(f) || ferror(f) || fsync(fileno(f))) {
-		snprintf(err, errlen, "cannot write metrics %s: %s", tmp,
-		    strerror(errno));
-		fclose(f);
-		unlink(tmp);
+}
+
+int
+metrics_write(const char *path, struct runctl *ctl, int exit_code,
+    int64_t started_s, int64_t now_s, char *err, size_t errlen)
+{
+	struct afile *af;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+	int rc;
+
+	if ((f = open_memstream(&text, &len)) == NULL)
+		return (errbuf_set(err, errlen, "cannot write metrics: %s",
+		    ERRSTR(errno)));
+	render(f, ctl, exit_code, started_s, exit_code == 0 ? now_s :
+	    previous_success(path));
+	if (fclose(f) != 0) {
+		free(text);
+		return (errbuf_set(err, errlen, "cannot write metrics: %s",
+		    ERRSTR(errno)));
+	}
+	/* Readable by the collector, which often runs as another user. */
+	if ((af = afile_create(path, 0644, 0, err, errlen)) == NULL) {
+		free(text);
 		return (-1);
 	}
-	if (fclose(f) || rename(tmp, path)) {
-		snprintf(err, errlen, "cannot write metrics %s: %s", path,
-		    strerror(errno));
-		unlink(tmp);
+	if (afile_write(af, text, len, err, errlen) != 0) {
+		afile_abort(af);
+		free(text);
 		return (-1);
 	}
-	return (0);
+	free(text);
+	rc = afile_commit(af, err, errlen);
+	return (rc);
 }

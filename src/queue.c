@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "queue.h"
 
 struct queue {
@@ -49,7 +50,7 @@ static void
 die(const char *what, int rc)
 {
 
-	fprintf(stderr, "queue: %s: %s\n", what, strerror(rc));
+	fprintf(stderr, "queue: %s: %s\n", what, ERRSTR(rc));
 	abort();
 }
 

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "errbuf.h"
 #include "fetch.h"
 #include "localdir.h"
 #include "log.h"
@@ -39,8 +40,12 @@
 #define RUN_MAX_LINE ((size_t)64 << 20)
 #define PLAN_ALL (PLAN_LOCAL | PLAN_REMOTE | PLAN_OTHER)
 
+/* Hours with their sizes, sorted by hour once filled. */
 struct hourset {
-	amp_hour *h;
+	struct hsize {
+		amp_hour h;
+		uint64_t size;
+	} *v;
 	size_t n, cap;
 	int oom;
 };
@@ -50,18 +55,17 @@ hourset_add(void *ctx, amp_hour h, uint64_t size)
 {
 	struct hourset *s = ctx;
 
-	(void)size;
 	if (s->n == s->cap) {
 		size_t ncap = s->cap ? s->cap * 2 : 256;
-		amp_hour *nh = realloc(s->h, ncap * sizeof(*nh));
-		if (nh == NULL) {
+		struct hsize *nv = realloc(s->v, ncap * sizeof(*nv));
+		if (nv == NULL) {
 			s->oom = 1;
 			return;
 		}
-		s->h = nh;
+		s->v = nv;
 		s->cap = ncap;
 	}
-	s->h[s->n++] = h;
+	s->v[s->n++] = (struct hsize){ h, size };
 }
 
 static int
@@ -72,11 +76,108 @@ cmp_hour(const void *a, const void *b)
 	return ((x > y) - (x < y));
 }
 
-static int
-hourset_has(const struct hourset *s, amp_hour h)
+/* The entry of ${h}, or NULL. */
+static const struct hsize *
+hourset_find(const struct hourset *s, amp_hour h)
 {
-	return (s->n > 0 &&
-	    bsearch(&h, s->h, s->n, sizeof(*s->h), cmp_hour) != NULL);
+	return (s->n > 0 ? bsearch(&h, s->v, s->n, sizeof(*s->v),
+	    cmp_hour) : NULL);
+}
+
+static void
+hourset_sort(struct hourset *s)
+{
+	if (s->n > 1)
+		qsort(s->v, s->n, sizeof(*s->v), cmp_hour);
+}
+
+/* What a run starts from: the hours on disk and those in the store. */
+struct listing {
+	struct hourset local, remote;
+};
+
+static void
+listing_free(struct listing *l)
+{
+	free(l->local.v);
+	free(l->remote.v);
+}
+
+/*
+ * The store spans a run asks about: the range (${range}) and the runs of
+ * consecutive local hours (${with_local}).  *${n} set; NULL if no memory.
+ */
+static struct store_span *
+spans_of(const struct config *cfg, const struct hourset *local, int range,
+    int with_local, size_t *n)
+{
+	struct store_span *sp;
+
+	*n = 0;
+	if ((sp = malloc((local->n + 1) * sizeof(*sp))) == NULL)
+		return (NULL);
+	if (range)
+		sp[(*n)++] = (struct store_span){ cfg->start, cfg->end };
+	for (size_t i = 0; with_local && i < local->n; i++) {
+		if (i > 0 && local->v[i].h == local->v[i - 1].h + 1)
+			sp[*n - 1].last = local->v[i].h;
+		else
+			sp[(*n)++] = (struct store_span){ local->v[i].h,
+			    local->v[i].h };
+	}
+	return (sp);
+}
+
+/*
+ * list_hours(cfg, lg, store, range, with_local, l): fill ${l} with the
+ * complete hours of the data directory, then (${store} not NULL) the
+ * store's hours of the range (${range}) and of the local hours
+ * (${with_local}), both sorted.  Returns 0 or the exit code of the
+ * failure (logged).  The caller frees ${l}.
+ */
+static int
+list_hours(const struct config *cfg, struct logger *lg, struct store *store,
+    int range, int with_local, struct listing *l)
+{
+	struct store_span *spans;
+	enum store_status s;
+	char err[600];
+	size_t n;
+
+	memset(l, 0, sizeof(*l));
+	if (localdir_scan(cfg->data_dir, cfg->gzip, hourset_add, &l->local) &&
+	    errno != ENOENT) {
+		log_error(lg, "cannot read data directory %s: %s",
+		    cfg->data_dir, ERRSTR(errno));
+		return (EXIT_IO);
+	}
+	hourset_sort(&l->local);
+	if (store == NULL)
+		return (l->local.oom ? EXIT_IO : 0);
+	if (store_set_layout(store, cfg->key_template, cfg->gzip, err,
+	    sizeof(err))) {
+		log_error(lg, "%s", err);
+		return (EXIT_USAGE);
+	}
+	if ((spans = spans_of(cfg, &l->local, range, with_local, &n)) ==
+	    NULL || l->local.oom) {
+		free(spans);
+		log_error(lg, "out of memory listing hours");
+		return (EXIT_IO);
+	}
+	s = store_list(store, spans, n, hourset_add, &l->remote, err,
+	    sizeof(err));
+	free(spans);
+	if (s != STORE_OK) {
+		log_error(lg, "%s", err);
+		return (s == STORE_FATAL ? EXIT_AUTH : EXIT_PARTIAL);
+	}
+	if (l->remote.oom) {
+		log_error(lg, "out of memory listing hours");
+		return (EXIT_IO);
+	}
+	hourset_sort(&l->remote);
+	return (0);
 }
 
 struct planner {
@@ -120,7 +221,7 @@ hour_to_upload(void *ctx, amp_hour h)
 static int
 exit_code(struct runctl *ctl)
 {
-	switch (atomic_load(&ctl->stop)) {
+	switch (runctl_stop_reason(ctl)) {
 	case STOP_AUTH:
 		return (EXIT_AUTH);
 	case STOP_IO:
@@ -132,8 +233,8 @@ exit_code(struct runctl *ctl)
 	default:
 		break;
 	}
-	if (atomic_load(&ctl->st.hours_failed) ||
-	    atomic_load(&ctl->st.upload_failed))
+	if (runctl_counter(ctl, RUN_HOURS_FAILED) ||
+	    runctl_counter(ctl, RUN_UPLOAD_FAILED))
 		return (EXIT_PARTIAL);
 	return (EXIT_OK);
 }
@@ -142,8 +243,7 @@ static void
 summary(const struct config *cfg, struct logger *lg, struct runctl *ctl,
     size_t already, int rc)
 {
-	struct run_stats *s = &ctl->st;
-	double secs = (double)(runctl_now_ms() - ctl->t0_ms) / 1000.0;
+	double secs = (double)runctl_elapsed_ms(ctl) / 1000.0;
 
 	log_progress(lg, NULL);
 	if (cfg->cmd != CMD_SYNC)
@@ -152,103 +252,55 @@ summary(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 		    PRIu64 " failed, %zu already complete; %" PRIu64
 		    " events, %.1f MB written, %.1f MB downloaded; %"
 		    PRIu64 " requests, %" PRIu64 " retries, %" PRIu64
-		    " splits; %.2f s", atomic_load(&s->hours_data),
-		    atomic_load(&s->hours_empty),
-		    atomic_load(&s->hours_failed), already,
-		    atomic_load(&s->events),
-		    (double)atomic_load(&s->bytes_out) / 1e6,
-		    (double)atomic_load(&s->bytes_zip) / 1e6,
-		    atomic_load(&s->requests), atomic_load(&s->retries),
-		    atomic_load(&s->splits), secs);
+		    " splits; %.2f s", runctl_counter(ctl, RUN_HOURS_DATA),
+		    runctl_counter(ctl, RUN_HOURS_EMPTY),
+		    runctl_counter(ctl, RUN_HOURS_FAILED), already,
+		    runctl_counter(ctl, RUN_EVENTS),
+		    (double)runctl_counter(ctl, RUN_BYTES_OUT) / 1e6,
+		    (double)runctl_counter(ctl, RUN_BYTES_ZIP) / 1e6,
+		    runctl_counter(ctl, RUN_REQUESTS),
+		    runctl_counter(ctl, RUN_RETRIES),
+		    runctl_counter(ctl, RUN_SPLITS), secs);
 	if (cfg->cmd != CMD_FETCH)
 		log_msg(lg, rc == 0 ? LOG_INFO : LOG_WARN,
 		    "sync: %" PRIu64 " hours uploaded (%.1f MB), %" PRIu64
 		    " failed, %" PRIu64 " local files already stored and "
-		    "removed; %.2f s", atomic_load(&s->uploads),
-		    (double)atomic_load(&s->upload_bytes) / 1e6,
-		    atomic_load(&s->upload_failed),
-		    atomic_load(&s->local_removed), secs);
+		    "removed; %.2f s", runctl_counter(ctl, RUN_UPLOADS),
+		    (double)runctl_counter(ctl, RUN_UPLOAD_BYTES) / 1e6,
+		    runctl_counter(ctl, RUN_UPLOAD_FAILED),
+		    runctl_counter(ctl, RUN_LOCAL_REMOVED), secs);
 }
 
-/* Per-hour sizes for `status`: index = hour - start, -1 = absent. */
-struct sizemap {
-	amp_hour start;
-	size_t n;
-	int64_t *size;
-};
-
-static void
-sizemap_add(void *ctx, amp_hour h, uint64_t size)
+/* The cell of hour index ${i} of the range for `status`. */
+static uint8_t
+status_cell(const struct config *cfg, const struct listing *l,
+    const struct store *store, size_t i)
 {
-	struct sizemap *m = ctx;
+	amp_hour h = cfg->start + (amp_hour)i;
+	const struct hsize *r = hourset_find(&l->remote, h);
+	const struct hsize *loc = hourset_find(&l->local, h);
 
-	if (h >= m->start && (uint64_t)(h - m->start) < m->n)
-		m->size[h - m->start] = (int64_t)size;
+	if (plan_shard_of(h, cfg->shard_count) != cfg->shard_index)
+		return (CELL_OTHER);
+	if (r != NULL)
+		return (r->size > 0 ? CELL_STORED : CELL_EMPTY);
+	if (loc == NULL)
+		return (CELL_MISSING);
+	if (store != NULL)
+		return (CELL_LOCAL);
+	return (loc->size == 0 ? CELL_EMPTY : CELL_STORED);
 }
 
-int
-run_status(const struct config *cfg, struct logger *lg, struct store *store)
+/* Draw the grid of ${cells} on stdout.  The exit code. */
+static int
+status_draw(const struct config *cfg, struct logger *lg,
+    const struct store *store, const uint8_t *cells)
 {
-	struct sizemap loc = { 0 }, rem = { 0 };
 	struct status_totals t;
-	uint8_t *cells = NULL;
-	char err[600], where[1200], shardbuf[24];
+	char where[1200], shardbuf[24];
 	const char *shard = NULL;       /* "K/N" when sharded */
-	int rc = EXIT_PARTIAL, color;
-	size_t n;
+	int color;
 
-	if ((uint64_t)(cfg->end - cfg->start) >= (uint64_t)200 * 366 * 24) {
-		log_error(lg, "the range is too large to show");
-		return (EXIT_USAGE);
-	}
-	n = (size_t)(cfg->end - cfg->start) + 1;
-	loc.start = rem.start = cfg->start;
-	loc.n = rem.n = n;
-	if ((loc.size = malloc(n * sizeof(int64_t))) == NULL ||
-	    (rem.size = malloc(n * sizeof(int64_t))) == NULL ||
-	    (cells = malloc(n)) == NULL) {
-		log_error(lg, "out of memory");
-		goto done;
-	}
-	for (size_t i = 0; i < n; i++)
-		loc.size[i] = rem.size[i] = -1;
-	if (localdir_scan(cfg->data_dir, cfg->gzip, sizemap_add, &loc) &&
-	    errno != ENOENT) {
-		log_error(lg, "cannot read data directory %s: %s",
-		    cfg->data_dir, strerror(errno));
-		rc = EXIT_IO;
-		goto done;
-	}
-	if (store && store_set_layout(store, cfg->key_template, cfg->gzip,
-	    err, sizeof(err))) {
-		log_error(lg, "%s", err);
-		rc = EXIT_USAGE;
-		goto done;
-	}
-	if (store) {
-		struct store_span all = { cfg->start, cfg->end };
-		enum store_status s = store_list(store, &all, 1, sizemap_add,
-		    &rem, err, sizeof(err));
-		if (s != STORE_OK) {
-			log_error(lg, "%s", err);
-			rc = s == STORE_FATAL ? EXIT_AUTH : EXIT_PARTIAL;
-			goto done;
-		}
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (rem.size[i] > 0)
-			cells[i] = CELL_STORED;
-		else if (rem.size[i] == 0)
-			cells[i] = CELL_EMPTY;
-		else if (loc.size[i] >= 0)
-			cells[i] = store ? CELL_LOCAL :
-			    (loc.size[i] == 0 ? CELL_EMPTY : CELL_STORED);
-		else
-			cells[i] = CELL_MISSING;
-		if (plan_shard_of(cfg->start + (amp_hour)i, cfg->shard_count) !=
-		    cfg->shard_index)
-			cells[i] = CELL_OTHER;
-	}
 	if (cfg->shard_count > 1) {
 		snprintf(shardbuf, sizeof(shardbuf), "%d/%d", cfg->shard_index,
 		    cfg->shard_count);
@@ -261,190 +313,224 @@ run_status(const struct config *cfg, struct logger *lg, struct store *store)
 	if (status_print(stdout, cfg->start, cfg->end, cells, where, shard,
 	    cfg->json, color, &t)) {
 		log_error(lg, "cannot write to standard output");
+		return (EXIT_IO);
+	}
+	return (t.missing == 0 ? EXIT_OK : EXIT_PARTIAL);
+}
+
+int
+run_status(const struct config *cfg, struct logger *lg, struct store *store)
+{
+	struct listing l;
+	uint8_t *cells = NULL;
+	int rc;
+	size_t n;
+
+	if ((uint64_t)(cfg->end - cfg->start) >= (uint64_t)200 * 366 * 24) {
+		log_error(lg, "the range is too large to show");
+		return (EXIT_USAGE);
+	}
+	n = (size_t)(cfg->end - cfg->start) + 1;
+	if ((rc = list_hours(cfg, lg, store, 1, 0, &l)) != 0)
+		goto done;
+	if ((cells = malloc(n)) == NULL) {
+		log_error(lg, "out of memory");
 		rc = EXIT_IO;
 		goto done;
 	}
-	rc = t.missing == 0 ? EXIT_OK : EXIT_PARTIAL;
+	for (size_t i = 0; i < n; i++)
+		cells[i] = status_cell(cfg, &l, store, i);
+	rc = status_draw(cfg, lg, store, cells);
 done:
-	free(loc.size);
-	free(rem.size);
 	free(cells);
+	listing_free(&l);
 	return (rc);
+}
+
+/* Log how many of this run's hours are already on disk and stored. */
+static void
+report_listing(const struct config *cfg, struct logger *lg,
+    const struct store *store, const struct listing *l)
+{
+	int do_fetch = cfg->cmd != CMD_SYNC, do_upload = cfg->cmd != CMD_FETCH;
+	size_t stored = 0;
+
+	for (size_t i = 0; i < l->remote.n; i++) {
+		amp_hour h = l->remote.v[i].h;
+		if ((do_fetch && h >= cfg->start && h <= cfg->end) ||
+		    (do_upload && hourset_find(&l->local, h) != NULL))
+			stored++;
+	}
+	log_info(lg, "%zu hours on disk, %zu of this run's hours in %s",
+	    l->local.n, stored, store ? store_describe(store) : "(no store)");
+}
+
+/*
+ * The upload side: delete the local hours the store already has; what is
+ * left of l->local are the uploads, in hour order.
+ */
+static void
+prune_stored(const struct config *cfg, struct logger *lg, struct runctl *ctl,
+    struct listing *l)
+{
+	size_t keep = 0;
+	char path[4096];
+
+	for (size_t i = 0; i < l->local.n; i++) {
+		amp_hour h = l->local.v[i].h;
+
+		if (hourset_find(&l->remote, h) == NULL) {
+			l->local.v[keep++] = l->local.v[i];
+			continue;
+		}
+		if (localdir_path(cfg->data_dir, cfg->gzip, h, path,
+		    sizeof(path)) == 0 && unlink(path) == 0) {
+			runctl_count(ctl, RUN_LOCAL_REMOVED, 1);
+			log_debug(lg, "%s is already stored: removed", path);
+		}
+	}
+	l->local.n = keep;
+}
+
+static struct upload_pool *
+start_uploads(const struct config *cfg, struct logger *lg,
+    struct runctl *ctl, struct store *store)
+{
+	struct upload_opts uo = {
+		.store = store, .data_dir = cfg->data_dir,
+		.gzip = cfg->gzip,
+		.workers = cfg->upload_workers,
+		.queue_cap = 2 * cfg->upload_workers + 2 * cfg->fetch_workers,
+		.lg = lg, .ctl = ctl,
+	};
+
+	return (upload_start(&uo));
+}
+
+/*
+ * The coverage of the range: the hours on disk (before prune_stored()
+ * removed those the store has, which are therefore stored), the hours in
+ * the store, and other shards' hours.  *${already}: hours complete.
+ * Returns 0 or the exit code (logged).
+ */
+static int
+plan_coverage(const struct config *cfg, struct logger *lg,
+    struct runctl *ctl, const struct listing *l, struct coverage *cov,
+    size_t *already)
+{
+	uint64_t todo;
+
+	if (coverage_init(cov, cfg->start, cfg->end)) {
+		log_error(lg, "the range is too large to plan");
+		return (EXIT_USAGE);
+	}
+	for (size_t i = 0; i < l->local.n; i++)
+		coverage_mark(cov, l->local.v[i].h, PLAN_LOCAL);
+	for (size_t i = 0; i < l->remote.n; i++)
+		coverage_mark(cov, l->remote.v[i].h, PLAN_REMOTE);
+	coverage_shard(cov, cfg->shard_index, cfg->shard_count);
+	todo = coverage_count(cov, PLAN_ALL, 0);
+	runctl_set_total_hours(ctl, todo);
+	*already = cov->n - todo - coverage_count(cov, PLAN_ALL, PLAN_OTHER);
+	if (cfg->shard_count > 1)
+		log_info(lg, "shard %d/%d: %zu hours of the range are other "
+		    "shards'", cfg->shard_index, cfg->shard_count,
+		    coverage_count(cov, PLAN_ALL, PLAN_OTHER));
+	log_info(lg, "range %zu hours: %zu complete, %" PRIu64 " to fetch",
+	    cov->n, *already, todo);
+	return (0);
+}
+
+static struct fetch_pool *
+start_fetch(const struct config *cfg, struct logger *lg, struct runctl *ctl,
+    struct upload_pool *up)
+{
+	struct fetch_opts fo = {
+		.api_url = cfg->api_url, .api_key = cfg->api_key,
+		.secret_key = cfg->secret_key,
+		.ca_bundle = cfg->ca_bundle, .data_dir = cfg->data_dir,
+		.auth_hint = config_api_auth_hint(),
+		.workers = cfg->fetch_workers,
+		.queue_cap = 2 * cfg->fetch_workers,
+		.max_attempts = cfg->max_attempts,
+		.retry_base_ms = cfg->retry_base_ms,
+		.retry_max_ms = cfg->retry_max_ms,
+		.connect_timeout_s = cfg->connect_timeout_s,
+		.stall_timeout_s = cfg->stall_timeout_s,
+		.min_speed = cfg->min_speed,
+		.unpack = { .max_hour_bytes = cfg->max_hour_bytes,
+		    .max_ratio = RUN_MAX_RATIO,
+		    .max_line = RUN_MAX_LINE,
+		    /* `all` to S3 reads each hour back within seconds (hash,
+		     * send); otherwise the hour is linked into --dev's
+		     * folder or left for a later sync: no reason to keep it
+		     * cached. */
+		    .keep_cache = up != NULL && !cfg->dev },
+		.format = !cfg->gzip ? UNPACK_FMT_JSONL :
+		    cfg->no_validate ? UNPACK_FMT_GZIP_RAW : UNPACK_FMT_GZIP,
+		.lg = lg, .ctl = ctl,
+		.on_hour = up ? hour_to_upload : NULL,
+		.on_hour_ctx = up,
+	};
+
+	return (fetch_start(&fo));
+}
+
+/* Start the planner thread over ${pl}.  0, or -1 (cancelled, logged). */
+static int
+start_planner(struct planner *pl, struct runctl *ctl)
+{
+	int rc;
+
+	if ((rc = pthread_create(&pl->th, NULL, planner_main, pl)) != 0) {
+		log_error(pl->lg, "pthread_create: %s", ERRSTR(rc));
+		runctl_cancel(ctl, STOP_IO);
+		fetch_plan_done(pl->fp);
+		return (-1);
+	}
+	return (0);
 }
 
 int
 run_command(const struct config *cfg, struct logger *lg, struct runctl *ctl,
     struct store *store)
 {
-	struct hourset local = { 0 }, remote = { 0 };
+	struct listing l;
 	struct coverage cov = { 0 };
 	struct fetch_pool *fp = NULL;
 	struct upload_pool *up = NULL;
-	struct planner pl;
+	struct planner pl = { .cfg = cfg, .cov = &cov, .lg = lg };
 	int do_fetch = cfg->cmd != CMD_SYNC, do_upload = cfg->cmd != CMD_FETCH;
-	int planner_started = 0, rc = EXIT_PARTIAL;
-	struct store_span *spans = NULL;
-	size_t already = 0, nspans = 0, stored = 0;
-	char err[600];
+	int planner_started = 0, rc;
+	size_t already = 0;
 
 	/* 1. What is there. */
-	if (localdir_scan(cfg->data_dir, cfg->gzip, hourset_add, &local)) {
-		log_error(lg, "cannot read data directory %s: %s",
-		    cfg->data_dir, strerror(errno));
-		rc = EXIT_IO;
+	if ((rc = list_hours(cfg, lg, store, do_fetch, do_upload, &l)) != 0)
 		goto done;
-	}
-	if (store && store_set_layout(store, cfg->key_template, cfg->gzip,
-	    err, sizeof(err))) {
-		log_error(lg, "%s", err);
-		rc = EXIT_USAGE;
-		goto done;
-	}
-	if (local.oom) {
-		log_error(lg, "out of memory listing hours");
-		goto done;
-	}
-	if (local.n)
-		qsort(local.h, local.n, sizeof(*local.h), cmp_hour);
-	if (store) {
-		/* Ask the store only about the hours this run covers. */
-		if ((spans = malloc((local.n + 1) * sizeof(*spans))) == NULL) {
-			log_error(lg, "out of memory listing hours");
-			goto done;
-		}
-		if (do_fetch)
-			spans[nspans++] = (struct store_span){ cfg->start,
-			    cfg->end };
-		for (size_t i = 0; do_upload && i < local.n; i++) {
-			if (i > 0 && local.h[i] == local.h[i - 1] + 1)
-				spans[nspans - 1].last = local.h[i];
-			else
-				spans[nspans++] = (struct store_span){
-				    local.h[i], local.h[i] };
-		}
-		enum store_status s = store_list(store, spans, nspans,
-		    hourset_add, &remote, err, sizeof(err));
-		if (s != STORE_OK) {
-			log_error(lg, "%s", err);
-			rc = s == STORE_FATAL ? EXIT_AUTH : EXIT_PARTIAL;
-			goto done;
-		}
-	}
-	if (remote.oom) {
-		log_error(lg, "out of memory listing hours");
-		goto done;
-	}
-	if (remote.n)
-		qsort(remote.h, remote.n, sizeof(*remote.h), cmp_hour);
-	for (size_t i = 0; i < remote.n; i++)
-		if ((do_fetch && remote.h[i] >= cfg->start &&
-		    remote.h[i] <= cfg->end) ||
-		    (do_upload && hourset_has(&local, remote.h[i])))
-			stored++;
-	log_info(lg, "%zu hours on disk, %zu of this run's hours in %s",
-	    local.n, stored, store ? store_describe(store) : "(no store)");
+	report_listing(cfg, lg, store, &l);
+	rc = EXIT_PARTIAL;
 
-	/* 2. The upload side: local hours the store already has go away. */
+	/* 2. The upload side. */
 	if (do_upload) {
-		struct upload_opts uo = {
-			.store = store, .data_dir = cfg->data_dir,
-			.gzip = cfg->gzip,
-			.workers = cfg->upload_workers,
-			.queue_cap = 2 * cfg->upload_workers + 2 *
-			    cfg->fetch_workers,
-			.lg = lg, .ctl = ctl,
-		};
-		size_t keep = 0;
-
-		for (size_t i = 0; i < local.n; i++) {
-			char path[4096];
-			if (!hourset_has(&remote, local.h[i])) {
-				local.h[keep++] = local.h[i];
-				continue;
-			}
-			if (localdir_path(cfg->data_dir, cfg->gzip, local.h[i],
-			    path, sizeof(path)) == 0 && unlink(path) == 0) {
-				atomic_fetch_add(&ctl->st.local_removed, 1);
-				log_debug(lg, "%s is already stored: removed",
-				    path);
-			}
-		}
-		/* The remaining local hours are uploads, in hour order. */
-		local.n = keep;
-		if ((up = upload_start(&uo)) == NULL)
+		prune_stored(cfg, lg, ctl, &l);
+		if ((up = start_uploads(cfg, lg, ctl, store)) == NULL)
 			goto done;
 	}
 
 	/* 3. The fetch side. */
 	if (do_fetch) {
-		struct fetch_opts fo = {
-			.api_url = cfg->api_url, .api_key = cfg->api_key,
-			.secret_key = cfg->secret_key,
-			.ca_bundle = cfg->ca_bundle, .data_dir = cfg->data_dir,
-			.workers = cfg->fetch_workers,
-			.queue_cap = 2 * cfg->fetch_workers,
-			.max_attempts = cfg->max_attempts,
-			.retry_base_ms = cfg->retry_base_ms,
-			.retry_max_ms = cfg->retry_max_ms,
-			.connect_timeout_s = cfg->connect_timeout_s,
-			.stall_timeout_s = cfg->stall_timeout_s,
-			.unpack = { .max_hour_bytes = cfg->max_hour_bytes,
-			    .max_ratio = RUN_MAX_RATIO,
-			    .max_line = RUN_MAX_LINE,
-			    /* `all` to S3 reads each hour back within
-			     * seconds (hash, send); otherwise the hour is
-			     * linked into --dev's folder or left for a
-			     * later sync: no reason to keep it cached. */
-			    .keep_cache = up != NULL && !cfg->dev },
-			.format = !cfg->gzip ? UNPACK_FMT_JSONL :
-			    cfg->no_validate ? UNPACK_FMT_GZIP_RAW :
-			    UNPACK_FMT_GZIP,
-			.lg = lg, .ctl = ctl,
-			.on_hour = up ? hour_to_upload : NULL,
-			.on_hour_ctx = up,
-		};
-
-		if (coverage_init(&cov, cfg->start, cfg->end)) {
-			log_error(lg, "the range is too large to plan");
-			rc = EXIT_USAGE;
+		if ((rc = plan_coverage(cfg, lg, ctl, &l, &cov, &already)) != 0)
 			goto done;
-		}
-		/* Local hours marked before step 2 pruned them: the pruned
-		 * ones are in the store, so mark both sets. */
-		for (size_t i = 0; i < local.n; i++)
-			coverage_mark(&cov, local.h[i], PLAN_LOCAL);
-		for (size_t i = 0; i < remote.n; i++)
-			coverage_mark(&cov, remote.h[i], PLAN_REMOTE);
-		coverage_shard(&cov, cfg->shard_index, cfg->shard_count);
-		ctl->total_hours = coverage_count(&cov, PLAN_ALL, 0);
-		already = cov.n - ctl->total_hours -
-		    coverage_count(&cov, PLAN_ALL, PLAN_OTHER);
-		if (cfg->shard_count > 1)
-			log_info(lg, "shard %d/%d: %zu hours of the range are "
-			    "other shards'", cfg->shard_index, cfg->shard_count,
-			    coverage_count(&cov, PLAN_ALL, PLAN_OTHER));
-		log_info(lg, "range %zu hours: %zu complete, %" PRIu64
-		    " to fetch", cov.n, already, ctl->total_hours);
-		if ((fp = fetch_start(&fo)) == NULL)
+		rc = EXIT_PARTIAL;
+		if ((fp = pl.fp = start_fetch(cfg, lg, ctl, up)) == NULL)
 			goto done;
-		pl.cfg = cfg;
-		pl.cov = &cov;
-		pl.fp = fp;
-		pl.lg = lg;
-		if ((errno = pthread_create(&pl.th, NULL, planner_main, &pl))) {
-			log_error(lg, "pthread_create: %s", strerror(errno));
-			runctl_cancel(ctl, STOP_IO);
-			fetch_plan_done(fp);
-		} else {
-			planner_started = 1;
-		}
+		planner_started = start_planner(&pl, ctl) == 0;
 	}
 
 	/* 4. Meanwhile: queue the hours already on disk for upload. */
-	if (up)
-		for (size_t i = 0; i < local.n; i++)
-			if (upload_submit(up, local.h[i]))
-				break;
+	for (size_t i = 0; up != NULL && i < l.local.n; i++)
+		if (upload_submit(up, l.local.v[i].h))
+			break;
 
 	/* 5. Wind down in dependency order. */
 	if (planner_started)
@@ -468,8 +554,6 @@ done:
 		upload_join(up);
 	}
 	coverage_free(&cov);
-	free(spans);
-	free(local.h);
-	free(remote.h);
+	listing_free(&l);
 	return (rc);
 }

@@ -1,132 +1,135 @@
 /*
- * runctl: shared cancel flag, counters, sleeps and progress.
+ * runctl: the run's cancel flag, counters and progress line.
  *
- * Lock order: runctl's mutex is a leaf — nothing else is locked while it
- * is held, except that wake hooks run under it; hooks must only call
- * async-safe, non-locking functions such as curl_multi_wakeup().
+ * Lock order: ${draw_mu} (the progress throttle) is a leaf; the cancel
+ * flag's own mutex (cancel.c) is never taken while it is held.
  */
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "cancel.h"
+#include "errbuf.h"
 #include "log.h"
 #include "runctl.h"
 
-int64_t
-runctl_now_ms(void)
-{
-	struct timespec ts;
+struct runctl {
+	struct cancel *cancel;
+	struct logger *lg;
+	int progress;                  /* draw a progress line */
+	int64_t t0_ms;                 /* cancel_clock_ms() at the start */
+	atomic_uint_fast64_t total_hours;
+	atomic_uint_fast64_t n[RUN_NCOUNTERS];
+	atomic_uint_fast64_t retry_by_code[RUNCTL_MAX_CODE];
+	pthread_mutex_t draw_mu;       /* last_draw_ms */
+	int64_t last_draw_ms;
+};
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-}
-
-int
-runctl_init(struct runctl *c, struct logger *lg, int progress)
+struct runctl *
+runctl_new(struct logger *lg, int progress)
 {
-	pthread_condattr_t ca;
+	struct runctl *c;
 	int rc;
 
-	memset(c, 0, sizeof(*c));
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->cancel = cancel_new()) == NULL) {
+		log_error(lg, "cannot set up the run: out of memory");
+		free(c);
+		return (NULL);
+	}
+	if ((rc = pthread_mutex_init(&c->draw_mu, NULL)) != 0) {
+		log_error(lg, "pthread_mutex_init: %s", ERRSTR(rc));
+		cancel_free(c->cancel);
+		free(c);
+		return (NULL);
+	}
 	c->lg = lg;
 	c->progress = progress;
-	c->t0_ms = runctl_now_ms();
-	if ((rc = pthread_mutex_init(&c->mu, NULL)) != 0) {
-		log_error(lg, "pthread_mutex_init: %s", strerror(rc));
-		return (-1);
-	}
-	if ((rc = pthread_condattr_init(&ca)) != 0 ||
-	    (rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC)) != 0 ||
-	    (rc = pthread_cond_init(&c->cv, &ca)) != 0) {
-		log_error(lg, "pthread_cond_init: %s", strerror(rc));
-		pthread_mutex_destroy(&c->mu);
-		return (-1);
-	}
-	pthread_condattr_destroy(&ca);
-	return (0);
+	c->t0_ms = cancel_clock_ms();
+	return (c);
 }
 
 void
-runctl_destroy(struct runctl *c)
+runctl_free(struct runctl *c)
 {
-	pthread_cond_destroy(&c->cv);
-	pthread_mutex_destroy(&c->mu);
+	if (c == NULL)
+		return;
+	pthread_mutex_destroy(&c->draw_mu);
+	cancel_free(c->cancel);
+	free(c);
 }
 
-int
-runctl_add_hook(struct runctl *c, void (*fn)(void *), void *arg)
+struct cancel *
+runctl_cancel_flag(struct runctl *c)
 {
-	int rc = 0;
-
-	pthread_mutex_lock(&c->mu);
-	if (c->nhooks == RUNCTL_MAX_HOOKS) {
-		rc = -1;
-	} else {
-		c->hook[c->nhooks] = fn;
-		c->hook_arg[c->nhooks++] = arg;
-		if (atomic_load(&c->cancel))
-			fn(arg);
-	}
-	pthread_mutex_unlock(&c->mu);
-	return (rc);
-}
-
-void
-runctl_remove_hook(struct runctl *c, void (*fn)(void *), void *arg)
-{
-	pthread_mutex_lock(&c->mu);
-	for (int i = 0; i < c->nhooks; i++) {
-		if (c->hook[i] != fn || c->hook_arg[i] != arg)
-			continue;
-		c->hook[i] = c->hook[c->nhooks - 1];
-		c->hook_arg[i] = c->hook_arg[c->nhooks - 1];
-		c->nhooks--;
-		break;
-	}
-	pthread_mutex_unlock(&c->mu);
+	return (c->cancel);
 }
 
 void
 runctl_cancel(struct runctl *c, enum run_stop why)
 {
-	int none = STOP_NONE;
-
-	atomic_compare_exchange_strong(&c->stop, &none, (int)why);
-	pthread_mutex_lock(&c->mu);
-	atomic_store(&c->cancel, 1);
-	for (int i = 0; i < c->nhooks; i++)
-		c->hook[i](c->hook_arg[i]);
-	pthread_cond_broadcast(&c->cv);
-	pthread_mutex_unlock(&c->mu);
+	(void)cancel_trigger(c->cancel, (int)why);
 }
 
 int
-runctl_cancelled(struct runctl *c)
+runctl_cancelled(const struct runctl *c)
 {
-	return (atomic_load(&c->cancel));
+	return (cancel_requested(c->cancel));
+}
+
+enum run_stop
+runctl_stop_reason(const struct runctl *c)
+{
+	return ((enum run_stop)cancel_reason(c->cancel));
 }
 
 int
 runctl_sleep(struct runctl *c, int64_t ms)
 {
-	struct timespec ts;
-	int cancelled;
+	return (cancel_sleep(c->cancel, ms));
+}
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&c->mu);
-	while (!atomic_load(&c->cancel) &&
-	    pthread_cond_timedwait(&c->cv, &c->mu, &ts) == 0)
-		;
-	cancelled = atomic_load(&c->cancel);
-	pthread_mutex_unlock(&c->mu);
-	return (cancelled ? -1 : 0);
+void
+runctl_count(struct runctl *c, enum run_counter k, uint64_t n)
+{
+	atomic_fetch_add(&c->n[k], n);
+}
+
+uint64_t
+runctl_counter(const struct runctl *c, enum run_counter k)
+{
+	return (atomic_load(&c->n[k]));
+}
+
+void
+runctl_count_retry(struct runctl *c, long code)
+{
+	if (code < 100 || code >= RUNCTL_MAX_CODE)
+		code = 0;
+	atomic_fetch_add(&c->retry_by_code[code], 1);
+}
+
+uint64_t
+runctl_retries_by(const struct runctl *c, int code)
+{
+	if (code < 0 || code >= RUNCTL_MAX_CODE)
+		return (0);
+	return (atomic_load(&c->retry_by_code[code]));
+}
+
+void
+runctl_set_total_hours(struct runctl *c, uint64_t n)
+{
+	atomic_store(&c->total_hours, n);
+}
+
+int64_t
+runctl_elapsed_ms(const struct runctl *c)
+{
+	return (cancel_clock_ms() - c->t0_ms);
 }
 
 void
@@ -134,37 +137,38 @@ runctl_progress(struct runctl *c, int force)
 {
 	char line[200];
 	int64_t now;
-	uint64_t done, mb, up;
+	uint64_t done, mb, up, total, out;
 	double secs, rate;
 
 	if (!c->progress)
 		return;
-	now = runctl_now_ms();
-	pthread_mutex_lock(&c->mu);
+	now = cancel_clock_ms();
+	pthread_mutex_lock(&c->draw_mu);
 	if (!force && now - c->last_draw_ms < 250) {
-		pthread_mutex_unlock(&c->mu);
+		pthread_mutex_unlock(&c->draw_mu);
 		return;
 	}
 	c->last_draw_ms = now;
-	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(&c->draw_mu);
 
-	done = atomic_load(&c->st.hours_data) + atomic_load(&c->st.hours_empty)
-	    + atomic_load(&c->st.hours_failed);
-	up = atomic_load(&c->st.uploads);
-	mb = atomic_load(&c->st.bytes_out) >> 20;
+	done = runctl_counter(c, RUN_HOURS_DATA) +
+	    runctl_counter(c, RUN_HOURS_EMPTY) +
+	    runctl_counter(c, RUN_HOURS_FAILED);
+	up = runctl_counter(c, RUN_UPLOADS);
+	out = runctl_counter(c, RUN_BYTES_OUT);
+	total = atomic_load(&c->total_hours);
+	mb = out >> 20;
 	secs = (double)(now - c->t0_ms) / 1000.0;
-	rate = secs > 0 ? (double)atomic_load(&c->st.bytes_out) / 1048576.0 /
-	    secs : 0;
-	if (done > 0 && done < c->total_hours) {
-		double eta = secs / (double)done *
-		    (double)(c->total_hours - done);
+	rate = secs > 0 ? (double)out / 1048576.0 / secs : 0;
+	if (done > 0 && done < total) {
+		double eta = secs / (double)done * (double)(total - done);
 		snprintf(line, sizeof(line), "hours %" PRIu64 "/%" PRIu64
 		    "  uploaded %" PRIu64 "  %" PRIu64 " MB  %.1f MB/s  "
-		    "ETA %.0fs", done, c->total_hours, up, mb, rate, eta);
+		    "ETA %.0fs", done, total, up, mb, rate, eta);
 	} else {
 		snprintf(line, sizeof(line), "hours %" PRIu64 "/%" PRIu64
 		    "  uploaded %" PRIu64 "  %" PRIu64 " MB  %.1f MB/s", done,
-		    c->total_hours, up, mb, rate);
+		    total, up, mb, rate);
 	}
 	log_progress(c->lg, line);
 }

@@ -7,17 +7,13 @@
  * backend is a thin layer over s3.h (the S3 semantics make a PUT atomic);
  * it lists only the key prefixes of the hours a caller asks about and
  * keeps the keys that parse back exactly.  The folder backend maps a key
- * to ${root}/<key>: a put creates the key's directories, makes a temporary name in the target
- * directory — a hard link to the local file when both are on one file
- * system (no bytes copied; the caller deletes the local name once the put
- * is confirmed, which leaves the folder the only name), else a copy —
- * fsyncs it and renames it over the final name (then fsyncs the
- * directory), so a reader sees a whole file or none; a listing walks the
- * directory of the constant prefix exactly as many levels deep as the
- * template has '/' below it, without following directory symlinks.  Both
- * keep no mutable state after open and store_set_layout except the
- * folder's atomic temporary-name counter, so calls may run in any number
- * of threads at once.
+ * to ${root}/<key>: a put creates the key's directories and commits the
+ * object through atomicfile (a hard link to the local file when both are
+ * on one file system, else a copy), so a reader sees a whole file or
+ * none; a listing walks the directory of the constant prefix exactly as
+ * many levels deep as the template has '/' below it, without following
+ * directory symlinks.  Both keep no mutable state after open and
+ * store_set_layout, so calls may run in any number of threads at once.
  *
  * DESIGN (listing threads)
  * - store_list turns its spans into key prefixes (one per month they
@@ -36,13 +32,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomicfile.h"
 #include "errbuf.h"
 #include "hour.h"
 #include "keytmpl.h"
@@ -64,7 +60,6 @@ struct store {
 
 	/* B_DIR: files are ${root}/<key>. */
 	char *root;
-	atomic_uint tmpseq;
 
 	/* B_S3 */
 	struct s3 *s3;
@@ -124,7 +119,6 @@ store_open_dir(const char *root, const char *prefix, char *err, size_t errlen)
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		goto nomem;
 	st->kind = B_DIR;
-	atomic_init(&st->tmpseq, 0);
 	n = strlen(root) + strlen(prefix) + 6;
 	if ((st->prefix = strdup(prefix)) == NULL ||
 	    (st->root = strdup(root)) == NULL ||
@@ -138,7 +132,7 @@ store_open_dir(const char *root, const char *prefix, char *err, size_t errlen)
 	}
 	if (mkdirs(st->root) != 0) {
 		errbuf_set(err, errlen, "store: cannot create %s: %s", st->root,
-		    strerror(errno));
+		    ERRSTR(errno));
 		goto fail;
 	}
 	return (st);
@@ -297,7 +291,7 @@ walk_dir(struct walk *w, int dfd, int depth)
 fail:
 	w->key[w->keylen] = '\0';
 	errbuf_set(w->err, w->errlen, "store: cannot list %s/%s: %s", w->root,
-	    w->key, strerror(e));
+	    w->key, ERRSTR(e));
 	return (-1);
 }
 
@@ -337,7 +331,7 @@ dir_list(struct store *st, store_hour_cb *cb, void *ctx, char *err,
 			return (STORE_OK);
 		}
 		errbuf_set(err, errlen, "store: cannot list %s: %s", dir,
-		    strerror(e));
+		    ERRSTR(e));
 		free(dir);
 		return (STORE_FAIL);
 	}
@@ -547,7 +541,7 @@ store_list(struct store *st, const struct store_span *spans, size_t n,
 	}
 	if ((errno = pthread_mutex_init(&l.mu, NULL)) != 0) {
 		prefixes_free(&pfx);
-		errbuf_set(err, errlen, "store: %s", strerror(errno));
+		errbuf_set(err, errlen, "store: %s", ERRSTR(errno));
 		return (STORE_FAIL);
 	}
 	/* This thread lists too; if a thread cannot start, fewer do. */
@@ -564,33 +558,29 @@ store_list(struct store *st, const struct store_span *spans, size_t n,
 	return (l.s);
 }
 
-/* Copy ${src} into the open ${dfd}.  0 or -1 with errno. */
+/* Copy what is left of ${sfd} into ${af}.  0 or -1 (${err} set). */
 static int
-copy_fd(int sfd, int dfd)
+copy_into(int sfd, struct afile *af, char *err, size_t errlen)
 {
 	char *buf;
-	ssize_t r, w, off;
+	ssize_t r;
 	int rc = -1;
 
 	if ((buf = malloc(COPY_BUF)) == NULL)
-		return (-1);
+		return (errbuf_set(err, errlen, "store: out of memory"));
 	for (;;) {
 		r = read(sfd, buf, COPY_BUF);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0)
+		if (r < 0) {
+			errbuf_set(err, errlen, "store: cannot read: %s",
+			    ERRSTR(errno));
 			goto out;
+		}
 		if (r == 0)
 			break;
-		for (off = 0; off < r; off += w) {
-			w = write(dfd, buf + off, (size_t)(r - off));
-			if (w < 0 && errno == EINTR) {
-				w = 0;
-				continue;
-			}
-			if (w < 0)
-				goto out;
-		}
+		if (afile_write(af, buf, (size_t)r, err, errlen) != 0)
+			goto out;
 	}
 	rc = 0;
 out:
@@ -598,73 +588,52 @@ out:
 	return (rc);
 }
 
+/*
+ * The folder's object ${key} becomes the file at ${path}: a hard link to
+ * it when both are on one file system (no byte copied; the caller deletes
+ * the local name once the put is confirmed, which leaves the folder the
+ * only name), else a copy; either way committed by atomicfile.
+ */
 static enum store_status
 dir_put(struct store *st, const char *key, const char *path, char *err,
     size_t errlen)
 {
-	char *dst = NULL, *tmp = NULL, *dir = NULL;
-	const char *base, *what = "";
+	struct afile *af = NULL;
+	char *dst = NULL, *dir = NULL;
 	size_t n;
-	int sfd = -1, dfd = -1, dirfd = -1, rc = -1;
+	int sfd = -1, rc = -1;
 
-	/* ${root}/<key>; the temporary sits next to it: rename is atomic. */
-	n = strlen(st->root) + strlen(key) + 64;
-	if ((dst = malloc(n)) == NULL || (tmp = malloc(n)) == NULL ||
-	    (dir = malloc(n)) == NULL) {
+	n = strlen(st->root) + strlen(key) + 2;
+	if ((dst = malloc(n)) == NULL || (dir = malloc(n)) == NULL) {
 		errbuf_set(err, errlen, "store: out of memory");
 		goto out;
 	}
 	snprintf(dst, n, "%s/%s", st->root, key);
-	base = strrchr(dst, '/') + 1;
-	snprintf(dir, n, "%.*s", (int)(base - 1 - dst), dst);
-	snprintf(tmp, n, "%s/.tmp-%s.%ld.%u", dir, base, (long)getpid(),
-	    atomic_fetch_add(&st->tmpseq, 1));
-	what = dir;
-	if (mkdirs(dir) != 0)
-		goto ioerr;
-	what = path;
-	if ((sfd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		goto ioerr;
-	what = tmp;
-	if (link(path, tmp) == 0) {
-		/* Same file system: the folder gets the file itself, no copy.
-		 * fsync makes sure its data is on disk (a no-op for hours
-		 * amp2s3 wrote: they were synced before being renamed). */
-		if (fsync(sfd) != 0)
-			goto ioerr;
-	} else if (errno != EXDEV && errno != EPERM && errno != EMLINK &&
-	    errno != ENOTSUP && errno != EOPNOTSUPP) {
-		goto ioerr;
-	} else if ((dfd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-	    0644)) < 0 || copy_fd(sfd, dfd) != 0 || fsync(dfd) != 0) {
-		goto ioerr;
-	} else if (close(dfd) != 0) {
-		dfd = -1;
-		goto ioerr;
-	} else {
-		dfd = -1;
+	snprintf(dir, n, "%.*s", (int)(strrchr(dst, '/') - dst), dst);
+	if (mkdirs(dir) != 0) {
+		errbuf_set(err, errlen, "store: %s: %s", dir, ERRSTR(errno));
+		goto out;
 	}
-	what = dst;
-	if (rename(tmp, dst) != 0)
-		goto ioerr;
-	/* Make the rename itself durable. */
-	if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
-		(void)fsync(dirfd);
-	rc = 0;
-	goto out;
-ioerr:
-	errbuf_set(err, errlen, "store: %s: %s", what, strerror(errno));
+	if ((sfd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		errbuf_set(err, errlen, "store: %s: %s", path, ERRSTR(errno));
+		goto out;
+	}
+	if ((af = afile_link(dst, sfd, err, errlen)) == NULL) {
+		if (errno != EXDEV && errno != EPERM && errno != EMLINK &&
+		    errno != ENOTSUP && errno != EOPNOTSUPP)
+			goto out;
+		if ((af = afile_create(dst, 0644, 0, err, errlen)) == NULL)
+			goto out;
+		if (copy_into(sfd, af, err, errlen) != 0) {
+			afile_abort(af);
+			goto out;
+		}
+	}
+	rc = afile_commit(af, err, errlen);
 out:
-	if (dfd >= 0)
-		close(dfd);
-	if (rc != 0 && tmp != NULL)
-		(void)unlink(tmp);
 	if (sfd >= 0)
 		close(sfd);
-	if (dirfd >= 0)
-		close(dirfd);
 	free(dst);
-	free(tmp);
 	free(dir);
 	return (rc == 0 ? STORE_OK : STORE_FAIL);
 }

@@ -24,6 +24,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cancel.h"
+#include "errbuf.h"
 #include "localdir.h"
 #include "log.h"
 #include "queue.h"
@@ -36,6 +38,7 @@ struct upload_pool {
 	struct queue *q;
 	pthread_t *th;
 	int nth;
+	struct cancel_hook hook;    /* upload_wake on cancel */
 };
 
 static void
@@ -50,8 +53,8 @@ upload_one(struct upload_pool *p, amp_hour h)
 	if (localdir_path(p->o.data_dir, p->o.gzip, h, path, sizeof(path)) ||
 	    stat(path, &sb)) {
 		log_error(p->o.lg, "upload %s: cannot read %s: %s", name, path,
-		    strerror(errno));
-		atomic_fetch_add(&ctl->st.upload_failed, 1);
+		    ERRSTR(errno));
+		runctl_count(ctl, RUN_UPLOAD_FAILED, 1);
 		return;
 	}
 	s = store_put(p->o.store, h, path, err, sizeof(err));
@@ -59,9 +62,9 @@ upload_one(struct upload_pool *p, amp_hour h)
 	case STORE_OK:
 		if (unlink(path) && errno != ENOENT)
 			log_warn(p->o.lg, "uploaded %s but cannot delete %s: "
-			    "%s", name, path, strerror(errno));
-		atomic_fetch_add(&ctl->st.uploads, 1);
-		atomic_fetch_add(&ctl->st.upload_bytes, (uint64_t)sb.st_size);
+			    "%s", name, path, ERRSTR(errno));
+		runctl_count(ctl, RUN_UPLOADS, 1);
+		runctl_count(ctl, RUN_UPLOAD_BYTES, (uint64_t)sb.st_size);
 		log_debug(p->o.lg, "uploaded %s (%" PRIu64 " bytes) to %s",
 		    name, (uint64_t)sb.st_size, store_describe(p->o.store));
 		runctl_progress(ctl, 0);
@@ -69,13 +72,13 @@ upload_one(struct upload_pool *p, amp_hour h)
 	case STORE_CANCELLED:
 		return;
 	case STORE_FATAL:
-		atomic_fetch_add(&ctl->st.upload_failed, 1);
+		runctl_count(ctl, RUN_UPLOAD_FAILED, 1);
 		log_error(p->o.lg, "%s", err);
 		runctl_cancel(ctl, STOP_AUTH);
 		return;
 	case STORE_FAIL:
 	default:
-		atomic_fetch_add(&ctl->st.upload_failed, 1);
+		runctl_count(ctl, RUN_UPLOAD_FAILED, 1);
 		log_error(p->o.lg, "upload %s failed (file kept): %s", name,
 		    err);
 		return;
@@ -114,18 +117,19 @@ upload_start(const struct upload_opts *opts)
 	p->o = *opts;
 	if ((p->q = queue_init((size_t)(opts->queue_cap > 0 ?
 	    opts->queue_cap : 1))) == NULL ||
-	    (p->th = calloc((size_t)opts->workers, sizeof(*p->th))) == NULL ||
-	    runctl_add_hook(opts->ctl, upload_wake, p)) {
+	    (p->th = calloc((size_t)opts->workers, sizeof(*p->th))) == NULL) {
 		log_error(opts->lg, "cannot start the upload workers");
 		queue_free(p->q);
 		free(p->th);
 		free(p);
 		return (NULL);
 	}
+	cancel_hook_add(runctl_cancel_flag(opts->ctl), &p->hook, upload_wake,
+	    p);
 	for (int i = 0; i < opts->workers; i++) {
 		if ((rc = pthread_create(&p->th[i], NULL, upload_main, p))) {
 			log_error(opts->lg, "pthread_create: %s",
-			    strerror(rc));
+			    ERRSTR(rc));
 			runctl_cancel(opts->ctl, STOP_IO);
 			break;
 		}
@@ -165,7 +169,7 @@ upload_join(struct upload_pool *p)
 	queue_close(p->q);
 	for (int i = 0; i < p->nth; i++)
 		pthread_join(p->th[i], NULL);
-	runctl_remove_hook(p->o.ctl, upload_wake, p);
+	cancel_hook_remove(runctl_cancel_flag(p->o.ctl), &p->hook);
 	while (queue_trypop(p->q, &item) == 0)
 		free(item);
 	queue_free(p->q);

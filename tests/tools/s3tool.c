@@ -26,6 +26,7 @@
 
 #include <curl/curl.h>
 
+#include "config.h"
 #include "log.h"
 #include "s3.h"
 
@@ -147,7 +148,9 @@ main(int argc, char **argv)
 	cfg.part_size = env_u64("S3TEST_PART_SIZE", (uint64_t)16 << 20);
 	cfg.max_attempts = (int)env_u64("S3TEST_MAX_ATTEMPTS", 4);
 	cfg.connect_timeout_ms = 5000;
-	cfg.low_speed_time_s = (long)env_u64("S3TEST_STALL_S", 30);
+	cfg.stall_timeout_s = (long)env_u64("S3TEST_STALL_S", 30);
+	cfg.min_speed = 1;
+	cfg.hint = config_s3_hint; /* the hints amp2s3 gives */
 
 	if ((s3 = s3_init(&cfg, lg, &e)) == NULL) {
 		fprintf(stderr, "%s\n", e.msg);

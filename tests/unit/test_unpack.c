@@ -17,6 +17,8 @@
 #include <zip.h>
 #include <zlib.h>
 
+#include "cancel.h"
+#include "member.h"
 #include "unpack.h"
 #include "unit.h"
 
@@ -1223,21 +1225,22 @@ test_from_file(void)
 	struct zb z;
 	struct buf zip;
 	struct unpack_stats st;
-	atomic_int cancel;
+	struct cancel *cancel = cancel_new(), *never = cancel_new();
 
 	zb_init(&z);
 	zb_gz(&z, "3/3_2021-01-01_5#0.json.gz", "{\"f\":1}\n", 1);
 	zip = zb_finish(&z);
 	snprintf(zpath, sizeof(zpath), "%s/answer.zip", zd);
 	spit(zd, "answer.zip", zip.p, zip.n);
-	atomic_init(&cancel, 1);
-	CHECK_EQ_INT(unpack_zip(zpath, d, H(2021, 1, 1, 5), 2, NULL, &cancel,
+	cancel_trigger(cancel, 1);
+	CHECK_EQ_INT(unpack_zip(zpath, d, H(2021, 1, 1, 5), 2, NULL, cancel,
 	    NULL, err, sizeof(err)), UNPACK_CANCELLED);
 	CHECK_DIR(d, 0);
-	atomic_store(&cancel, 0);
+	cancel_free(cancel);
 	memset(&st, 0, sizeof(st));
-	CHECK_EQ_INT(unpack_zip(zpath, d, H(2021, 1, 1, 5), 2, NULL, &cancel,
+	CHECK_EQ_INT(unpack_zip(zpath, d, H(2021, 1, 1, 5), 2, NULL, never,
 	    &st, err, sizeof(err)), UNPACK_OK);
+	cancel_free(never);
 	CHECK_FILE(d, "2021-01-01_05.jsonl", "{\"f\":1}\n");
 	CHECK_FILE(d, "2021-01-01_06.jsonl", "");
 	CHECK_EQ_INT(st.members, 1);

@@ -1,0 +1,215 @@
+#ifndef AMP2S3_S3_INTERNAL_H
+#define AMP2S3_S3_INTERNAL_H
+/*
+ * s3_internal: what the files of the S3 client share (see s3.h).  Not for
+ * other modules.
+ *
+ * DESIGN
+ * - Signing.  curl 7.88's CURLOPT_AWS_SIGV4 ("aws:amz:<region>:s3") signs
+ *   the method, the path and the query exactly as written, and every
+ *   header we add.  So the client writes what AWS canonicalises: keys
+ *   percent-encoded (s3_uri_encode, '/' kept), query parameters sorted by
+ *   name with AWS-encoded values and an "=" even when empty ("uploads="),
+ *   x-amz-content-sha256 on every request (the empty string's hash when
+ *   there is no body), CURLOPT_PATH_AS_IS so that curl never rewrites "./"
+ *   or "../" inside a key, and no blanked header (curl 7.88 would sign an
+ *   "Expect:" it never sends).  Every body goes through CURLOPT_UPLOAD with
+ *   a known size and the method set by CURLOPT_CUSTOMREQUEST, so curl adds
+ *   no header of its own that the signature would miss.
+ * - Addressing (s3.c).  Virtual-host (https://BUCKET.host/KEY) unless the
+ *   endpoint is an IP literal or localhost, or the bucket has a dot over
+ *   https (the certificate's wildcard would not match): path-style
+ *   (https://host/BUCKET/KEY).  cfg->path_style 0/1 forces either.
+ * - Handles (s3_request.c).  A struct s3 keeps a free list of idle
+ *   transfer contexts, each an easy handle driven by its own multi handle.
+ *   A call takes one, uses it alone and gives it back; the connection it
+ *   left open serves the next call.  This reuses connections without
+ *   sharing one connection cache between threads, which curl 7.88 does not
+ *   support (CURL_LOCK_DATA_CONNECT).  The DNS cache is shared through a
+ *   CURLSH guarded by one mutex.
+ * - Cancel and stalls.  A transfer registers a hook on the cancel flag
+ *   that wakes its multi handle (curl_multi_wakeup), and waits in
+ *   curl_multi_poll() slices no longer than a stall slot; after each it
+ *   checks the flag and the stall rule (stall.h, the same as the Export
+ *   API's).  Backoff waits in cancel_sleep().  Aborting a multipart upload
+ *   ignores cancel: it is the cleanup.
+ * - Retries, inside each call (s3_request.c): transport errors (reset,
+ *   timeout, stall, refused, truncated), 408, 429, 500, 502, 503, 504 and
+ *   the S3 codes that mean "try again" (SlowDown, InternalError,
+ *   RequestTimeout, BadDigest), with retry_delay_ms() backoff and jitter
+ *   (Retry-After wins).  Every attempt re-reads the body from its start
+ *   (the read callback works with pread() from a per-attempt position).
+ *   Fatal at once, S3_FATAL: 401, 403, 301/PermanentRedirect and
+ *   AuthorizationHeaderMalformed (region), NoSuchBucket, expired tokens,
+ *   TLS verification failure.  The message names the bucket, the region
+ *   and what was refused (enum s3_refusal; the caller's hint function
+ *   adds the settings to check), never a key, a secret or a token.
+ * - Bodies.  Uploads stream from the file, never held in memory; SHA-256
+ *   (signature) and MD5 (Content-MD5) are computed in one pass over the
+ *   file or part first.  Responses are parsed as they arrive by expat
+ *   (s3_xml.c), element-path aware ("ListBucketResult/Contents/Key"), with
+ *   a bound on the body (16 MiB per listing page) and on every field.  A
+ *   page's keys are handed to the caller only once the page arrived whole,
+ *   so a retried page never reports a key twice.
+ * - Multipart (s3_multipart.c), above cfg->multipart_threshold: POST
+ *   ?uploads= (UploadId), PUT ?partNumber=N&uploadId=U per part (own
+ *   SHA-256 and Content-MD5, ETag kept from the response header), POST
+ *   ?uploadId=U with the part list.  A 200 whose body is an <Error> (S3
+ *   does this for Complete) is retried like the same code with its own
+ *   status, else a failure.  The part size grows if the file would need
+ *   over 10000 parts.  On any failure or cancel, DELETE ?uploadId=U
+ *   aborts the upload so that no orphan parts stay billed.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+#include <expat.h>
+
+#include "s3.h"
+#include "stall.h"
+
+#define EMPTY_SHA256 \
+	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define LIST_BODY_MAX ((uint64_t)16 << 20) /* one ListObjectsV2 page */
+#define SMALL_BODY_MAX ((uint64_t)1 << 20)  /* any other answer */
+#define FIELD_MAX 4096                      /* one XML text field */
+#define KEY_MAX 1024                        /* S3's own limit, bytes */
+#define XPATH_MAX 256
+#define ETAG_MAX 128
+
+/* An idle transfer context: an easy handle and its own multi handle. */
+struct conn {
+	CURL *e;
+	CURLM *m;
+	struct conn *next;
+};
+
+struct s3 {
+	char *bucket, *region, *access_key, *secret_key, *session_token;
+	char *ca_bundle;
+	char *origin;      /* "scheme://host[:port]", bucket.host for vhost */
+	char *base;        /* endpoint path ("" or "/x") + "/bucket" if path */
+	char sigv4[96];    /* "aws:amz:<region>:s3" */
+	int path_style;
+	int max_keys, max_attempts;
+	uint64_t threshold, part_size;
+	long connect_timeout_ms, stall_timeout_s;
+	uint64_t min_speed;
+	struct cancel *cancel;
+	s3_hint_fn *hint;
+	struct logger *lg;
+
+	CURLSH *sh;
+	pthread_mutex_t dns_mu;  /* the CURLSH's DNS cache */
+	int sh_ok;
+	pthread_mutex_t pool_mu; /* idle, nidle */
+	int pool_ok;
+	struct conn *idle;
+	int nidle;
+	atomic_uint seq;         /* jitter seeds */
+};
+
+/* A key and its size, from a listing page. */
+struct list_ent {
+	char *key;
+	uint64_t size;
+};
+
+/* A response body being parsed (s3_xml.c). */
+struct xml {
+	XML_Parser p;
+	uint64_t fed;
+	int failed;               /* malformed, or a needed field too long */
+	char path[XPATH_MAX];     /* "A/B/C" of the open elements */
+	size_t pathlen;
+	int skip;                 /* open elements beyond path's capacity */
+	char text[FIELD_MAX + 1];
+	size_t textlen;
+	int text_over;
+
+	int is_error;             /* root <Error> */
+	int list_seen;            /* root <ListBucketResult> */
+	char code[64];            /* printable (errbuf_escape) */
+	char message[512];        /* printable */
+	char region[64];          /* <Error><Region>, printable */
+
+	struct list_ent *ents;    /* ListBucketResult/Contents */
+	size_t n, cap;
+	char cur_key[FIELD_MAX + 1];
+	int have_key;
+	uint64_t cur_size;
+	int truncated;
+	char token[FIELD_MAX + 1];
+
+	char upload_id[FIELD_MAX + 1];
+	int complete_seen;        /* root <CompleteMultipartUploadResult> */
+};
+
+/* A request body: ${len} bytes of a file at ${off}, or of ${mem}. */
+struct src {
+	int fd;
+	uint64_t off, len, pos;
+	const char *mem;
+	int err;                   /* errno of a failed read */
+};
+
+/* One request (s3_request.c). */
+struct req {
+	/* In. */
+	const char *method;        /* "GET", "PUT", "POST", "DELETE" */
+	const char *key;           /* NULL: the bucket */
+	const char *query;         /* sorted and encoded, or NULL */
+	const char *content_type;  /* NULL: none */
+	const char *sha256;        /* NULL: the empty body's */
+	const char *md5_b64;       /* NULL: no Content-MD5 */
+	struct src *body;          /* NULL: no body */
+	uint64_t body_max;         /* bound on the answer's body */
+	int no_cancel;             /* runs even once cancelled (abort) */
+	int attempts;              /* 0: cfg->max_attempts */
+
+	/* Out, per attempt. */
+	long status;
+	struct xml x;
+	char etag[ETAG_MAX];
+	char bucket_region[64];    /* x-amz-bucket-region, printable */
+	int64_t retry_after_ms;
+	uint64_t body_bytes;
+	int body_over;
+	char curl_err[CURL_ERROR_SIZE];
+	struct stall stall;        /* bytes moved, for the stall rule */
+};
+
+/* s3_request.c */
+void s3_err_init(struct s3_error *e);
+void s3_set_msg(struct s3_error *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int s3_uri_encode(const char *in, char *out, size_t outlen, int keep_slash);
+char *s3_encode_dup(const char *in, int keep_slash);
+int s3_hash_range(int fd, uint64_t off, uint64_t len, char sha_hex[65],
+    char md5_b64[25]);
+int s3_hash_mem(const char *p, size_t len, char sha_hex[65],
+    char md5_b64[25]);
+/* s3_request(s3, r, err): perform ${r} with retries.  On S3_OK the
+ * answer's parsed body is in r->x and its ETag in r->etag.  The caller
+ * frees r->x with s3_xml_clear(). */
+enum s3_status s3_request(struct s3 *s3, struct req *r,
+    struct s3_error *err);
+void s3_conns_free(struct s3 *s3);
+
+/* s3_xml.c */
+int s3_xml_reset(struct xml *x);
+void s3_xml_clear(struct xml *x);
+void s3_xml_feed(struct xml *x, const char *p, size_t len);
+void s3_xml_finish(struct xml *x);
+int s3_list_page_check(const struct xml *x, const char *prev,
+    const char **why);
+int s3_list_page_emit(const struct xml *x, s3_list_cb *cb, void *ctx);
+
+/* s3_multipart.c */
+enum s3_status s3_put_multipart(struct s3 *s3, const char *key, int fd,
+    uint64_t size, const char *ctype, struct s3_error *err);
+
+#endif
