@@ -45,6 +45,16 @@ enum run_counter {
 	RUN_NCOUNTERS
 };
 
+/* The run's gauges: values that go up and down (the pools set them, the
+ * progress line, the summary and the metrics read them). */
+enum run_gauge {
+	RUN_FETCH_LIMIT,     /* export requests allowed at once now */
+	RUN_FETCH_CEILING,   /* ... at most (-j) */
+	RUN_UPLOAD_LIMIT,    /* uploads allowed at once now */
+	RUN_UPLOAD_CEILING,  /* ... at most (-u) */
+	RUN_NGAUGES
+};
+
 /* The HTTP statuses retries are counted by: 0 (transport error) or
  * 100..RUNCTL_MAX_CODE-1. */
 #define RUNCTL_MAX_CODE 600
@@ -79,6 +89,11 @@ int runctl_sleep(struct runctl *ctl, int64_t ms);
  * runctl_counter(ctl, c): its value now. */
 void runctl_count(struct runctl *ctl, enum run_counter c, uint64_t n);
 uint64_t runctl_counter(const struct runctl *ctl, enum run_counter c);
+
+/* runctl_gauge_set(ctl, g, v): gauge ${g} is ${v} now.
+ * runctl_gauge(ctl, g): its value (0 until set). */
+void runctl_gauge_set(struct runctl *ctl, enum run_gauge g, int64_t v);
+int64_t runctl_gauge(const struct runctl *ctl, enum run_gauge g);
 
 /* runctl_count_retry(ctl, code): a retry caused by the HTTP status
  * ${code} (0 or out of range: a transport error).

@@ -23,6 +23,7 @@ struct runctl {
 	int64_t t0_ms;                 /* cancel_clock_ms() at the start */
 	atomic_uint_fast64_t total_hours;
 	atomic_uint_fast64_t n[RUN_NCOUNTERS];
+	_Atomic int64_t gauge[RUN_NGAUGES];
 	atomic_uint_fast64_t retry_by_code[RUNCTL_MAX_CODE];
 	pthread_mutex_t draw_mu;       /* last_draw_ms */
 	int64_t last_draw_ms;
@@ -102,6 +103,18 @@ uint64_t
 runctl_counter(const struct runctl *c, enum run_counter k)
 {
 	return (atomic_load(&c->n[k]));
+}
+
+void
+runctl_gauge_set(struct runctl *c, enum run_gauge g, int64_t v)
+{
+	atomic_store(&c->gauge[g], v);
+}
+
+int64_t
+runctl_gauge(const struct runctl *c, enum run_gauge g)
+{
+	return (atomic_load(&c->gauge[g]));
 }
 
 void
