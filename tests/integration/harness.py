@@ -5,7 +5,9 @@
   appears (bounded poll), stopped by PID in a cleanup.
 * FetchCase: a unittest.TestCase with a temporary work directory per test
   and run_amp(), which runs $AMP2S3_BIN with a fixed environment, cwd = the
-  work directory and a timeout.
+  work directory and a timeout (start_amp(): the same in the background).
+  Both take preexec=preexec(umask=..., fsize=...) to run the binary under
+  a umask or a file-size limit.
 Every wait is bounded; nothing sleeps to synchronise (polls have
 deadlines).
 """
