@@ -43,6 +43,10 @@ path would get).  GET /_status (no auth, not logged, not counted) -> JSON:
   max_inflight_after_first_429                  the same, every request in
                                                 flight (refused ones too)
 for test harnesses that wait until the server is idle or read the peaks.
+(Accepted requests never outnumber the cap, except when a schedule lowers
+it under requests already in flight; what a client sent beyond the cap
+shows in count_cap, max_inflight_after_first_429 and the request log's
+inflight_at_start / t_start.)
 
 Scenario file (JSON), every key optional
 ----------------------------------------
@@ -80,7 +84,7 @@ Scenario file (JSON), every key optional
 }
 
 A part may also be {"part": 0, "repeat": LINE, "count": N} (N copies of
-one line, built without a list of N strings on disk) and may carry
+one line, without N lines in the scenario file) and may carry
 "gzip_level": 1..9 (default 6), e.g. a highly compressible hour:
   "20240101T00": [{"part": 0, "repeat": {"e": "x"}, "count": 1800000,
                    "gzip_level": 9}]
@@ -97,7 +101,8 @@ Concurrency cap (the API's "about 5 concurrent requests per project")
                         no header).
 "cap_schedule": [[T, N], ...]   the cap becomes N at T seconds after the
                         first export request (the last entry with T <=
-                        elapsed wins; before the first entry the cap is
+                        elapsed wins, elapsed being 0 until that request;
+                        before the first entry the cap is
                         "concurrency_cap").  N may be null (no cap).
 Accepted = not refused by the cap (a rule may still answer 429).
 
