@@ -224,8 +224,13 @@ def amp2s3_bin(args):
 # ---- servers -----------------------------------------------------------
 
 class ExportServer:
+    """bench/out/bin/export_server on data set ${ds}.  Knobs as its flags;
+    ${cap_schedule}: [(seconds after the first request, cap), ...] (cap 0:
+    none), ${cap_retry_after}: the 429s' Retry-After (None: the server's
+    default of 1, "none": no header)."""
+
     def __init__(self, ds, workdir, ttfb_ms=0, bandwidth=0, max_concurrent=0,
-                 fault_rate=0.0):
+                 fault_rate=0.0, cap_schedule=None, cap_retry_after=None):
         self.ds = ds
         self.bandwidth = bandwidth
         self.ttfb_ms = ttfb_ms
@@ -242,6 +247,11 @@ class ExportServer:
                 "--fault-rate", str(fault_rate),
                 "--port-file", pf, "--stats-file", self.stats_file,
                 "--cache-dir", CACHE]
+        if cap_schedule:
+            argv += ["--cap-schedule",
+                     ",".join(f"{t:g}:{int(c)}" for t, c in cap_schedule)]
+        if cap_retry_after is not None:
+            argv += ["--cap-retry-after", str(cap_retry_after)]
         self.proc = PROCS.start(argv, os.path.join(workdir, "export.log"))
         self.port = int(wait_file(pf, self.proc, 900, "export_server"))
         self.base = f"http://127.0.0.1:{self.port}"

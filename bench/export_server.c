@@ -3,7 +3,8 @@
  *
  *   export_server --hours-start YYYYMMDDTHH --hours N [data knobs]
  *                 [--ttfb-ms MS] [--bandwidth-bytes-per-s B]
- *                 [--max-concurrent N] [--fault-rate P]
+ *                 [--max-concurrent N] [--cap-schedule T:N,T:N...]
+ *                 [--cap-retry-after S|none] [--fault-rate P]
  *                 [--port-file PATH] [--port N] [--stats-file PATH]
  *                 [--info-file PATH] [--cache-dir DIR] [--gen-threads T]
  *   export_server --hours-start H --hours N [data knobs] --dump-hour H
@@ -28,12 +29,22 @@
  * would pass 4 GiB or 65,535 entries: 400 (the real API's size limit text).
  * Malformed parameters: 400.
  *
- * Knobs, per export request, in this order: beyond --max-concurrent
- * requests in flight the answer is an immediate 429 with Retry-After: 1;
+ * Knobs, per export request, in this order: beyond the concurrency cap
+ * (requests in flight that were not refused) the answer is an immediate
+ * 429 with Retry-After: --cap-retry-after (default 1; "none": no header);
  * then the request waits --ttfb-ms before the first byte; then with
  * probability --fault-rate (a seeded function of the request number) it
  * is a 500; else the body is paced to --bandwidth-bytes-per-s for that
  * connection (sleep until start + sent/rate before each chunk).
+ *
+ * The cap is --max-concurrent (0: none), or, with --cap-schedule
+ * "0:4,3:2,6:5", 4 from the first counted export request on, 2 from 3 s
+ * after it, 5 from 6 s after it (the last phase whose start has passed;
+ * before the first phase, --max-concurrent; a cap of 0 is none).  The
+ * clock starts at the first export request after start or after
+ * /_stats?reset=1, so each benchmark run sees the whole schedule.  The
+ * stats count each phase (by request arrival): requests, 200s, 429s,
+ * bytes served, peak accepted in flight.
  *
  * Side doors, for the driver (neither counted nor throttled):
  *   GET /_stats[?reset=1]   counters as JSON (reset=1: then zero them)
@@ -72,6 +83,8 @@
 
 #include "gen.h"
 
+#define MAX_PHASES 16
+
 struct member {
 	int64_t hour;
 	uint32_t part;
@@ -91,6 +104,13 @@ struct opts {
 	long ttfb_ms;
 	double bandwidth;       /* bytes/s per connection; 0 = unlimited */
 	long max_concurrent;    /* 0 = unlimited */
+	struct phase_opt {
+		double t;       /* seconds after the first request */
+		long cap;       /* 0 = unlimited */
+	} sched[MAX_PHASES];
+	int nsched;
+	const char *cap_schedule;   /* as given, for /_info */
+	char retry_after[32];       /* "" = no Retry-After header */
 	double fault_rate;
 	const char *port_file;
 	int port;
@@ -99,6 +119,11 @@ struct opts {
 	const char *cache_dir;
 	const char *dump_hour;
 	int gen_threads;
+};
+
+struct phase_stats {
+	uint64_t requests, s200, s429, bytes_served;
+	long max_inflight;
 };
 
 struct stats {
@@ -111,6 +136,9 @@ struct stats {
 	double first_req, last_done; /* monotonic seconds, 0 = none */
 	double serve_seconds;   /* sum over 200 answers of first..last byte */
 	uint64_t conns;
+	int capped;             /* a cap refusal happened */
+	long max_inflight_after_429; /* peak in flight from then on */
+	struct phase_stats ph[MAX_PHASES];
 };
 
 static struct opts O;
@@ -333,18 +361,40 @@ info_json(char *buf, size_t n)
 	    "\"members\":%zu,\"gzip_bytes\":%" PRIu64 ",\"jsonl_bytes\":%"
 	    PRIu64 ",\"events\":%" PRIu64 ",\"ttfb_ms\":%ld,"
 	    "\"bandwidth_bytes_per_s\":%.0f,\"max_concurrent\":%ld,"
+	    "\"cap_schedule\":\"%s\",\"cap_retry_after\":\"%s\","
 	    "\"fault_rate\":%g}\n", h0, O.nhours, O.gp.events_per_hour,
 	    O.gp.parts, O.gp.seed, O.gp.project, O.gp.level, NM, tot, raw,
 	    O.gp.events_per_hour * (uint64_t)O.nhours, O.ttfb_ms, O.bandwidth,
-	    O.max_concurrent, O.fault_rate);
+	    O.max_concurrent, O.cap_schedule ? O.cap_schedule : "",
+	    O.retry_after, O.fault_rate);
 }
 
 /* ---- stats ------------------------------------------------------------- */
+
+/* The cap at monotonic ${now} (0: none); ${phase}: its schedule index,
+ * -1 before the first phase or without a schedule. */
+static long
+cap_at_locked(double now, int *phase)
+{
+	long cap = O.max_concurrent;
+	double el = S.first_req > 0 ? now - S.first_req : 0.0;
+	*phase = -1;
+	for (int i = 0; i < O.nsched; i++)
+		if (O.sched[i].t <= el) {
+			cap = O.sched[i].cap;
+			*phase = i;
+		}
+	return cap;
+}
+
+#define STATS_MAX 4096
 
 static void
 stats_json_locked(char *buf, size_t n)
 {
 	struct rusage ru;
+	int ph;
+	size_t k;
 	getrusage(RUSAGE_SELF, &ru);
 	snprintf(buf, n, "{\"requests\":%" PRIu64 ",\"windows\":%" PRIu64 ","
 	    "\"status_200\":%" PRIu64 ",\"status_404\":%" PRIu64 ","
@@ -353,13 +403,30 @@ stats_json_locked(char *buf, size_t n)
 	    "\"bytes_served\":%" PRIu64 ",\"aborted\":%" PRIu64 ","
 	    "\"inflight\":%ld,\"max_concurrency\":%ld,\"active_seconds\":%.6f,"
 	    "\"serve_seconds\":%.6f,\"connections\":%" PRIu64 ","
-	    "\"cpu_user_s\":%.6f,\"cpu_sys_s\":%.6f}\n",
+	    "\"cpu_user_s\":%.6f,\"cpu_sys_s\":%.6f",
 	    S.requests, S.windows, S.s200, S.s404, S.s429, S.s500, S.s400,
 	    S.other, S.bytes_served, S.aborted, S.inflight, S.max_inflight,
 	    S.first_req > 0 && S.last_done > S.first_req ?
 	    S.last_done - S.first_req : 0.0, S.serve_seconds, S.conns,
 	    (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
 	    (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
+	k = strlen(buf);
+	snprintf(buf + k, n - k, ",\"cap\":%ld,\"capped\":%s,"
+	    "\"max_concurrency_after_first_429\":%ld,\"phases\":[",
+	    cap_at_locked(gen_now(), &ph), S.capped ? "true" : "false",
+	    S.max_inflight_after_429);
+	for (int i = 0; i < O.nsched; i++) {
+		const struct phase_stats *p = &S.ph[i];
+		k = strlen(buf);
+		snprintf(buf + k, n - k, "%s{\"from_s\":%g,\"cap\":%ld,"
+		    "\"requests\":%" PRIu64 ",\"status_200\":%" PRIu64 ","
+		    "\"status_429\":%" PRIu64 ",\"bytes_served\":%" PRIu64
+		    ",\"max_concurrency\":%ld}", i ? "," : "", O.sched[i].t,
+		    O.sched[i].cap, p->requests, p->s200, p->s429,
+		    p->bytes_served, p->max_inflight);
+	}
+	k = strlen(buf);
+	snprintf(buf + k, n - k, "]}\n");
 }
 
 static void
@@ -376,7 +443,7 @@ stats_reset_locked(void)
 static void
 stats_flush_locked(void)
 {
-	char buf[1024];
+	char buf[STATS_MAX];
 	if (O.stats_file == NULL)
 		return;
 	stats_json_locked(buf, sizeof buf);
@@ -558,6 +625,7 @@ serve_export(struct conn *c, const char *query, int unthrottled)
 	uint64_t sent = 0, total = 0;
 	double t_first = 0, t_last = 0;
 	uint64_t reqno = 0;
+	int phase = -1;
 	int valid = query_hour(query, "start", &a) == 0 &&
 	    query_hour(query, "end", &b) == 0 && b >= a;
 
@@ -570,18 +638,35 @@ serve_export(struct conn *c, const char *query, int unthrottled)
 		if (valid)
 			window_add_locked(a, b);
 		reqno = ++REQNO;
-		if (O.max_concurrent > 0 && S.inflight >= O.max_concurrent) {
+		long cap = cap_at_locked(now, &phase);
+		if (phase >= 0)
+			S.ph[phase].requests++;
+		if (cap > 0 && S.inflight >= cap) {
+			char ra[64] = "";
 			S.s429++;
+			if (phase >= 0)
+				S.ph[phase].s429++;
+			if (!S.capped) {
+				S.capped = 1;
+				S.max_inflight_after_429 = S.inflight;
+			}
 			S.last_done = now;
 			stats_flush_locked();
 			pthread_mutex_unlock(&SMU);
+			if (O.retry_after[0])
+				snprintf(ra, sizeof ra, "Retry-After: %s\r\n",
+				    O.retry_after);
 			return send_simple(c, 429, "Too Many Requests",
-			    "Retry-After: 1\r\n", "text/plain",
+			    ra[0] ? ra : NULL, "text/plain",
 			    "Too many requests");
 		}
 		S.inflight++;
 		if (S.inflight > S.max_inflight)
 			S.max_inflight = S.inflight;
+		if (S.capped && S.inflight > S.max_inflight_after_429)
+			S.max_inflight_after_429 = S.inflight;
+		if (phase >= 0 && S.inflight > S.ph[phase].max_inflight)
+			S.ph[phase].max_inflight = S.inflight;
 		pthread_mutex_unlock(&SMU);
 	}
 
@@ -732,6 +817,10 @@ done:
 			S.serve_seconds += t_last - t_first;
 			if (sent < total)
 				S.aborted++;
+			if (phase >= 0) {
+				S.ph[phase].s200++;
+				S.ph[phase].bytes_served += sent;
+			}
 		}
 		S.last_done = gen_now();
 		stats_flush_locked();
@@ -783,7 +872,7 @@ serve_request(struct conn *c, char *req, int *keep)
 	if (strcmp(target, "/api/2/export") == 0)
 		return serve_export(c, query, unthrottled);
 	if (strcmp(target, "/_stats") == 0) {
-		char buf[1024];
+		char buf[STATS_MAX];
 		pthread_mutex_lock(&SMU);
 		stats_json_locked(buf, sizeof buf);
 		if (strstr(query, "reset=1")) {
@@ -860,6 +949,7 @@ usage(void)
 	    " [--project ID] [--gzip-level L]\n"
 	    "  [--ttfb-ms MS] [--bandwidth-bytes-per-s B] [--max-concurrent N]"
 	    " [--fault-rate P]\n"
+	    "  [--cap-schedule T:N[,T:N...]] [--cap-retry-after S|none]\n"
 	    "  [--port N] [--port-file PATH] [--stats-file PATH]"
 	    " [--info-file PATH]\n"
 	    "  [--cache-dir DIR] [--gen-threads T] [--dump-hour YYYYMMDDTHH]\n",
@@ -876,6 +966,38 @@ num(const char *flag, const char *v)
 	if (errno || *e || e == v || v[0] == '-')
 		die("%s: not a number: %s", flag, v);
 	return (uint64_t)x;
+}
+
+/* "0:4,3.5:2,6:5" -> O.sched (times ascending, caps >= 0). */
+static void
+parse_schedule(const char *v)
+{
+	const char *p = v;
+	O.cap_schedule = v;
+	O.nsched = 0;
+	while (*p) {
+		char *e;
+		double t;
+		long cap;
+		if (O.nsched == MAX_PHASES)
+			die("--cap-schedule: at most %d phases", MAX_PHASES);
+		errno = 0;
+		t = strtod(p, &e);
+		if (errno || e == p || *e != ':' || t < 0 ||
+		    (O.nsched > 0 && t <= O.sched[O.nsched - 1].t))
+			die("--cap-schedule: want T:N,T:N... with T ascending "
+			    "seconds: %s", v);
+		p = e + 1;
+		cap = strtol(p, &e, 10);
+		if (errno || e == p || cap < 0 || (*e != ',' && *e != 0))
+			die("--cap-schedule: bad cap in %s", v);
+		O.sched[O.nsched].t = t;
+		O.sched[O.nsched].cap = cap;
+		O.nsched++;
+		p = *e == ',' ? e + 1 : e;
+	}
+	if (O.nsched == 0)
+		die("--cap-schedule: empty");
 }
 
 static void
@@ -917,6 +1039,7 @@ main(int argc, char **argv)
 	O.gp.level = 6;
 	O.nhours = 24;
 	O.gen_threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	strcpy(O.retry_after, "1");
 	for (int i = 1; i < argc; i++) {
 		const char *f = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -945,6 +1068,15 @@ main(int argc, char **argv)
 			O.bandwidth = (double)num(f, v);
 		else if (strcmp(f, "--max-concurrent") == 0)
 			O.max_concurrent = (long)num(f, v);
+		else if (strcmp(f, "--cap-schedule") == 0)
+			parse_schedule(v);
+		else if (strcmp(f, "--cap-retry-after") == 0) {
+			if (strcmp(v, "none") == 0)
+				O.retry_after[0] = 0;
+			else
+				snprintf(O.retry_after, sizeof O.retry_after,
+				    "%" PRIu64, num(f, v));
+		}
 		else if (strcmp(f, "--fault-rate") == 0)
 			O.fault_rate = atof(v);
 		else if (strcmp(f, "--port") == 0)

@@ -5,7 +5,9 @@
   appears (bounded poll), stopped by PID in a cleanup.
 * FetchCase: a unittest.TestCase with a temporary work directory per test
   and run_amp(), which runs $AMP2S3_BIN with a fixed environment, cwd = the
-  work directory and a timeout.
+  work directory and a timeout (start_amp(): the same in the background).
+  Both take preexec=preexec(umask=..., fsize=...) to run the binary under
+  a umask or a file-size limit.
 Every wait is bounded; nothing sleeps to synchronise (polls have
 deadlines).
 """
@@ -13,6 +15,7 @@ deadlines).
 import base64
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -69,6 +72,17 @@ def resident_pages(path):
             libc.munmap(addr, size)
     finally:
         os.close(fd)
+
+
+def preexec(umask=None, fsize=None):
+    """A preexec_fn for run_amp / start_amp: set the child's umask
+    (${umask}) and RLIMIT_FSIZE (${fsize} bytes), each if given."""
+    def pre():
+        if umask is not None:
+            os.umask(umask)
+        if fsize is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    return pre
 
 
 def poll(cond, timeout, what, interval=0.01):
@@ -212,10 +226,12 @@ class FetchCase(unittest.TestCase):
     ALIASES = {"-j": "--fetch-workers"}
 
     def run_amp(self, *args, server=None, env=None, cmd="fetch",
-                defaults=True, timeout=60, cwd=None):
+                defaults=True, timeout=60, cwd=None, preexec=None):
         """Run amp2s3 ${cmd} ${args} (plus the test defaults for any flag
         not given).  ${env}: the complete environment (default
-        self.env(server))."""
+        self.env(server)); ${preexec}: run in the child before exec (see
+        preexec()).  A run that outlives ${timeout} seconds is killed and
+        fails the test."""
         args = [str(a) for a in args]
         given = {self.ALIASES.get(a.split("=")[0], a.split("=")[0])
                  for a in args if a.startswith("-")}
@@ -231,7 +247,8 @@ class FetchCase(unittest.TestCase):
                                env=env if env is not None
                                else self.env(server),
                                stdin=subprocess.DEVNULL,
-                               capture_output=True, timeout=timeout)
+                               capture_output=True, timeout=timeout,
+                               preexec_fn=preexec)
         except subprocess.TimeoutExpired as e:
             raise AssertionError("amp2s3 did not finish within %ss: %s\n"
                                  "stderr: %s" % (timeout, argv,
@@ -242,9 +259,11 @@ class FetchCase(unittest.TestCase):
         self._last = res
         return res
 
-    def start_amp(self, *args, server=None, env=None, cmd="fetch"):
+    def start_amp(self, *args, server=None, env=None, cmd="fetch",
+                  preexec=None):
         """Start amp2s3 without waiting (for signal tests); killed in a
-        cleanup if still running.  Output goes to files in self.tmp."""
+        cleanup if still running.  Output goes to files in self.tmp
+        (amp.stdout, amp.stderr)."""
         args = [str(a) for a in args]
         given = {self.ALIASES.get(a.split("=")[0], a.split("=")[0])
                  for a in args if a.startswith("-")}
@@ -257,7 +276,9 @@ class FetchCase(unittest.TestCase):
         err = open(self.tmp / "amp.stderr", "wb")
         p = subprocess.Popen(argv, cwd=str(self.work),
                              env=env if env is not None else self.env(server),
-                             stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+                             stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                             preexec_fn=preexec)
+        p.argv = argv
 
         def reap():
             if p.poll() is None:

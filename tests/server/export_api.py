@@ -28,9 +28,25 @@ GET /api/2/export?start=YYYYMMDDTHH&end=YYYYMMDDTHH, HTTP Basic auth.
   * otherwise 200, Content-Type application/zip: a real zip (zipfile) of
     real gzip members "<project>/<project>_<YYYY-MM-DD>_<H>#<part>.json.gz"
     (hour not zero-padded), one member per part, only hours in range.
-Other paths -> 404 "Not Found".  GET /_status (no auth, not logged, not
-counted) -> {"requests", "inflight", "logged", "max_inflight"} for test
-harnesses that wait until the server is idle.
+Other paths -> 404 "Not Found" (logged with action "bad_path"; a body other
+than the API's own "Raw data files were not found.", as a wrong --api-url
+path would get).  GET /_status (no auth, not logged, not counted) -> JSON:
+  requests, inflight, logged, max_inflight      every request (refused too)
+  inflight_accepted, max_inflight_accepted      export requests the
+                                                concurrency cap let through
+  cap                                           the cap now (null: none)
+  count_429                                     every 429 answer (cap + rules)
+  count_cap                                     429s of the cap alone
+  max_inflight_accepted_after_first_429         peak of accepted requests in
+                                                flight from the first cap
+                                                refusal on (0 before it)
+  max_inflight_after_first_429                  the same, every request in
+                                                flight (refused ones too)
+for test harnesses that wait until the server is idle or read the peaks.
+(Accepted requests never outnumber the cap, except when a schedule lowers
+it under requests already in flight; what a client sent beyond the cap
+shows in count_cap, max_inflight_after_first_429 and the request log's
+inflight_at_start / t_start.)
 
 Scenario file (JSON), every key optional
 ----------------------------------------
@@ -61,8 +77,34 @@ Scenario file (JSON), every key optional
   },
   "barrier": {"count": 4, "timeout_ms": 5000},
   "hold_ms": 0,
+  "concurrency_cap": 4,            # see "Concurrency cap" below
+  "cap_retry_after": "1",
+  "cap_schedule": [[0, 4], [3.0, 2], [6.0, 5]],
   "rules": [ RULE, ... ]
 }
+
+A part may also be {"part": 0, "repeat": LINE, "count": N} (N copies of
+one line, without N lines in the scenario file) and may carry
+"gzip_level": 1..9 (default 6), e.g. a highly compressible hour:
+  "20240101T00": [{"part": 0, "repeat": {"e": "x"}, "count": 1800000,
+                   "gzip_level": 9}]
+
+Concurrency cap (the API's "about 5 concurrent requests per project")
+---------------------------------------------------------------------
+"concurrency_cap": N    an export request that arrives while N accepted
+                        answers are in flight is answered 429 at once
+                        (body "Too many concurrent requests", before the
+                        barrier, the hold, auth and the rules), counted
+                        (count_429, count_cap) and logged with action
+                        "cap".  null / absent: no cap; 0 refuses all.
+"cap_retry_after": "1"  Retry-After header value of those 429s (absent:
+                        no header).
+"cap_schedule": [[T, N], ...]   the cap becomes N at T seconds after the
+                        first export request (the last entry with T <=
+                        elapsed wins, elapsed being 0 until that request;
+                        before the first entry the cap is
+                        "concurrency_cap").  N may be null (no cap).
+Accepted = not refused by the cap (a rule may still answer 429).
 
 Rules (faults), first match wins
 --------------------------------
@@ -75,10 +117,15 @@ RULE = {"match": {...}, "times": N, "action": {...}}
     "min_hours", "max_hours"  window size bounds
     "contains": "YYYYMMDDTHH" | [...]   window includes any of these hours
   times: how many requests the rule applies to (absent/null = unlimited).
-  action (status wins over kind; "zip" may accompany any data answer):
-    {"status": 500, "body": "...", "headers": {"Retry-After": "1"}}
+  action (status wins over kind, except "raw"; "zip" may accompany any
+  data answer; "hold_ms": MS on any action waits that long first, ending
+  early when the client hangs up):
+    {"status": 500, "body": "...", "headers": {"Retry-After": "1"},
+     "content_type": "text/html"}
         default bodies: 400 too-large text, 404 "Raw data files were not
-        found.", others a short text
+        found.", others a short text; e.g. a proxy's 404 page:
+        {"status": 404, "body": "<html>...</html>",
+         "content_type": "text/html"}
     {"kind": "ok"}                      the normal answer
     {"zip": {...}}                      normal answer, zip options overridden
     {"kind": "not_zip"}                 200 text/html error page
@@ -98,12 +145,31 @@ RULE = {"match": {...}, "times": N, "action": {...}}
     {"kind": "outside_member", "offset_hours": 1}
         add a member for the hour end+offset (negative: start+offset)
     {"kind": "hostile_name", "name": "../../x"}  add a member so named
+    {"kind": "trickle", "bytes_per_s": 1, "after_bytes": 0}
+        headers (full Content-Length), the first after_bytes bytes of the
+        normal answer at once, then the rest at bytes_per_s (in steps of
+        max(1, bytes_per_s / 10) bytes); ends when the client hangs up
+    {"kind": "slow_body", "seconds": 5}
+        the normal answer spread evenly over `seconds` (about 20 pieces a
+        second): bytes arrive long before the zip is complete
+    {"kind": "raw", "body_file": "/abs/path", "status": 200,
+     "content_type": "application/zip", "headers": {...}}
+        exactly the bytes of body_file (read per request)
+    {"kind": "garbage", "bytes": 40000000, "bytes_per_s": 2000000,
+     "chunk": 16384}
+        200 application/zip with Content-Length `bytes`, then that many
+        bytes that are not a zip (they start "\0GARBAGE"), paced at
+        bytes_per_s (0: as fast as the socket takes them); stops when the
+        client hangs up -- bytes_sent / client_gone in the log say how
+        much went out
 
 Request log (--request-log), one JSON object per line, written when the
 answer is finished:
   n, path, start, end, hours, t_start, t_end (epoch seconds, float),
   status, action, rule (index or null), auth_ok, auth_user,
-  inflight_at_start, max_inflight, barrier_wait_ms, bytes_sent, client_gone
+  inflight_at_start, max_inflight, barrier_wait_ms, bytes_sent, client_gone,
+  inflight_accepted_at_start (accepted answers in flight when it arrived,
+  itself included if accepted; null for another path), cap_at_start
 """
 
 import argparse
@@ -266,15 +332,23 @@ class Dataset:
             self.gen_start = parse_hour(self.gen["start"])
             self.gen_end = parse_hour(self.gen["end"])
         self.explicit = {}
+        self.levels = {}     # (h, part number) -> gzip level, if not 6
         for key, parts in (scenario.get("hours") or {}).items():
             h = parse_hour(key)
             out = []
             for i, p in enumerate(parts):
                 if isinstance(p, dict):
-                    num, lines = int(p["part"]), p.get("lines", [])
+                    num = int(p["part"])
+                    if "repeat" in p:
+                        # one str object referenced N times: cheap
+                        lines = [self._line(p["repeat"])] * int(p["count"])
+                    else:
+                        lines = [self._line(x) for x in p.get("lines", [])]
+                    if "gzip_level" in p:
+                        self.levels[(h, num)] = int(p["gzip_level"])
                 else:
-                    num, lines = i, p
-                out.append((num, [self._line(x) for x in lines]))
+                    num, lines = i, [self._line(x) for x in p]
+                out.append((num, lines))
             out.sort(key=lambda x: x[0])
             nums = [x[0] for x in out]
             if len(set(nums)) != len(nums):
@@ -315,7 +389,7 @@ class Dataset:
                        for line in lines).encode("utf-8")
 
     def part_bytes(self, lines, trailing_newline=True):
-        s = "".join(line + "\n" for line in lines)
+        s = "\n".join(lines) + "\n" if lines else ""
         if not trailing_newline and s:
             s = s[:-1]
         return s.encode("utf-8")
@@ -328,7 +402,8 @@ class Dataset:
         if got is None:
             got = [(num, gzip.compress(self.part_bytes(lines,
                                                        trailing_newline),
-                                       compresslevel=6, mtime=0))
+                                       compresslevel=self.levels.get(
+                                           (h, num), 6), mtime=0))
                    for num, lines in self.parts(h)]
             with self._lock:
                 self._cache[key] = got
@@ -433,6 +508,13 @@ class State:
                                 else int(bar.get("timeout_ms", 5000))) / 1000
         self.hold = (args.hold_ms if args.hold_ms is not None
                      else int(scenario.get("hold_ms", 0))) / 1000
+        cap = scenario.get("concurrency_cap")
+        self.cap_static = None if cap is None else int(cap)
+        self.cap_schedule = sorted(
+            (float(t), None if c is None else int(c))
+            for t, c in scenario.get("cap_schedule") or [])
+        ra = scenario.get("cap_retry_after")
+        self.cap_headers = {} if ra is None else {"Retry-After": str(ra)}
         self.rules = []
         for r in scenario.get("rules") or []:
             t = r.get("times")
@@ -446,9 +528,77 @@ class State:
         self.max_inflight = 0
         self.generation = 0
         self.logged = 0
+        # concurrency cap (all under self.lock)
+        self.t_first_export = None   # monotonic time of the first one
+        self.inflight_accepted = 0
+        self.max_inflight_accepted = 0
+        self.count_429 = 0
+        self.count_cap = 0
+        self.capped = False          # a cap refusal happened
+        self.max_accepted_after_429 = 0
+        self.max_inflight_after_429 = 0
         self.stop = threading.Event()
         self.log = open(args.request_log, "a", encoding="utf-8") \
             if args.request_log else None
+
+    def cap_locked(self, now):
+        """The concurrency cap at monotonic time ${now} (None: none)."""
+        cap = self.cap_static
+        if self.cap_schedule:
+            el = 0.0 if self.t_first_export is None \
+                else now - self.t_first_export
+            for t, c in self.cap_schedule:
+                if t <= el:
+                    cap = c
+        return cap
+
+    def admit(self, entry):
+        """The cap's verdict on an export request: True if accepted (the
+        caller must call release() when it is answered), False if it must
+        be answered 429 now."""
+        with self.lock:
+            now = time.monotonic()
+            if self.t_first_export is None:
+                self.t_first_export = now
+            cap = self.cap_locked(now)
+            entry["cap_at_start"] = cap
+            if cap is not None and self.inflight_accepted >= cap:
+                self.count_cap += 1
+                self.count_429 += 1
+                if not self.capped:
+                    self.capped = True
+                    self.max_accepted_after_429 = self.inflight_accepted
+                    self.max_inflight_after_429 = self.inflight
+                entry["inflight_accepted_at_start"] = self.inflight_accepted
+                return False
+            self.inflight_accepted += 1
+            entry["inflight_accepted_at_start"] = self.inflight_accepted
+            self.max_inflight_accepted = max(self.max_inflight_accepted,
+                                             self.inflight_accepted)
+            if self.capped:
+                self.max_accepted_after_429 = max(
+                    self.max_accepted_after_429, self.inflight_accepted)
+            return True
+
+    def release(self):
+        with self.lock:
+            self.inflight_accepted -= 1
+            self.cond.notify_all()
+
+    def status(self):
+        with self.lock:
+            return {"requests": self.n, "inflight": self.inflight,
+                    "logged": self.logged,
+                    "max_inflight": self.max_inflight,
+                    "inflight_accepted": self.inflight_accepted,
+                    "max_inflight_accepted": self.max_inflight_accepted,
+                    "cap": self.cap_locked(time.monotonic()),
+                    "count_429": self.count_429,
+                    "count_cap": self.count_cap,
+                    "max_inflight_accepted_after_first_429":
+                        self.max_accepted_after_429,
+                    "max_inflight_after_first_429":
+                        self.max_inflight_after_429}
 
     def write_log(self, entry):
         with self.lock:
@@ -563,6 +713,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 # pipelined bytes: not a hang-up; keep waiting
                 time.sleep(min(left, 0.05))
 
+    def _gone(self):
+        """True if the client has hung up (checked without waiting)."""
+        try:
+            r, _, _ = select.select([self.connection], [], [], 0)
+            if r and self.connection.recv(1, socket.MSG_PEEK) == b"":
+                return True
+        except OSError:
+            return True
+        return False
+
+    def _wait_until(self, due):
+        """Wait until monotonic ${due} (at least check once); raise
+        ClientGone if the client hangs up meanwhile."""
+        left = due - time.monotonic()
+        if (left > 0 and self._wait(left)) or self._gone():
+            raise ClientGone("hang-up")
+
     def _reset(self):
         try:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
@@ -578,9 +745,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         self._sent = 0
         if url.path == "/_status":
-            with st.lock:
-                s = {"requests": st.n, "inflight": st.inflight,
-                     "logged": st.logged, "max_inflight": st.max_inflight}
+            s = st.status()
             try:
                 self._answer(200, json.dumps(s), "application/json")
             except ClientGone:
@@ -593,6 +758,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             st.inflight += 1
             at_start = st.inflight
             st.max_inflight = max(st.max_inflight, st.inflight)
+            if st.capped:
+                st.max_inflight_after_429 = max(st.max_inflight_after_429,
+                                                st.inflight)
             if st.barrier and st.inflight >= st.barrier:
                 st.generation += 1
             st.cond.notify_all()
@@ -603,7 +771,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                  "t_start": t_start, "status": None, "action": None,
                  "rule": None, "auth_ok": False, "auth_user": None,
                  "inflight_at_start": at_start, "barrier_wait_ms": 0,
-                 "client_gone": False}
+                 "client_gone": False, "inflight_accepted_at_start": None,
+                 "cap_at_start": None}
+        self._accepted = False
         try:
             self._export(st, url, q, entry)
         except ClientGone:
@@ -614,6 +784,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             sys.stderr.write("export_api: %r\n" % (e,))
             self.close_connection = True
         finally:
+            if self._accepted:
+                self._accepted = False
+                st.release()
             entry["bytes_sent"] = self._sent
             entry["t_end"] = time.time()
             with st.lock:
@@ -643,6 +816,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             entry["status"] = 404
             self._answer(404, "Not Found")
             return
+        if not st.admit(entry):
+            entry["action"], entry["status"] = "cap", 429
+            self._answer(429, "Too many concurrent requests",
+                         extra=st.cap_headers)
+            return
+        self._accepted = True
         self._barrier(st, entry)
         if st.hold > 0 and self._wait(st.hold):
             raise ClientGone("hang-up during hold")
@@ -687,6 +866,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _act(self, st, act, first, last, entry):
         kind = act.get("kind", "ok")
+        if act.get("hold_ms"):
+            if self._wait(float(act["hold_ms"]) / 1000):
+                raise ClientGone("hang-up during the rule's hold")
+        if kind == "raw":
+            with open(act["body_file"], "rb") as f:
+                body = f.read()
+            code = int(act.get("status", 200))
+            entry["action"], entry["status"] = "raw", code
+            if code == 429:
+                with st.lock:
+                    st.count_429 += 1
+            self._answer(code, body, act.get("content_type",
+                                             "application/zip"),
+                         extra=act.get("headers"))
+            return
         if "status" in act:
             code = int(act["status"])
             body = act.get("body")
@@ -694,7 +888,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 body = {400: TOO_LARGE, 404: NOT_FOUND}.get(
                     code, "%d %s" % (code, REASONS.get(code, "Status")))
             entry["action"], entry["status"] = "status", code
-            self._answer(code, body, extra=act.get("headers"))
+            if code == 429:
+                with st.lock:
+                    st.count_429 += 1
+            self._answer(code, body, act.get("content_type",
+                                             "text/plain; charset=utf-8"),
+                         extra=act.get("headers"))
+            return
+        if kind == "garbage":
+            self._garbage(act, entry)
             return
         if kind == "reset" and act.get("after_fraction") is None:
             entry["action"] = "reset"
@@ -760,6 +962,34 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._send(body[:int(len(body) * float(act["after_fraction"]))])
             self._reset()
             return
+        if kind == "trickle":
+            rate = float(act.get("bytes_per_s", 1))
+            cut = min(len(body), int(act.get("after_bytes", 0)))
+            step = max(1, int(rate / 10))
+            self._headers(200, len(body), "application/zip")
+            if cut:
+                self._send(body[:cut])
+            pos, t0 = cut, time.monotonic()
+            while pos < len(body):
+                # the bytes after ${cut} leave at ${rate} on average
+                self._wait_until(t0 + (pos - cut + step) / rate)
+                if st.stop.is_set():
+                    self.close_connection = True
+                    return
+                self._send(body[pos:pos + step])
+                pos += step
+            return
+        if kind == "slow_body":
+            secs = float(act.get("seconds", 5))
+            n = max(1, min(len(body), int(secs * 20)))
+            self._headers(200, len(body), "application/zip")
+            t0 = time.monotonic()
+            for i in range(n):
+                if i:
+                    self._wait_until(t0 + secs * i / n)
+                self._send(body[len(body) * i // n:
+                                len(body) * (i + 1) // n])
+            return
         if kind == "stall":
             self._headers(200, len(body), "application/zip")
             cut = int(len(body) * float(act.get("after_fraction", 0)))
@@ -771,6 +1001,33 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         self._answer(200, body, "application/zip",
                      chunked=bool(opts["chunked"]))
+
+    GARBAGE_HEAD = b"\0GARBAGE"
+
+    def _garbage(self, act, entry):
+        """200 "application/zip" whose ${act}["bytes"] bytes are not a
+        zip, paced, until done or the client hangs up."""
+        total = int(act.get("bytes", 1 << 20))
+        rate = float(act.get("bytes_per_s", 2000000))
+        chunk = max(1, int(act.get("chunk", 16384)))
+        block = random.Random(total).randbytes(chunk)
+        first = self.GARBAGE_HEAD + block[len(self.GARBAGE_HEAD):]
+        entry["action"], entry["status"] = "garbage", 200
+        self._headers(200, total, "application/zip", act.get("headers"))
+        sent, t0 = 0, time.monotonic()
+        while sent < total:
+            k = min(chunk, total - sent)
+            self._send((first if sent == 0 else block)[:k])
+            sent += k
+            if sent >= total:
+                break
+            if rate > 0:
+                self._wait_until(t0 + sent / rate)
+            elif self._gone():
+                raise ClientGone("hang-up")
+            if self.server.state.stop.is_set():
+                self.close_connection = True
+                return
 
 
 class Server(http.server.ThreadingHTTPServer):
