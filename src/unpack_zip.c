@@ -255,3 +255,21 @@ unpack_zip_buffer_fmt(const void *zip, size_t zlen, const char *data_dir,
 	zip_error_fini(&zerr);
 	return (unpack_fini(&u, st, stats));
 }
+
+enum unpack_status
+unpack_zip(const char *zip_path, const char *data_dir, amp_hour first,
+    int nhours, const struct unpack_opts *opts, struct cancel *cancel,
+    struct unpack_stats *stats, char *err, size_t errlen)
+{
+	return (unpack_zip_run(zip_path, data_dir, first, nhours,
+	    UNPACK_FMT_JSONL, opts, cancel, stats, err, errlen, NULL));
+}
+
+enum unpack_status
+unpack_zip_buffer(const void *zip, size_t zlen, const char *data_dir,
+    amp_hour first, int nhours, const struct unpack_opts *opts,
+    struct unpack_stats *stats, char *err, size_t errlen)
+{
+	return (unpack_zip_buffer_fmt(zip, zlen, data_dir, first, nhours,
+	    UNPACK_FMT_JSONL, opts, stats, err, errlen));
+}
