@@ -60,9 +60,18 @@ struct store *store_open_s3(const struct s3_config *cfg, const char *prefix,
 int store_set_layout(struct store *st, const char *tmpl, int gzip, char *err,
     size_t errlen);
 
-/* Called once per hour present in the store, with the object's size.
- * store_list may call it from several threads, never two at once. */
-typedef void store_hour_cb(void *ctx, amp_hour hour, uint64_t size);
+/* An hour's object as a listing sees it: its size, and for S3 its ETag
+ * ("" in a folder store). */
+struct store_object {
+	uint64_t size;
+	char etag[S3_ETAG_MAX];
+};
+
+/* Called once per hour present in the store, with its object (valid
+ * during the call).  store_list may call it from several threads, never
+ * two at once. */
+typedef void store_hour_cb(void *ctx, amp_hour hour,
+    const struct store_object *obj);
 
 /* Hours first..last, both included. */
 struct store_span {
@@ -98,6 +107,20 @@ enum store_status store_list(struct store *st, const struct store_span *spans,
  * ${hour}; STORE_OK only once the object is complete in the store. */
 enum store_status store_put(struct store *st, amp_hour hour,
     const char *path, char *err, size_t errlen);
+
+/*
+ * store_same(st, hour, fd, size, known, same, err, errlen): whether the
+ * store holds exactly the ${size} bytes of the open file ${fd} as
+ * ${hour}: *${same} 1 (proven), 0 (proven different, or absent).
+ * ${known}: the object as store_list() saw it (NULL: not listed).  S3:
+ * s3_same() (sizes, ETag, metadata, else a read of the object); a folder
+ * store compares the files byte for byte.  STORE_OK, or a failure with
+ * ${err} when it could not be proven either way (STORE_FATAL if the
+ * credentials may not read objects).
+ */
+enum store_status store_same(struct store *st, amp_hour hour, int fd,
+    uint64_t size, const struct store_object *known, int *same, char *err,
+    size_t errlen);
 
 /* store_describe(st): "s3://bucket/prefix" or "dir:path/prefix", for logs. */
 const char *store_describe(const struct store *st);

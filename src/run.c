@@ -68,6 +68,13 @@ hourset_add(void *ctx, amp_hour h, uint64_t size)
 	s->v[s->n++] = (struct hsize){ h, size };
 }
 
+/* store_list's callback: the object's size (its ETag is not kept yet). */
+static void
+hourset_add_object(void *ctx, amp_hour h, const struct store_object *obj)
+{
+	hourset_add(ctx, h, obj->size);
+}
+
 static int
 cmp_hour(const void *a, const void *b)
 {
@@ -165,7 +172,7 @@ list_hours(const struct config *cfg, struct logger *lg, struct store *store,
 		log_error(lg, "out of memory listing hours");
 		return (EXIT_IO);
 	}
-	s = store_list(store, spans, n, hourset_add, &l->remote, err,
+	s = store_list(store, spans, n, hourset_add_object, &l->remote, err,
 	    sizeof(err));
 	free(spans);
 	if (s != STORE_OK) {
