@@ -812,6 +812,10 @@ config_s3_hint(enum s3_refusal why, const char *region, char *buf,
 		snprintf(buf, len, "the credentials may not list this bucket "
 		    "(s3:ListBucket on the prefix)");
 		break;
+	case S3_REFUSED_READ:
+		snprintf(buf, len, "the credentials may not read objects "
+		    "(s3:GetObject), which proving a stored hour needs");
+		break;
 	case S3_REFUSED_WRITE:
 		snprintf(buf, len, "the credentials may not write to this "
 		    "bucket (s3:PutObject, KMS key policy)");
