@@ -66,6 +66,7 @@ struct config {
 	enum log_format log_format;
 	char *log_file;
 	int progress;           /* -1 auto (TTY), 0 off, 1 on */
+	int progress_interval_s; /* without a live line: a record every S s */
 	int json;               /* status: JSON output */
 	int color;              /* status: -1 auto (TTY), 0, 1 */
 	char *metrics_file;     /* Prometheus textfile, NULL: none */

@@ -23,6 +23,7 @@
  * write(2).
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* The most bytes of one escaped message, "..." included. */
@@ -63,6 +64,30 @@ void log_msg(struct logger *lg, enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void log_vmsg(struct logger *lg, enum log_level level, const char *fmt,
     va_list ap) __attribute__((format(printf, 3, 0)));
+
+/* A member of a JSON record (log_fields()): ${key} (letters, digits and
+ * '_', written as is) with an integer, a string (escaped) or null. */
+enum log_field_type { LOG_FIELD_INT, LOG_FIELD_STR, LOG_FIELD_NULL };
+struct log_field {
+	const char *key;
+	enum log_field_type type;
+	int64_t i;
+	const char *s;
+};
+
+/*
+ * log_fields(lg, level, f, n, fmt, ...): log_msg(), and in the JSON format
+ * the ${n} members ${f} after "msg" (a string member is cut to 256 bytes
+ * after escaping).  The text format writes the message alone: say there
+ * what the members say.
+ */
+void log_fields(struct logger *lg, enum log_level level,
+    const struct log_field *f, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* log_term_width(lg): the columns of the terminal messages go to, or 0
+ * (not a terminal, or unknown). */
+int log_term_width(struct logger *lg);
 
 /* log_progress(lg, line): on a terminal, redraw the progress line
  * (\r + line + clear to end of line) and remember it for log_msg();

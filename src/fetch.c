@@ -143,7 +143,6 @@ hours_done(struct fetch_pool *p, const struct window *w)
 	for (int i = 0; i < w->n; i++)
 		if (p->o.on_hour)
 			p->o.on_hour(p->o.on_hour_ctx, w->first + i);
-	runctl_progress(p->o.ctl, 0);
 }
 
 /* Push the two halves of ${w}; the caller finishes ${w} itself. */
@@ -374,6 +373,21 @@ auth_refused(struct worker *wk, const struct window *w)
 	runctl_cancel(p->o.ctl, STOP_AUTH);
 }
 
+/* A few words on what ${wk}'s last try (result ${res}) got, for the
+ * progress line: "503", "timeout", "bad answer". */
+static void
+retry_reason(const struct worker *wk, int res, char *buf, size_t len)
+{
+	if (res == CURLE_OPERATION_TIMEDOUT)
+		snprintf(buf, len, "timeout");
+	else if (res != CURLE_OK)
+		snprintf(buf, len, "network error");
+	else if (wk->status == 200)
+		snprintf(buf, len, "bad answer");
+	else
+		snprintf(buf, len, "%ld", wk->status);
+}
+
 /*
  * A transient failure (${act} BACKOFF or SLOWDOWN) of ${w}'s try: wait
  * and return 0 to try again, or return 1 (given up, or cancelled).
@@ -384,7 +398,7 @@ back_off(struct worker *wk, struct window *w, enum retry_action act,
 {
 	struct fetch_pool *p = wk->p;
 	int64_t delay, until;
-	char msg[700];
+	char msg[700], reason[24];
 
 	if (w->attempts >= p->o.max_attempts) {
 		snprintf(msg, sizeof(msg), "giving up after %d attempts; last: "
@@ -398,14 +412,18 @@ back_off(struct worker *wk, struct window *w, enum retry_action act,
 	    retry_jitter(&wk->rnd));
 	log_warn(p->o.lg, "%s: %s; retry %d/%d in %" PRId64 " ms", name, why,
 	    w->attempts, p->o.max_attempts - 1, delay);
-	if (act != RETRY_SLOWDOWN)
-		return (runctl_sleep(p->o.ctl, delay) != 0);
+	if (act != RETRY_SLOWDOWN) {
+		retry_reason(wk, res, reason, sizeof(reason));
+		return (runctl_retry_sleep(p->o.ctl, delay, w->first, w->n,
+		    reason) != 0);
+	}
 	/* 429: the whole pool pauses (wait_pool before the next try). */
 	until = cancel_clock_ms() + delay;
 	pthread_mutex_lock(&p->mu);
 	if (until > p->not_before_ms)
 		p->not_before_ms = until;
 	pthread_mutex_unlock(&p->mu);
+	runctl_pool_paused(p->o.ctl, until, wk->status);
 	return (0);
 }
 

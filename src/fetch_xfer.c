@@ -41,6 +41,7 @@ on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 	if (wk->status == 0)
 		curl_easy_getinfo(wk->e, CURLINFO_RESPONSE_CODE, &wk->status);
 	wk->bytes += len;
+	runctl_count(wk->p->o.ctl, RUN_BYTES_RECEIVED, len);
 	stall_add(&wk->stall, len, cancel_clock_ms());
 	if (wk->status != 200) {
 		size_t room = sizeof(wk->body) - wk->bodylen;
@@ -260,6 +261,7 @@ fetch_download(struct worker *wk, const struct window *w,
 	*us = UNPACK_SOURCE;
 	if (xfer_begin(wk, w) != 0)
 		return (wk->write_errno ? -1 : wk->res);
+	runctl_gauge_add(p->o.ctl, RUN_FETCH_INFLIGHT, 1);
 	/* Until the status is known: a body byte, or the end. */
 	while (wk->running && wk->bytes == 0)
 		xfer_step(wk);
@@ -274,6 +276,7 @@ fetch_download(struct worker *wk, const struct window *w,
 	while (wk->running && *us == UNPACK_SOURCE)
 		xfer_step(wk);
 	xfer_end(wk);
+	runctl_gauge_add(p->o.ctl, RUN_FETCH_INFLIGHT, -1);
 	if (afile_close(wk->zip, 0, NULL, 0) != 0 && wk->write_errno == 0 &&
 	    wk->res == CURLE_OK)
 		wk->write_errno = errno;

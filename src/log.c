@@ -14,8 +14,11 @@
  *   Unlocking a mutex this thread holds, and destroying it once no thread
  *   uses the logger, cannot fail; there is nowhere to report it anyway.
  */
+#include <sys/ioctl.h>
+
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,6 +35,8 @@
 #define CLEAR "\r\033[K"          /* back to column 0, clear the line */
 #define CLEAR_LEN 4
 #define EOL_CLEAR "\033[K"        /* clear to end of line */
+#define FIELD_STR_MAX 256         /* a string member's bytes, escaped */
+#define FIELDS_MAX 2048           /* all members of a record */
 
 struct logger {
 	pthread_mutex_t mu;
@@ -299,12 +304,43 @@ log_msg(struct logger *lg, enum log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
-void
-log_vmsg(struct logger *lg, enum log_level level, const char *fmt,
-    va_list ap)
+/* The members ${f} (${n}) of a JSON record, each after a ',', at most
+ * FIELDS_MAX bytes. */
+static void
+put_fields(struct obuf *o, const struct log_field *f, size_t n)
+{
+	char buf[FIELDS_MAX], num[32];
+	struct obuf m = { buf, 0, sizeof(buf) };
+
+	for (size_t i = 0; i < n; i++) {
+		puts0(&m, ",\"");
+		puts0(&m, f[i].key);
+		puts0(&m, "\":");
+		if (f[i].type == LOG_FIELD_INT) {
+			snprintf(num, sizeof(num), "%" PRId64, f[i].i);
+			puts0(&m, num);
+		} else if (f[i].type == LOG_FIELD_STR && f[i].s != NULL) {
+			puts0(&m, "\"");
+			escape(&m, (const unsigned char *)f[i].s,
+			    strlen(f[i].s), LOG_JSON, FIELD_STR_MAX, 0);
+			puts0(&m, "\"");
+		} else {
+			puts0(&m, "null");
+		}
+	}
+	/* A member that did not fit would leave invalid JSON: drop them all. */
+	if (m.len < m.cap)
+		put(o, buf, m.len);
+}
+
+/* log_vmsg(), with the members ${fld} (${nfld}) in a JSON record. */
+static void
+emit(struct logger *lg, enum log_level level, const struct log_field *fld,
+    size_t nfld, const char *fmt, va_list ap)
 {
 	char raw[LOG_MSG_MAX + 1];
-	char line[CLEAR_LEN + 128 + LOG_MSG_MAX + 2 + PROGRESS_MAX + 8];
+	char line[CLEAR_LEN + 128 + LOG_MSG_MAX + FIELDS_MAX + 2 +
+	    PROGRESS_MAX + 8];
 	struct obuf o = { line, CLEAR_LEN, sizeof(line) };
 	enum log_format f = lg != NULL ? lg->format : LOG_TEXT;
 	struct timespec ts;
@@ -337,7 +373,9 @@ log_vmsg(struct logger *lg, enum log_level level, const char *fmt,
 		puts0(&o, "\",\"msg\":\"");
 		escape(&o, (const unsigned char *)raw, rlen, f, LOG_MSG_MAX,
 		    cut);
-		puts0(&o, "\"}\n");
+		puts0(&o, "\"");
+		put_fields(&o, fld, nfld);
+		puts0(&o, "}\n");
 	} else {
 		put_time(&o, &ts, 0);
 		puts0(&o, " amp2s3 ");
@@ -367,6 +405,39 @@ log_vmsg(struct logger *lg, enum log_level level, const char *fmt,
 	if (locked)
 		(void)pthread_mutex_unlock(&lg->mu);
 	errno = saved;
+}
+
+void
+log_vmsg(struct logger *lg, enum log_level level, const char *fmt,
+    va_list ap)
+{
+	emit(lg, level, NULL, 0, fmt, ap);
+}
+
+void
+log_fields(struct logger *lg, enum log_level level,
+    const struct log_field *f, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	emit(lg, level, f, n, fmt, ap);
+	va_end(ap);
+}
+
+int
+log_term_width(struct logger *lg)
+{
+	struct winsize ws;
+	int cols = 0, saved = errno;
+
+	if (lg == NULL || !lg->tty || pthread_mutex_lock(&lg->mu) != 0)
+		return (0);
+	if (ioctl(lg->fd, TIOCGWINSZ, &ws) == 0)
+		cols = ws.ws_col;
+	(void)pthread_mutex_unlock(&lg->mu);
+	errno = saved;
+	return (cols);
 }
 
 void

@@ -276,8 +276,7 @@ start_up(struct app *a, int argc, char **argv)
 		log_error(a->lg, "curl_global_init failed");
 		return (EXIT_IO);
 	}
-	if ((a->ctl = runctl_new(a->lg, a->cfg.progress == -1 ?
-	    log_is_tty(a->lg) : a->cfg.progress)) == NULL)
+	if ((a->ctl = runctl_new(a->lg)) == NULL)
 		return (EXIT_IO);
 	return (0);
 }

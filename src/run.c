@@ -28,6 +28,7 @@
 #include "localdir.h"
 #include "log.h"
 #include "plan.h"
+#include "progress.h"
 #include "run.h"
 #include "runctl.h"
 #include "status.h"
@@ -239,26 +240,26 @@ exit_code(struct runctl *ctl)
 	return (EXIT_OK);
 }
 
+/* The summary; ${peak}: the peak download rate in bytes/s. */
 static void
 summary(const struct config *cfg, struct logger *lg, struct runctl *ctl,
-    size_t already, int rc)
+    size_t already, int rc, double peak)
 {
 	double secs = (double)runctl_elapsed_ms(ctl) / 1000.0;
 
-	log_progress(lg, NULL);
 	if (cfg->cmd != CMD_SYNC)
 		log_msg(lg, rc == 0 ? LOG_INFO : LOG_WARN,
 		    "fetch: %" PRIu64 " hours with data, %" PRIu64 " empty, %"
 		    PRIu64 " failed, %zu already complete; %" PRIu64
-		    " events, %.1f MB written, %.1f MB downloaded; %"
-		    PRIu64 " requests, %" PRIu64 " retries, %" PRIu64
+		    " events, %.1f MB written, %.1f MB downloaded (peak %.1f "
+		    "MB/s); %" PRIu64 " requests, %" PRIu64 " retries, %" PRIu64
 		    " splits; %.2f s", runctl_counter(ctl, RUN_HOURS_DATA),
 		    runctl_counter(ctl, RUN_HOURS_EMPTY),
 		    runctl_counter(ctl, RUN_HOURS_FAILED), already,
 		    runctl_counter(ctl, RUN_EVENTS),
 		    (double)runctl_counter(ctl, RUN_BYTES_OUT) / 1e6,
 		    (double)runctl_counter(ctl, RUN_BYTES_ZIP) / 1e6,
-		    runctl_counter(ctl, RUN_REQUESTS),
+		    peak / 1e6, runctl_counter(ctl, RUN_REQUESTS),
 		    runctl_counter(ctl, RUN_RETRIES),
 		    runctl_counter(ctl, RUN_SPLITS), secs);
 	if (cfg->cmd != CMD_FETCH)
@@ -476,6 +477,22 @@ start_fetch(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 	return (fetch_start(&fo));
 }
 
+/* The progress line or records of a run of ${cfg} (NULL: none). */
+static struct progress *
+start_progress(const struct config *cfg, struct logger *lg,
+    struct runctl *ctl)
+{
+	struct progress_opts po = {
+		.lg = lg, .ctl = ctl,
+		.fetch = cfg->cmd != CMD_SYNC, .upload = cfg->cmd != CMD_FETCH,
+		/* --progress=yes cannot draw where there is no terminal. */
+		.live = log_is_tty(lg) && cfg->progress != 0,
+		.interval_s = cfg->progress_interval_s,
+	};
+
+	return (progress_start(&po));
+}
+
 /* Start the planner thread over ${pl}.  0, or -1 (cancelled, logged). */
 static int
 start_planner(struct planner *pl, struct runctl *ctl)
@@ -499,15 +516,18 @@ run_command(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 	struct coverage cov = { 0 };
 	struct fetch_pool *fp = NULL;
 	struct upload_pool *up = NULL;
+	struct progress *pg = NULL;
 	struct planner pl = { .cfg = cfg, .cov = &cov, .lg = lg };
 	int do_fetch = cfg->cmd != CMD_SYNC, do_upload = cfg->cmd != CMD_FETCH;
 	int planner_started = 0, rc;
 	size_t already = 0;
+	double peak;
 
 	/* 1. What is there. */
 	if ((rc = list_hours(cfg, lg, store, do_fetch, do_upload, &l)) != 0)
 		goto done;
 	report_listing(cfg, lg, store, &l);
+	pg = start_progress(cfg, lg, ctl);
 	rc = EXIT_PARTIAL;
 
 	/* 2. The upload side. */
@@ -542,8 +562,10 @@ run_command(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 		upload_join(up);
 		up = NULL;
 	}
+	peak = progress_stop(pg);
+	pg = NULL;
 	rc = exit_code(ctl);
-	summary(cfg, lg, ctl, already, rc);
+	summary(cfg, lg, ctl, already, rc, peak);
 done:
 	if (fp) {
 		runctl_cancel(ctl, STOP_IO);
@@ -553,6 +575,7 @@ done:
 		runctl_cancel(ctl, STOP_IO);
 		upload_join(up);
 	}
+	(void)progress_stop(pg);
 	coverage_free(&cov);
 	listing_free(&l);
 	return (rc);

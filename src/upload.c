@@ -67,7 +67,6 @@ upload_one(struct upload_pool *p, amp_hour h)
 		runctl_count(ctl, RUN_UPLOAD_BYTES, (uint64_t)sb.st_size);
 		log_debug(p->o.lg, "uploaded %s (%" PRIu64 " bytes) to %s",
 		    name, (uint64_t)sb.st_size, store_describe(p->o.store));
-		runctl_progress(ctl, 0);
 		return;
 	case STORE_CANCELLED:
 		return;
@@ -146,6 +145,7 @@ upload_submit(struct upload_pool *p, amp_hour hour)
 	if (runctl_cancelled(p->o.ctl) || (h = malloc(sizeof(*h))) == NULL)
 		return (-1);
 	*h = hour;
+	runctl_count(p->o.ctl, RUN_UPLOADS_QUEUED, 1);
 	if (queue_push(p->q, h)) {
 		free(h);
 		return (-1);

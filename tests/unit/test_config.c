@@ -73,6 +73,15 @@ test_defaults(void)
 	CHECK_EQ_STR(c.data_dir, "data");
 	CHECK_EQ_STR(c.s3_prefix, "python-import/");
 	CHECK_EQ_STR(c.api_key, "k");
+	CHECK_EQ_INT(c.progress_interval_s, 60);
+	config_free(&c);
+	CHECK_EQ_INT(load(&c, now, err, 4, "fetch", "--progress-interval",
+	    "0"), 0);
+	CHECK_EQ_INT(c.progress_interval_s, 0);
+	config_free(&c);
+	CHECK_EQ_INT(load(&c, now, err, 4, "fetch", "--progress-interval",
+	    "-1"), -1);
+	CHECK(strstr(err, "--progress-interval") != NULL);
 	config_free(&c);
 }
 
