@@ -211,8 +211,8 @@ class Sync(S3Case):
             i += 1
         big = b"".join(chunks)
         self.write_hours({BASE: big, BASE + 1: lines("small", 3)})
-        res = self.sync("--multipart-threshold-mb", "1", "--part-size-mb",
-                        "1")
+        res = self.sync("--multipart-threshold-mb", "1",
+                        env=self.s3_env(AMP2S3_S3_PART_SIZE_MB="1"))
         self.assertRc(res, 0)
         self.assertObjectsExact({self.key(BASE): big,
                                  self.key(BASE + 1): lines("small", 3)})
