@@ -85,6 +85,7 @@ struct unpack_opts {
 	 * most once, by an upload that may come much later); 1: keep them
 	 * (an upload reads them next). */
 	int keep_cache;
+	unsigned file_mode;      /* hour files; 0 = 0600 (less the umask) */
 };
 
 enum unpack_format {

@@ -347,7 +347,9 @@ write_empty(struct fetch_pool *p, const struct window *w, const char *name)
 	char why[600];
 
 	if (localdir_write_empty(p->o.data_dir, p->o.format !=
-	    UNPACK_FMT_JSONL, w->first, w->n, why, sizeof(why)) != 0) {
+	    UNPACK_FMT_JSONL, p->o.unpack.file_mode != 0 ?
+	    p->o.unpack.file_mode : 0600, w->first, w->n, why,
+	    sizeof(why)) != 0) {
 		fail_window_io(p, w, why);
 		return;
 	}

@@ -130,8 +130,8 @@ open_store(const struct app *a)
 	struct store *st;
 
 	if (cfg->dev) {
-		st = store_open_dir(cfg->dev_dir, cfg->s3_prefix, err,
-		    sizeof(err));
+		st = store_open_dir(cfg->dev_dir, cfg->s3_prefix,
+		    cfg->file_mode, err, sizeof(err));
 	} else {
 		struct s3_config sc = {
 			.bucket = cfg->bucket, .region = cfg->aws_region,
@@ -197,14 +197,14 @@ take_lock(struct app *a)
 
 	if (cfg->wait_lock) {
 		cancel_hook_add(cancel, &hook, interrupt_lock_wait, &self);
-		if ((rc = localdir_lock(cfg->data_dir, 0, NULL, &a->lockfd, err,
-		    sizeof(err))) == 1)
+		if ((rc = localdir_lock(cfg->data_dir, cfg->file_mode, 0, NULL,
+		    &a->lockfd, err, sizeof(err))) == 1)
 			log_info(a->lg, "waiting for another run's lock on %s",
 			    cfg->data_dir);
 	}
 	if (rc == 1)
-		rc = localdir_lock(cfg->data_dir, cfg->wait_lock, cancel,
-		    &a->lockfd, err, sizeof(err));
+		rc = localdir_lock(cfg->data_dir, cfg->file_mode,
+		    cfg->wait_lock, cancel, &a->lockfd, err, sizeof(err));
 	if (cfg->wait_lock)
 		cancel_hook_remove(cancel, &hook);
 	if (rc == 2)

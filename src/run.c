@@ -465,7 +465,8 @@ start_fetch(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 		     * send); otherwise the hour is linked into --dev's
 		     * folder or left for a later sync: no reason to keep it
 		     * cached. */
-		    .keep_cache = up != NULL && !cfg->dev },
+		    .keep_cache = up != NULL && !cfg->dev,
+		    .file_mode = cfg->file_mode },
 		.format = !cfg->gzip ? UNPACK_FMT_JSONL :
 		    cfg->no_validate ? UNPACK_FMT_GZIP_RAW : UNPACK_FMT_GZIP,
 		.lg = lg, .ctl = ctl,

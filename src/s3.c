@@ -368,12 +368,11 @@ put_single(struct s3 *s3, const char *key, int fd, uint64_t size,
 }
 
 enum s3_status
-s3_put_file(struct s3 *s3, const char *key, const char *path,
-    const char *content_type, struct s3_error *err)
+s3_put_file(struct s3 *s3, const char *key, int fd, const char *content_type,
+    struct s3_error *err)
 {
 	struct stat sb;
 	enum s3_status st;
-	int fd;
 
 	s3_err_init(err);
 	if (key == NULL || key[0] == '\0' || strlen(key) > KEY_MAX) {
@@ -381,20 +380,16 @@ s3_put_file(struct s3 *s3, const char *key, const char *path,
 		    KEY_MAX);
 		return (S3_FAIL);
 	}
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 ||
-	    fstat(fd, &sb) != 0) {
+	if (fstat(fd, &sb) != 0) {
 		err->status = S3_IO;
-		s3_set_msg(err, "s3: cannot read %s: %s", path,
-		    ERRSTR(errno));
-		if (fd >= 0)
-			close(fd);
+		s3_set_msg(err, "s3: PUT '%s': cannot read the local file: %s",
+		    key, ERRSTR(errno));
 		return (S3_IO);
 	}
 	if (!S_ISREG(sb.st_mode)) {
 		err->status = S3_IO;
-		s3_set_msg(err, "s3: cannot upload %s: not a regular file",
-		    path);
-		close(fd);
+		s3_set_msg(err, "s3: PUT '%s': the local file is not a regular "
+		    "file", key);
 		return (S3_IO);
 	}
 	if ((uint64_t)sb.st_size > s3->threshold)
@@ -403,6 +398,5 @@ s3_put_file(struct s3 *s3, const char *key, const char *path,
 	else
 		st = put_single(s3, key, fd, (uint64_t)sb.st_size,
 		    content_type, err);
-	close(fd);
 	return (st);
 }

@@ -291,7 +291,8 @@ unpack_hour_open(struct unpack *u, int k)
 	if (localdir_path(u->dir, u->gz, u->first + k, path, sizeof(path)))
 		return (unpack_failf(u, UNPACK_IO, "path too long in %s",
 		    u->dir));
-	if ((u->cur = afile_create(path, 0644, AFILE_WRITEBACK |
+	if ((u->cur = afile_create(path, u->opt.file_mode != 0 ?
+	    u->opt.file_mode : 0600, AFILE_WRITEBACK |
 	    (u->opt.keep_cache ? 0 : AFILE_DROP_CACHE), u->err,
 	    u->errlen)) == NULL)
 		return (UNPACK_IO);
