@@ -4,20 +4,34 @@
  * DESIGN
  * main() configures, takes the data directory's lock and hands over to
  * run_command() (or run_status(), which takes no lock).  Signals:
- * SIGINT/SIGTERM are blocked in every thread and taken by one signal
- * thread with sigwait(); the first cancels the run gracefully (stop
- * planning, abort transfers, remove temporaries, exit 130/143), a second
- * one exits at once.  SIGUSR1 (sent by main) ends the signal thread.
- * SIGPIPE and SIGXFSZ are ignored so that a broken socket or a file-size
- * limit is an error return, not death.  SIGUSR2 only interrupts a
- * --wait-lock flock(2) (a cancel hook sends it).
+ * SIGINT, SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 are blocked in every
+ * thread and taken by one signal thread, which reads them from a
+ * signalfd and never ends because of one: the first SIGINT/SIGTERM
+ * cancels the run gracefully (stop planning, abort transfers, remove
+ * temporaries, exit 130/143), a second one exits at once; SIGHUP reopens
+ * --log-file (log rotation); the others are logged and ignored.  main
+ * ends the thread through a pipe of its own, never by a signal that
+ * someone else could send.  If the thread cannot start, the mask is put
+ * back, so SIGINT/SIGTERM keep their default action (the run ends at
+ * once, without cleanup) instead of being ignored.  SIGPIPE and SIGXFSZ
+ * are ignored so that a broken socket or a file-size limit is an error
+ * return, not death.  SIGUSR2 interrupts a --wait-lock flock(2): main
+ * unblocks it for itself only while it waits, and a cancel hook sends it
+ * to main.
  */
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,10 +50,14 @@
 struct sigctx {
 	struct runctl *ctl;
 	struct logger *lg;
-	sigset_t set;
+	sigset_t set;           /* the signals the thread takes */
+	sigset_t old;           /* the mask before, put back on failure */
+	int sfd;                /* signalfd of ${set} */
+	int stop[2];            /* pipe: main writes a byte to end the thread */
 	pthread_t th;
 	int started;
 };
+
 
 /* What main() sets up, for the steps that use it. */
 struct app {
@@ -51,24 +69,77 @@ struct app {
 	int64_t started_s;
 };
 
+static const char *
+signal_name(int sig)
+{
+	switch (sig) {
+	case SIGINT:
+		return ("SIGINT");
+	case SIGTERM:
+		return ("SIGTERM");
+	case SIGHUP:
+		return ("SIGHUP");
+	case SIGUSR1:
+		return ("SIGUSR1");
+	case SIGUSR2:
+		return ("SIGUSR2");
+	default:
+		return ("a signal");
+	}
+}
+
+/* What one signal ${sig} does; *${stops} counts SIGINT/SIGTERM. */
+static void
+on_signal(struct sigctx *sc, int sig, int *stops)
+{
+	switch (sig) {
+	case SIGINT:
+	case SIGTERM:
+		if (++*stops > 1)
+			_exit(sig == SIGINT ? EXIT_SIGINT : EXIT_SIGTERM);
+		log_warn(sc->lg, "%s: stopping (in-flight work is cancelled "
+		    "and temporaries removed; again to exit at once)",
+		    signal_name(sig));
+		runctl_cancel(sc->ctl, sig == SIGINT ? STOP_SIGINT :
+		    STOP_SIGTERM);
+		break;
+	case SIGHUP:
+		if (log_reopen(sc->lg) != 0)
+			log_warn(sc->lg, "SIGHUP: cannot reopen the log file: "
+			    "%s", ERRSTR(errno));
+		else
+			log_info(sc->lg, "SIGHUP: log file reopened");
+		break;
+	default:
+		log_info(sc->lg, "%s: ignored", signal_name(sig));
+		break;
+	}
+}
+
 static void *
 signal_main(void *arg)
 {
 	struct sigctx *sc = arg;
-	int sig, count = 0;
+	struct signalfd_siginfo si;
+	struct pollfd pf[2];
+	int stops = 0;
 
 	for (;;) {
-		if (sigwait(&sc->set, &sig) != 0)
-			continue;
-		if (sig == SIGUSR1)
+		pf[0] = (struct pollfd){ .fd = sc->sfd, .events = POLLIN };
+		pf[1] = (struct pollfd){ .fd = sc->stop[0], .events = POLLIN };
+		if (poll(pf, 2, -1) < 0) {
+			if (errno == EINTR || errno == EAGAIN ||
+			    errno == ENOMEM)
+				continue;
+			log_error(sc->lg, "signal thread: poll: %s",
+			    ERRSTR(errno));
 			return (NULL);
-		if (++count > 1)
-			_exit(sig == SIGINT ? EXIT_SIGINT : EXIT_SIGTERM);
-		log_warn(sc->lg, "%s: stopping (in-flight work is cancelled "
-		    "and temporaries removed; again to exit at once)",
-		    sig == SIGINT ? "SIGINT" : "SIGTERM");
-		runctl_cancel(sc->ctl, sig == SIGINT ? STOP_SIGINT :
-		    STOP_SIGTERM);
+		}
+		if (pf[1].revents != 0)
+			return (NULL);
+		if ((pf[0].revents & POLLIN) &&
+		    read(sc->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+			on_signal(sc, (int)si.ssi_signo, &stops);
 	}
 }
 
@@ -96,30 +167,68 @@ setup_process(void)
 	tzset();
 }
 
-/* Block INT, TERM and USR1 here, so that every thread created later
- * inherits the mask, and start the one thread that takes them. */
+/*
+ * Block the signals the signal thread takes here, so that every thread
+ * created later inherits the mask, and start that thread.  If it cannot
+ * start, the mask is put back (logged).
+ */
 static void
 start_signals(struct app *a)
 {
 	struct sigctx *sc = &a->sig;
+	int rc = 0;
 
 	sc->ctl = a->ctl;
 	sc->lg = a->lg;
+	sc->sfd = sc->stop[0] = sc->stop[1] = -1;
 	sigemptyset(&sc->set);
 	sigaddset(&sc->set, SIGINT);
 	sigaddset(&sc->set, SIGTERM);
+	sigaddset(&sc->set, SIGHUP);
 	sigaddset(&sc->set, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &sc->set, NULL);
-	sc->started = pthread_create(&sc->th, NULL, signal_main, sc) == 0;
+	sigaddset(&sc->set, SIGUSR2);
+	if ((rc = pthread_sigmask(SIG_BLOCK, &sc->set, &sc->old)) != 0)
+		goto fail;
+	if ((sc->sfd = signalfd(-1, &sc->set, SFD_CLOEXEC)) < 0 ||
+	    pipe(sc->stop) != 0 ||
+	    fcntl(sc->stop[0], F_SETFD, FD_CLOEXEC) != 0 ||
+	    fcntl(sc->stop[1], F_SETFD, FD_CLOEXEC) != 0) {
+		rc = errno;
+		goto fail_mask;
+	}
+	if ((rc = pthread_create(&sc->th, NULL, signal_main, sc)) != 0)
+		goto fail_mask;
+	sc->started = 1;
+	return;
+fail_mask:
+	(void)pthread_sigmask(SIG_SETMASK, &sc->old, NULL);
+fail:
+	if (sc->sfd >= 0)
+		close(sc->sfd);
+	if (sc->stop[0] >= 0) {
+		close(sc->stop[0]);
+		close(sc->stop[1]);
+	}
+	sc->sfd = sc->stop[0] = sc->stop[1] = -1;
+	log_warn(a->lg, "cannot start the signal thread (%s): SIGINT and "
+	    "SIGTERM will end the run at once, without removing its "
+	    "temporaries", ERRSTR(rc));
 }
 
 static void
 stop_signals(struct app *a)
 {
-	if (a->sig.started) {
-		pthread_kill(a->sig.th, SIGUSR1);
-		pthread_join(a->sig.th, NULL);
-	}
+	struct sigctx *sc = &a->sig;
+
+	if (!sc->started)
+		return;
+	while (write(sc->stop[1], "x", 1) < 0 && errno == EINTR)
+		;
+	pthread_join(sc->th, NULL);
+	close(sc->sfd);
+	close(sc->stop[0]);
+	close(sc->stop[1]);
+	sc->started = 0;
 }
 
 static struct store *
@@ -192,21 +301,30 @@ take_lock(struct app *a)
 	struct cancel *cancel = runctl_cancel_flag(a->ctl);
 	struct cancel_hook hook;
 	pthread_t self = pthread_self();
+	sigset_t usr2;
 	char err[600];
 	int rc = 1;
 
+	sigemptyset(&usr2);
+	sigaddset(&usr2, SIGUSR2);
 	if (cfg->wait_lock) {
 		cancel_hook_add(cancel, &hook, interrupt_lock_wait, &self);
 		if ((rc = localdir_lock(cfg->data_dir, cfg->file_mode, 0, NULL,
-		    &a->lockfd, err, sizeof(err))) == 1)
+		    &a->lockfd, err, sizeof(err))) == 1) {
 			log_info(a->lg, "waiting for another run's lock on %s",
 			    cfg->data_dir);
+			/* Only this thread, only while it waits. */
+			(void)pthread_sigmask(SIG_UNBLOCK, &usr2, NULL);
+		}
 	}
 	if (rc == 1)
 		rc = localdir_lock(cfg->data_dir, cfg->file_mode,
 		    cfg->wait_lock, cancel, &a->lockfd, err, sizeof(err));
-	if (cfg->wait_lock)
+	if (cfg->wait_lock) {
+		if (a->sig.started)
+			(void)pthread_sigmask(SIG_BLOCK, &usr2, NULL);
 		cancel_hook_remove(cancel, &hook);
+	}
 	if (rc == 2)
 		return (runctl_stop_reason(a->ctl) == STOP_SIGTERM ?
 		    EXIT_SIGTERM : EXIT_SIGINT);
