@@ -58,6 +58,9 @@ struct sigctx {
 	int started;
 };
 
+/* The range should end this many hours before now: the Export API has an
+ * hour "at a minimum within 2 hours" after it ended. */
+#define API_DELAY_HOURS 3
 
 /* What main() sets up, for the steps that use it. */
 struct app {
@@ -268,6 +271,63 @@ open_store(const struct app *a)
 	return (st);
 }
 
+/* 1 if ${path} is ${dir} or lies inside it (both real paths). */
+static int
+path_within(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	if (strcmp(dir, "/") == 0)
+		return (1);
+	return (strncmp(path, dir, n) == 0 && (path[n] == '\0' ||
+	    path[n] == '/'));
+}
+
+/*
+ * --dev: the store folder must neither be the data directory nor lie
+ * inside it nor hold it, or the store's objects would be the local hours
+ * themselves (listed as "already stored", then deleted).  Compares real
+ * paths, of what exists (run: both were just created).  ${strict}: a
+ * path that cannot be resolved is an error too.  0 or EXIT_USAGE
+ * (logged).
+ */
+static int
+check_dev_dir(struct app *a, int strict)
+{
+	const struct config *cfg = &a->cfg;
+	char *data = NULL, *dev = NULL;
+	const char *rel = NULL;
+	int rc = 0;
+
+	if (!cfg->dev)
+		return (0);
+	if ((data = realpath(cfg->data_dir, NULL)) == NULL ||
+	    (dev = realpath(cfg->dev_dir, NULL)) == NULL) {
+		if (strict) {
+			log_error(a->lg, "cannot resolve %s: %s", data == NULL ?
+			    cfg->data_dir : cfg->dev_dir, ERRSTR(errno));
+			rc = EXIT_USAGE;
+		}
+		goto out;
+	}
+	if (strcmp(data, dev) == 0)
+		rel = "is";
+	else if (path_within(dev, data))
+		rel = "is inside";
+	else if (path_within(data, dev))
+		rel = "holds";
+	if (rel != NULL) {
+		log_error(a->lg, "--dev-dir %s %s the data directory %s: the "
+		    "store must be a folder of its own (refusing)",
+		    cfg->dev_dir, rel, cfg->data_dir);
+		rc = EXIT_USAGE;
+	}
+out:
+	free(data);
+	free(dev);
+	return (rc);
+}
+
 /* `status`: read-only, no lock, no cleaning. */
 static int
 cmd_status(struct app *a)
@@ -275,6 +335,8 @@ cmd_status(struct app *a)
 	struct store *st = NULL;
 	int rc;
 
+	if ((rc = check_dev_dir(a, 0)) != 0)
+		return (rc);
 	if (config_need_store(&a->cfg) && (st = open_store(a)) == NULL)
 		return (EXIT_USAGE);
 	rc = run_status(&a->cfg, a->lg, st);
@@ -349,6 +411,24 @@ clean_leftovers(struct app *a)
 		    "run", removed);
 }
 
+/* Warn when the data directory exists and lets others in further than
+ * --file-mode asks (hours hold end users' personal data). */
+static void
+warn_open_data_dir(struct app *a)
+{
+	const struct config *cfg = &a->cfg;
+	unsigned want = localdir_dir_mode(cfg->file_mode), extra;
+	struct stat sb;
+
+	if (stat(cfg->data_dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+		return;
+	if ((extra = (unsigned)sb.st_mode & 077 & ~want) != 0)
+		log_warn(a->lg, "data directory %s is open to others (mode "
+		    "%03o) and its hours hold personal data: chmod %03o %s "
+		    "(or set --file-mode)", cfg->data_dir,
+		    (unsigned)sb.st_mode & 0777, want, cfg->data_dir);
+}
+
 /* fetch, sync, all: under the lock. */
 static int
 cmd_run(struct app *a)
@@ -356,14 +436,66 @@ cmd_run(struct app *a)
 	struct store *st = NULL;
 	int rc;
 
+	warn_open_data_dir(a);
 	if ((rc = take_lock(a)) != 0)
 		return (rc);
-	clean_leftovers(a);
 	if (config_need_store(&a->cfg) && (st = open_store(a)) == NULL)
 		return (EXIT_USAGE);
-	rc = run_command(&a->cfg, a->lg, a->ctl, st);
+	if ((rc = check_dev_dir(a, 1)) == 0) {
+		clean_leftovers(a);
+		rc = run_command(&a->cfg, a->lg, a->ctl, st);
+	}
 	store_free(st);
 	return (rc);
+}
+
+/* 1 if the host of the URL ${url} (after "scheme://") is a loopback
+ * address: localhost, 127.0.0.0/8 or [::1]. */
+static int
+host_is_loopback(const char *url)
+{
+	const char *h = strstr(url, "://"), *end, *at;
+	size_t n;
+
+	h = h != NULL ? h + 3 : url;
+	end = h + strcspn(h, "/?#");
+	if ((at = memchr(h, '@', (size_t)(end - h))) != NULL)
+		h = at + 1;
+	if (*h == '[')
+		return (strncmp(h, "[::1]", 5) == 0);
+	n = strcspn(h, ":/?#");
+	if (n == 9 && strncasecmp(h, "localhost", 9) == 0)
+		return (1);
+	if (n < 4 || strncmp(h, "127.", 4) != 0)
+		return (0);
+	for (size_t i = 4; i < n; i++)
+		if (h[i] != '.' && (h[i] < '0' || h[i] > '9'))
+			return (0);
+	return (1);
+}
+
+/* Warnings about settings that work but may not do what is meant. */
+static void
+warn_settings(struct app *a)
+{
+	const struct config *cfg = &a->cfg;
+	char end[HOUR_API_LEN];
+
+	if (cfg->cmd != CMD_FETCH && cfg->cmd != CMD_ALL)
+		return;
+	if (cfg->api_url != NULL && strncasecmp(cfg->api_url, "http://", 7) ==
+	    0 && !host_is_loopback(cfg->api_url))
+		log_warn(a->lg, "--api-url is plain http: the API key and "
+		    "secret go over the network unencrypted (use https)");
+	if (hour_now() - cfg->end < API_DELAY_HOURS) {
+		hour_format_api(cfg->end, end);
+		log_warn(a->lg, "the range ends at %s, less than %d hours "
+		    "ago: the Export API may not have those hours yet (it "
+		    "has an hour at a minimum within 2 hours), and an hour "
+		    "fetched empty is not fetched again (--lag-hours %d or "
+		    "more avoids this)", end, API_DELAY_HOURS,
+		    API_DELAY_HOURS);
+	}
 }
 
 /* Configuration, logger, curl, the run's shared state.  0 or the exit
@@ -390,6 +522,7 @@ start_up(struct app *a, int argc, char **argv)
 		log_warn(a->lg, "%s holds secrets but is readable by others "
 		    "(mode %03o): chmod 600 %s", a->cfg.env_file_used,
 		    (unsigned)a->cfg.env_file_open_mode, a->cfg.env_file_used);
+	warn_settings(a);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_error(a->lg, "curl_global_init failed");
 		return (EXIT_IO);
