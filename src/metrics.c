@@ -66,6 +66,8 @@ static const struct {
 	  RUN_UPLOAD_FAILED },
 	{ "amp2s3_local_removed", "Local hours found already stored and "
 	  "removed in the last run.", RUN_LOCAL_REMOVED },
+	{ "amp2s3_hours_conflict", "Local hours whose stored object has "
+	  "another size, both kept, in the last run.", RUN_HOURS_CONFLICT },
 	{ "amp2s3_bytes_downloaded", "Export answer bytes in the last run.",
 	  RUN_BYTES_ZIP },
 	{ "amp2s3_answers_reread", "Export answers that could not be "

@@ -234,7 +234,8 @@ exit_code(struct runctl *ctl)
 		break;
 	}
 	if (runctl_counter(ctl, RUN_HOURS_FAILED) ||
-	    runctl_counter(ctl, RUN_UPLOAD_FAILED))
+	    runctl_counter(ctl, RUN_UPLOAD_FAILED) ||
+	    runctl_counter(ctl, RUN_HOURS_CONFLICT))
 		return (EXIT_PARTIAL);
 	return (EXIT_OK);
 }
@@ -265,10 +266,12 @@ summary(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 		log_msg(lg, rc == 0 ? LOG_INFO : LOG_WARN,
 		    "sync: %" PRIu64 " hours uploaded (%.1f MB), %" PRIu64
 		    " failed, %" PRIu64 " local files already stored and "
-		    "removed; %.2f s", runctl_counter(ctl, RUN_UPLOADS),
+		    "removed, %" PRIu64 " in conflict (kept); %.2f s",
+		    runctl_counter(ctl, RUN_UPLOADS),
 		    (double)runctl_counter(ctl, RUN_UPLOAD_BYTES) / 1e6,
 		    runctl_counter(ctl, RUN_UPLOAD_FAILED),
-		    runctl_counter(ctl, RUN_LOCAL_REMOVED), secs);
+		    runctl_counter(ctl, RUN_LOCAL_REMOVED),
+		    runctl_counter(ctl, RUN_HOURS_CONFLICT), secs);
 }
 
 /* The cell of hour index ${i} of the range for `status`. */
@@ -282,6 +285,8 @@ status_cell(const struct config *cfg, const struct listing *l,
 
 	if (plan_shard_of(h, cfg->shard_count) != cfg->shard_index)
 		return (CELL_OTHER);
+	if (r != NULL && loc != NULL && r->size != loc->size)
+		return (CELL_CONFLICT);
 	if (r != NULL)
 		return (r->size > 0 ? CELL_STORED : CELL_EMPTY);
 	if (loc == NULL)
@@ -315,7 +320,7 @@ status_draw(const struct config *cfg, struct logger *lg,
 		log_error(lg, "cannot write to standard output");
 		return (EXIT_IO);
 	}
-	return (t.missing == 0 ? EXIT_OK : EXIT_PARTIAL);
+	return (t.missing == 0 && t.conflict == 0 ? EXIT_OK : EXIT_PARTIAL);
 }
 
 int
@@ -365,22 +370,45 @@ report_listing(const struct config *cfg, struct logger *lg,
 	    l->local.n, stored, store ? store_describe(store) : "(no store)");
 }
 
+/* A local hour of ${local} bytes whose stored object has ${stored}: keep
+ * both (neither is known to be the right one; a re-export decides). */
+static void
+report_conflict(const struct config *cfg, struct logger *lg,
+    struct runctl *ctl, amp_hour h, uint64_t local, uint64_t stored)
+{
+	char name[HOUR_API_LEN];
+
+	hour_format_api(h, name);
+	runctl_count(ctl, RUN_HOURS_CONFLICT, 1);
+	log_warn(lg, "hour %s: the stored object has %" PRIu64 " bytes, the "
+	    "local file in %s %" PRIu64 ": conflict, both kept (neither "
+	    "deleted nor uploaded over the other)", name, stored,
+	    cfg->data_dir, local);
+}
+
 /*
- * The upload side: delete the local hours the store already has; what is
+ * The upload side: delete the local hours the store already has with
+ * the same size, keep those it has with another (conflicts); what is
  * left of l->local are the uploads, in hour order.
  */
 static void
 prune_stored(const struct config *cfg, struct logger *lg, struct runctl *ctl,
     struct listing *l)
 {
+	const struct hsize *r;
 	size_t keep = 0;
 	char path[4096];
 
 	for (size_t i = 0; i < l->local.n; i++) {
 		amp_hour h = l->local.v[i].h;
 
-		if (hourset_find(&l->remote, h) == NULL) {
+		if ((r = hourset_find(&l->remote, h)) == NULL) {
 			l->local.v[keep++] = l->local.v[i];
+			continue;
+		}
+		if (r->size != l->local.v[i].size) {
+			report_conflict(cfg, lg, ctl, h, l->local.v[i].size,
+			    r->size);
 			continue;
 		}
 		if (localdir_path(cfg->data_dir, cfg->gzip, h, path,

@@ -202,6 +202,23 @@ class SizeConflictDev(SafetyCase):
         self.assertEqual((got.get("conflict"), got.get("conflict_hours")),
                          (2, [F(BASE), F(BASE + 1)]), st.stdout)
 
+    # added with the fix (fails without it: no such metric, and the
+    # hours are removed): the metrics file counts the conflicts.
+    def test_conflicts_counted_in_the_metrics(self):
+        self.layout()
+        prom = self.tmp / "amp2s3.prom"
+        res = self.run_amp("--dev", "--metrics-file", prom, cmd="sync")
+        self.assertRc(res, 1)
+        got = {}
+        for line in prom.read_text().splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                got[name] = float(value)
+        self.assertEqual((got.get("amp2s3_hours_conflict"),
+                          got.get("amp2s3_local_removed"),
+                          got.get("amp2s3_exit_code")), (2, 1, 1),
+                         prom.read_text())
+
     # today: status --json has no "conflict" member; the grid shows "#"
     # for both hours, and status exits 0.
     def test_status_shows_conflicts(self):
