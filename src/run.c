@@ -218,6 +218,18 @@ hour_to_upload(void *ctx, amp_hour h)
 	(void)upload_submit(ctx, h);
 }
 
+/* 1 if every window of the run that ended got a 404 that was not the
+ * Export API's own, and none succeeded: the URL is wrong. */
+static int
+only_foreign_404s(struct runctl *ctl)
+{
+	uint64_t nf = runctl_counter(ctl, RUN_HOURS_NOT_FOUND);
+
+	return (nf > 0 && nf == runctl_counter(ctl, RUN_HOURS_FAILED) &&
+	    runctl_counter(ctl, RUN_HOURS_DATA) == 0 &&
+	    runctl_counter(ctl, RUN_HOURS_EMPTY) == 0);
+}
+
 static int
 exit_code(struct runctl *ctl)
 {
@@ -233,6 +245,8 @@ exit_code(struct runctl *ctl)
 	default:
 		break;
 	}
+	if (only_foreign_404s(ctl))
+		return (EXIT_USAGE);
 	if (runctl_counter(ctl, RUN_HOURS_FAILED) ||
 	    runctl_counter(ctl, RUN_UPLOAD_FAILED) ||
 	    runctl_counter(ctl, RUN_HOURS_CONFLICT))
@@ -247,6 +261,10 @@ summary(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 	double secs = (double)runctl_elapsed_ms(ctl) / 1000.0;
 
 	log_progress(lg, NULL);
+	if (rc == EXIT_USAGE && only_foreign_404s(ctl))
+		log_error(lg, "every export request got a 404 that is not the "
+		    "Export API's own answer: check --api-url (AMP_API_URL) "
+		    "or --region");
 	if (cfg->cmd != CMD_SYNC)
 		log_msg(lg, rc == 0 ? LOG_INFO : LOG_WARN,
 		    "fetch: %" PRIu64 " hours with data, %" PRIu64 " empty, %"
