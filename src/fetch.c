@@ -313,6 +313,18 @@ answered(struct worker *wk, const struct window *w, int res,
 	struct fetch_pool *p = wk->p;
 	char snippet[160];
 
+	if (wk->refused != ANSWER_OK) {
+		/* Not a zip: a broken answer, worth asking again.  Too
+		 * large: more than the hours can hold, asking again will
+		 * not change it. */
+		fetch_refusal(wk, why, whylen);
+		if (wk->refused == ANSWER_TOO_LARGE) {
+			fail_window(p, w, why);
+			return (1);
+		}
+		*act = RETRY_BACKOFF;
+		return (0);
+	}
 	if (res < 0 || wk->write_errno) {
 		snprintf(why, whylen, "cannot write the answer in %.300s: %s",
 		    p->o.data_dir, ERRSTR(wk->write_errno));

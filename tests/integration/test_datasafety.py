@@ -390,6 +390,40 @@ class NotAZip(SafetyCase):
                             % e["bytes_sent"])
 
 
+    # added with the fix (fails without it: the client takes all 80 MB,
+    # then retries): an answer that starts like a zip but holds more than
+    # the window's hours can (here 1 hour of --max-hour-mb 1, plus the
+    # 64 MiB allowed for the zip's own framing) is refused as it arrives,
+    # whether it announces its length or not, and not asked again.
+    def test_answer_beyond_the_windows_bound_is_refused(self):
+        body = self.tmp / "big.zip"
+        total = 80 * 1000 * 1000
+        with open(body, "wb") as f:
+            f.write(b"PK\x03\x04")
+            f.truncate(total)
+        for chunked in (False, True):
+            with self.subTest(chunked=chunked):
+                srv = self.server(gen_scenario(BASE, 2, empty_every=0, rules=[
+                    rule({"kind": "raw", "body_file": str(body),
+                          "chunked": chunked}, contains=F(BASE))]),
+                    name="server-%d" % chunked)
+                res = self.fetch_range(srv, BASE, BASE + 1, "-j", "2",
+                                       "--max-window-hours", "1",
+                                       "--max-hour-mb", "1",
+                                       "--max-attempts", "3", *self.FAST,
+                                       timeout=60)
+                self.assertAbsent(BASE)
+                self.assertHoursExact(srv, [BASE + 1])
+                self.assertOnlyHours([BASE + 1])
+                self.assertNoTemporaries()
+                self.assertRc(res, 1)
+                raw = [e for e in srv.requests() if e["action"] == "raw"]
+                self.assertEqual(len(raw), 1, "asked again: %s" % raw)
+                self.assertTrue(raw[0]["client_gone"], raw)
+                self.assertLess(raw[0]["bytes_sent"], total - 5 * MiB,
+                                raw)
+
+
 # ========================================== 5. a transfer that trickles
 
 class Trickle(SafetyCase):
