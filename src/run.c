@@ -35,9 +35,12 @@
 #include "upload.h"
 
 /* Zip-bomb guards: JSON events compress about 5-20x; a member inflating
- * 1000x its size, or a single line of 64 MiB, is not an export. */
+ * 1000x its size, or a single line of 64 MiB, is not an export; nor is
+ * an answer of more than 100,000 members (a few per hour in practice),
+ * which bounds what reading one costs in memory. */
 #define RUN_MAX_RATIO 1000
 #define RUN_MAX_LINE ((size_t)64 << 20)
+#define RUN_MAX_MEMBERS 100000
 #define PLAN_ALL (PLAN_LOCAL | PLAN_REMOTE | PLAN_OTHER)
 
 /* Hours with their sizes, sorted by hour once filled. */
@@ -507,6 +510,7 @@ start_fetch(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 		.unpack = { .max_hour_bytes = cfg->max_hour_bytes,
 		    .max_ratio = RUN_MAX_RATIO,
 		    .max_line = RUN_MAX_LINE,
+		    .max_members = RUN_MAX_MEMBERS,
 		    /* `all` to S3 reads each hour back within seconds (hash,
 		     * send); otherwise the hour is linked into --dev's
 		     * folder or left for a later sync: no reason to keep it
