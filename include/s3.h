@@ -111,7 +111,11 @@ struct s3 *s3_init(const struct s3_config *cfg, struct logger *lg,
  */
 typedef int s3_list_cb(void *ctx, const char *key, uint64_t size);
 
-/* s3_list(s3, prefix, cb, ctx, err): every key under ${prefix}, all pages. */
+/* s3_list(s3, prefix, cb, ctx, err): every key under ${prefix}, all
+ * pages.  A page that lists a key outside ${prefix}, or that hands back a
+ * continuation token the listing already followed (a loop), fails the
+ * whole listing (S3_FAIL); ${cb} has then seen only the keys of the
+ * pages before. */
 enum s3_status s3_list(struct s3 *s3, const char *prefix, s3_list_cb *cb,
     void *ctx, struct s3_error *err);
 
