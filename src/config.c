@@ -89,10 +89,9 @@ static const struct opt OPTS[] = {
 	{ "connect-timeout", 0, "AMP_CONNECT_TIMEOUT", K_LONG, "30", 1, 3600,
 	  OFF(connect_timeout_s), "S", "connect timeout, seconds" },
 	{ "stall-timeout", 0, "AMP_STALL_TIMEOUT", K_LONG, "120", 1, 86400,
-	  OFF(stall_timeout_s), "S", "abandon a transfer slower than "
-	  "--min-speed over S s" },
+	  OFF(stall_timeout_s), "S", "window in which to judge a transfer" },
 	{ "min-speed", 0, "AMP_MIN_SPEED", K_BYTES, "4096", 1, 1073741824,
-	  OFF(min_speed), "BYTES", "bytes/s a transfer must average" },
+	  OFF(min_speed), "BYTES", "least bytes/s over that window" },
 	{ "max-hour-mb", 0, "AMP_MAX_HOUR_MB", K_MB, "65536", 0, 1048576,
 	  OFF(max_hour_bytes), "MB", "refuse larger hours (0: no cap)" },
 	{ "data-dir", 0, "AMP_DATA_DIR", K_STR, "data", NO, OFF(data_dir),
