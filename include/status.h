@@ -6,8 +6,9 @@
  * Every hour of [start, end] is one of: in the store (with data), in the
  * store and empty (0 bytes), only local (a complete file not yet
  * uploaded), in conflict (a local file and a stored object of another
- * size: both kept, to be repaired by a re-export), or missing.  status_print() draws one row per UTC day with 24
- * cells, coloured when ${color}, or writes one JSON object when ${json}.
+ * size: both kept, to be repaired by a re-export), or missing.
+ * status_print() draws one row per UTC day with 24 cells, coloured when
+ * ${color}, or writes one JSON object when ${json}.
  */
 #include <stdint.h>
 #include <stdio.h>

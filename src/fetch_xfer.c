@@ -12,8 +12,8 @@
  * hour files: its read callback (answer_read) reads the temporary back
  * up to what curl has written and, when it has caught up, drives the
  * transfer one step (xfer_step), so download, inflate and the writes
- * overlap in the worker's own thread.  No answer is ever held in memory; only the first
- * bytes of an error body are kept for messages.
+ * overlap in the worker's own thread.  No answer is ever held in
+ * memory; only the first bytes of an error body are kept for messages.
  *
  * A transfer ends when curl says so, when the run is cancelled (a wake
  * hook interrupts curl_multi_poll), or when it stalls (stall.h: the same

@@ -1976,7 +1976,8 @@ comp_size0(const struct buf *zip)
 static void
 test_nested_inflation_and_members(void)
 {
-	static const char line[] = "{\"event_type\":\"bomb\",\"user_id\":\"u-1\"}\n";
+	static const char line[] =
+	    "{\"event_type\":\"bomb\",\"user_id\":\"u-1\"}\n";
 	char *d = tmpdir(), err[256], *s;
 	size_t slen = (size_t)4 << 20, ll = sizeof(line) - 1;
 	struct unpack_opts lim;
