@@ -182,6 +182,8 @@ xfer_begin(struct worker *wk, const struct window *w)
 	hour_format_api(w->first + w->n - 1, b);
 	wk->running = 0;
 	wk->res = CURLE_OK;
+	wk->headlen = 0;
+	wk->refused = ANSWER_OK;  /* before any early return: see answered() */
 	if (snprintf(name, sizeof(name), "%s/w%s-%d.zip", p->o.data_dir, a,
 	    w->n) >= (int)sizeof(name) ||
 	    snprintf(url, sizeof(url), "%s%cstart=%s&end=%s", p->o.api_url,
@@ -198,8 +200,6 @@ xfer_begin(struct worker *wk, const struct window *w)
 	wk->retry_after_ms = -1;
 	wk->bytes = wk->rd_off = 0;
 	wk->bodylen = 0;
-	wk->headlen = 0;
-	wk->refused = ANSWER_OK;
 	wk->max_answer = answer_bound(w->n, p->o.unpack.max_hour_bytes);
 	wk->errbuf[0] = '\0';
 	curl_easy_setopt(wk->e, CURLOPT_URL, url);
