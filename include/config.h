@@ -40,6 +40,7 @@ struct config {
 
 	/* local side */
 	char *data_dir;
+	unsigned file_mode;     /* hour files (0600; directories: x where r) */
 	int wait_lock;
 
 	/* store */
@@ -58,7 +59,7 @@ struct config {
 	int path_style;         /* -1 auto */
 	int upload_workers;
 	uint64_t multipart_threshold;
-	uint64_t part_size;
+	uint64_t part_size;     /* >= 5 MiB, but for a test knob */
 	int s3_max_keys;        /* test knob */
 
 	/* logging */

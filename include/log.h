@@ -95,6 +95,15 @@ int log_term_width(struct logger *lg);
  * Control characters in ${line} are dropped. */
 void log_progress(struct logger *lg, const char *line);
 
+/*
+ * log_reopen(lg): open the log file again by its name and write there
+ * from now on (after a rotation renamed it: SIGHUP), closing the old
+ * descriptor; a message being written meanwhile goes whole to one of the
+ * two.  A logger on stderr (or ${lg} NULL): nothing to do.  Returns 0, or
+ * -1 with errno set (the old file stays in use).  Thread-safe.
+ */
+int log_reopen(struct logger *lg);
+
 /* log_close(lg): clear a progress line still shown, close the file (not
  * stderr) and free.  NULL is a no-op. */
 void log_close(struct logger *lg);

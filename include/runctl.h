@@ -47,6 +47,11 @@ enum run_counter {
 	RUN_LOCAL_REMOVED,  /* local hours found already stored, removed */
 	RUN_BYTES_RECEIVED, /* answer body bytes as they arrive (every try) */
 	RUN_UPLOADS_QUEUED, /* hours handed to the upload pool */
+	RUN_HOURS_CONFLICT, /* local hours whose stored object has another
+	                       size: both kept */
+	RUN_HOURS_NOT_FOUND, /* hours of windows failed by a 404 that was
+	                        not the Export API's own (also counted in
+	                        RUN_HOURS_FAILED) */
 	RUN_NCOUNTERS
 };
 

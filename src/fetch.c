@@ -312,6 +312,18 @@ answered(struct worker *wk, const struct window *w, int res,
 	struct fetch_pool *p = wk->p;
 	char snippet[160];
 
+	if (wk->refused != ANSWER_OK) {
+		/* Not a zip: a broken answer, worth asking again.  Too
+		 * large: more than the hours can hold, asking again will
+		 * not change it. */
+		fetch_refusal(wk, why, whylen);
+		if (wk->refused == ANSWER_TOO_LARGE) {
+			fail_window(p, w, why);
+			return (1);
+		}
+		*act = RETRY_BACKOFF;
+		return (0);
+	}
 	if (res < 0 || wk->write_errno) {
 		snprintf(why, whylen, "cannot write the answer in %.300s: %s",
 		    p->o.data_dir, ERRSTR(wk->write_errno));
@@ -339,6 +351,41 @@ answered(struct worker *wk, const struct window *w, int res,
 	return (0);
 }
 
+/* The Export API's own 404 ("No data available for the time range
+ * requested") says this in its body; any other 404 is someone else's. */
+#define API_NO_DATA "Raw data files were not found"
+
+/* 1 if the 404 body in wk->body is the Export API's own. */
+static int
+api_no_data(const struct worker *wk)
+{
+	size_t n = sizeof(API_NO_DATA) - 1;
+
+	for (size_t i = 0; i + n <= wk->bodylen; i++)
+		if (memcmp(wk->body + i, API_NO_DATA, n) == 0)
+			return (1);
+	return (0);
+}
+
+/*
+ * A 404 that is not the Export API's (a wrong path, a proxy's or a web
+ * server's page): no hour is known to be empty, so the window fails, not
+ * retried; counted apart so that the run can tell a configuration error.
+ */
+static void
+foreign_not_found(struct worker *wk, const struct window *w)
+{
+	struct fetch_pool *p = wk->p;
+	char u[512], body[160], why[800];
+
+	url_for_log(p->o.api_url, u, sizeof(u));
+	errbuf_escape(wk->body, wk->bodylen, body, sizeof(body));
+	snprintf(why, sizeof(why), "HTTP 404 from %s is not the Export "
+	    "API's \"no data\" answer (body: \"%s\"); not retried", u, body);
+	runctl_count(p->o.ctl, RUN_HOURS_NOT_FOUND, (uint64_t)w->n);
+	fail_window(p, w, why);
+}
+
 /* 404: the window's hours are complete and empty. */
 static void
 write_empty(struct fetch_pool *p, const struct window *w, const char *name)
@@ -346,7 +393,9 @@ write_empty(struct fetch_pool *p, const struct window *w, const char *name)
 	char why[600];
 
 	if (localdir_write_empty(p->o.data_dir, p->o.format !=
-	    UNPACK_FMT_JSONL, w->first, w->n, why, sizeof(why)) != 0) {
+	    UNPACK_FMT_JSONL, p->o.unpack.file_mode != 0 ?
+	    p->o.unpack.file_mode : 0600, w->first, w->n, why,
+	    sizeof(why)) != 0) {
 		fail_window_io(p, w, why);
 		return;
 	}
@@ -482,7 +531,10 @@ process_window(struct worker *wk, struct window *w)
 		case RETRY_DONE:
 			break;
 		case RETRY_EMPTY:
-			write_empty(p, w, name);
+			if (api_no_data(wk))
+				write_empty(p, w, name);
+			else
+				foreign_not_found(wk, w);
 			return;
 		case RETRY_SPLIT:
 			log_info(p->o.lg, "%s: %s; splitting the window", name,

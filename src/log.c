@@ -40,8 +40,9 @@
 
 struct logger {
 	pthread_mutex_t mu;
-	int fd;
+	int fd;                       /* changed under ${mu} (log_reopen) */
 	int own_fd;                   /* close ${fd} in log_close() */
+	char *path;                   /* the file (log_reopen), or NULL */
 	int tty;
 	enum log_level level;
 	enum log_format format;
@@ -224,6 +225,8 @@ log_open(enum log_level level, enum log_format format, const char *path)
 	if (path == NULL) {
 		lg->fd = STDERR_FILENO;
 	} else {
+		if ((lg->path = strdup(path)) == NULL)
+			goto err0;
 		lg->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
 		    0600);
 		if (lg->fd == -1)
@@ -246,7 +249,10 @@ err1:
 		errno = rc;
 	}
 err0:
+	rc = errno;
+	free(lg->path);
 	free(lg);
+	errno = rc;
 
 	/* Failure! */
 	return (NULL);
@@ -391,8 +397,8 @@ emit(struct logger *lg, enum log_level level, const struct log_field *fld,
 		errno = saved;
 		return;
 	}
-	fd = lg->fd;
 	locked = pthread_mutex_lock(&lg->mu) == 0;
+	fd = lg->fd;
 	if (locked && lg->tty && lg->shown) {
 		memcpy(line, CLEAR, CLEAR_LEN);
 		put(&o, "\r", 1);
@@ -490,6 +496,30 @@ done:
 	errno = saved;
 }
 
+int
+log_reopen(struct logger *lg)
+{
+	int fd, old, rc;
+
+	if (lg == NULL || lg->path == NULL)
+		return (0);
+	if ((fd = open(lg->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+	    0600)) == -1)
+		return (-1);
+	if ((rc = pthread_mutex_lock(&lg->mu)) != 0) {
+		close(fd);
+		errno = rc;
+		return (-1);
+	}
+	/* lg->tty stays: it is read without the lock, and a log file that
+	 * is a terminal is one after a rotation too. */
+	old = lg->fd;
+	lg->fd = fd;
+	(void)pthread_mutex_unlock(&lg->mu);
+	close(old);
+	return (0);
+}
+
 void
 log_close(struct logger *lg)
 {
@@ -501,5 +531,6 @@ log_close(struct logger *lg)
 	if (lg->own_fd)
 		close(lg->fd);
 	(void)pthread_mutex_destroy(&lg->mu);
+	free(lg->path);
 	free(lg);
 }

@@ -17,12 +17,14 @@
  *
  * Exit: 0 done, 1 failed, 2 usage, 3 fatal (credentials, region, bucket).
  */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -52,6 +54,23 @@ exit_code(enum s3_status s)
 	return (s == S3_OK ? 0 : s == S3_FATAL ? 3 : 1);
 }
 
+/* s3_put_file() of the file named ${path}. */
+static enum s3_status
+put_path(struct s3 *s3, const char *key, const char *path, const char *ctype,
+    struct s3_error *e)
+{
+	enum s3_status st;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		snprintf(e->msg, sizeof(e->msg), "cannot open %s", path);
+		return (S3_IO);
+	}
+	st = s3_put_file(s3, key, fd, ctype, e);
+	close(fd);
+	return (st);
+}
+
 static int
 print_key(void *ctx, const char *key, uint64_t size)
 {
@@ -70,7 +89,7 @@ many_main(void *arg)
 
 	while ((i = atomic_fetch_add(&m->next, 1)) < m->count) {
 		snprintf(key, sizeof(key), "%s%d", m->prefix, i);
-		if ((rc = exit_code(s3_put_file(m->s3, key, m->file,
+		if ((rc = exit_code(put_path(m->s3, key, m->file,
 		    "application/octet-stream", &e))) != 0) {
 			fprintf(stderr, "%s\n", e.msg);
 			w = atomic_load(&m->worst);
@@ -160,7 +179,7 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "list") == 0)
 		rc = exit_code(s3_list(s3, argv[2], print_key, NULL, &e));
 	else if (strcmp(cmd, "put") == 0)
-		rc = exit_code(s3_put_file(s3, argv[2], argv[3], argc == 5 ?
+		rc = exit_code(put_path(s3, argv[2], argv[3], argc == 5 ?
 		    argv[4] : "application/octet-stream", &e));
 	else if (strcmp(cmd, "delete") == 0)
 		rc = exit_code(s3_delete(s3, argv[2], &e));

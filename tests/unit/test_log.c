@@ -708,7 +708,52 @@ test_tty(void)
 	close(m);
 }
 
+/* A rotation renames the file; log_reopen writes to a new one by the
+ * same name (0600), the old one keeps what came before.  On stderr it is
+ * a no-op. */
+static void
+test_reopen(void)
+{
+	struct logger *lg;
+	char old[160], *a, *b;
+	struct stat sb;
+
+	setup();
+	snprintf(old, sizeof(old), "%s.1", path);
+	unlink(old);
+	CHECK((lg = log_open(LOG_INFO, LOG_TEXT, path)) != NULL);
+	if (lg == NULL)
+		return;
+	log_info(lg, "before");
+	CHECK_EQ_INT(rename(path, old), 0);
+	log_info(lg, "still the old file");
+	CHECK_EQ_INT(log_reopen(lg), 0);
+	log_info(lg, "after");
+	log_close(lg);
+	a = slurp(old, NULL);
+	b = slurp(path, NULL);
+	CHECK(a != NULL && b != NULL);
+	if (a != NULL && b != NULL) {
+		CHECK(strstr(a, "before") != NULL);
+		CHECK(strstr(a, "still the old file") != NULL);
+		CHECK(strstr(a, "after") == NULL);
+		CHECK(strstr(b, "after") != NULL);
+		CHECK(strstr(b, "before") == NULL);
+	}
+	free(a);
+	free(b);
+	CHECK_EQ_INT(stat(path, &sb), 0);
+	CHECK_EQ_INT(sb.st_mode & 0777, 0600);
+	unlink(old);
+
+	CHECK((lg = log_open(LOG_INFO, LOG_TEXT, NULL)) != NULL);
+	CHECK_EQ_INT(log_reopen(lg), 0);
+	log_close(lg);
+	CHECK_EQ_INT(log_reopen(NULL), 0);
+}
+
 UNIT_MAIN("log",
+    TEST(test_reopen),
     TEST(test_text),
     TEST(test_json),
     TEST(test_json_fields),
