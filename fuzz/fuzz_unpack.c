@@ -13,10 +13,19 @@
  *   5    content cut into two concatenated gzip members
  *   6    gzip trailer damaged (ISIZE changed)
  *   7    hour spelled with two digits ("_05" rather than "_5")
+ * A content that starts with the byte 0xFE, then a count byte K, is the
+ * rest repeated 64 * (K + 1) times (at most REPEAT_MAX bytes for the
+ * whole input): a gzip that compresses far (up to about 450:1 with the
+ * harness's small zlib state), stored in the zip (a gzip bomb) or
+ * deflated again by it (a nested bomb, each layer compressing well), so
+ * that the inflation cap (300:1 here, so that both kinds reach it within
+ * the hour cap), counted against the member's bytes in the zip, is met
+ * on both sides of its bound.
  *
  * Every input is unpacked into DIR = ROOT/data, ROOT a per-process
  * directory created once under /dev/shm (else $TMPDIR or /tmp), for the
- * window 2024-01-01T00 .. T02, with small limits, as JSONL, GZIP and
+ * window 2024-01-01T00 .. T02, with small limits (300 KiB an hour, 300
+ * times a member's bytes in the zip, 12 members), as JSONL, GZIP and
  * GZIP_RAW, each time by both readers (unpack_stream fed in chunks of
  * random sizes, its commit deferred to unpack_commit for inputs of odd
  * length, then unpack_zip_buffer_fmt).  Properties:
@@ -37,8 +46,10 @@
  *     big (it caps gzip bytes), and its files gunzip to the JSONL files
  *     but for the newlines JSONL adds after a last line without one;
  *   - for a zip built here, a JSONL success means no member was outside
- *     the window, damaged or a duplicate part, and each hour file is its
- *     members' contents in part order, a missing last newline added.
+ *     the window, damaged or a duplicate part, there were at most 12,
+ *     none inflated (nor its gzip bytes) beyond 300 times its bytes in
+ *     the zip, and each hour file is its members' contents in part
+ *     order, a missing last newline added.
  * DIR is emptied after each input and removed at exit (a crash or an
  * interrupt leaves it; the next run removes it: ROOT's name holds the
  * pid).  With
@@ -66,6 +77,8 @@
 
 #define NHOURS 3
 #define MAX_RECORDS 16
+#define MAX_MEMBERS 12
+#define REPEAT_MAX ((size_t)512 << 10)
 #define GUNZIP_MAX ((size_t)8 << 20)
 
 static char root[PATH_MAX];   /* ROOT: the working directory */
@@ -78,8 +91,9 @@ static int verbose;           /* $FUZZ_VERBOSE: print each verdict */
 
 static const struct unpack_opts limits = {
 	.max_hour_bytes = 300 * 1024, /* above the 256 KiB output buffer */
-	.max_ratio = 1000,
+	.max_ratio = 300,             /* reached by bombs of both kinds */
 	.max_line = 100000,
+	.max_members = MAX_MEMBERS,   /* below MAX_RECORDS: reached */
 };
 
 /* ---- the file system calls of unpack.c ---------------------------- */
@@ -431,20 +445,48 @@ struct rec {
 	unsigned hour, part;
 	const unsigned char *p; /* content */
 	size_t n;
+	size_t gz, comp;        /* its gzip bytes, its bytes in the zip */
 	int damaged;
 };
 static struct rec recs[MAX_RECORDS];
 static size_t nrecs;
+static struct buf expanded[MAX_RECORDS]; /* repeated contents */
+
+/*
+ * The content of a record, ${p} (${n} bytes): as it is, or, if it starts
+ * with 0xFE, K, its rest repeated 64 * (K + 1) times into expanded[${i}],
+ * within what *${budget} has left.  Sets *${out} and returns the length.
+ */
+static size_t
+record_content(size_t i, const unsigned char *p, size_t n,
+    const unsigned char **out, size_t *budget)
+{
+	size_t times, unit;
+
+	*out = p;
+	if (n < 3 || p[0] != 0xFE)
+		return (n);
+	unit = n - 2;
+	times = 64 * ((size_t)p[1] + 1);
+	if (times > *budget / unit)
+		times = *budget / unit;
+	*budget -= times * unit;
+	expanded[i].n = 0;
+	for (size_t k = 0; k < times; k++)
+		buf_add(&expanded[i], p + 2, unit);
+	*out = expanded[i].p;
+	return (times * unit);
+}
 
 static void
 build_zip(const uint8_t *data, size_t size, struct buf *z)
 {
 	struct buf cd = { 0 };
-	size_t off = 0, end, len;
+	size_t off = 0, end, len, budget = REPEAT_MAX;
 	uint32_t nrec = 0;
 
 	while (off < size && nrec < MAX_RECORDS) {
-		const unsigned char *p = data + off;
+		const unsigned char *p = data + off, *content;
 		unsigned sel = p[0], method = (sel & 0x10) ? 8 : 0;
 		struct buf g = { 0 }, c = { 0 };
 		char name[96], date[11];
@@ -454,17 +496,18 @@ build_zip(const uint8_t *data, size_t size, struct buf *z)
 		end = off;
 		while (end < size && (end == off || data[end] != '\0'))
 			end++;
-		len = end - off - 1;
+		len = record_content(nrec, p + 1, end - off - 1, &content,
+		    &budget);
 		off = end + 1;
 		hour_format_date(first, date);
 		nl = (size_t)snprintf(name, sizeof(name), (sel & 0x80) ?
 		    "%d/%d_%s_%02u#%u.json.gz" : "%d/%d_%s_%u#%u.json.gz",
 		    187520, 187520, date, sel & 3u, (sel >> 2) & 3u);
 		if ((sel & 0x20) && len > 1) {
-			gz_add(&g, p + 1, len / 2);
-			gz_add(&g, p + 1 + len / 2, len - len / 2);
+			gz_add(&g, content, len / 2);
+			gz_add(&g, content + len / 2, len - len / 2);
 		} else {
-			gz_add(&g, p + 1, len);
+			gz_add(&g, content, len);
 		}
 		if (sel & 0x40)
 			g.p[g.n - 1] ^= 0x01; /* ISIZE's top byte */
@@ -506,11 +549,11 @@ build_zip(const uint8_t *data, size_t size, struct buf *z)
 		put32(&cd, 0);                    /* external attributes */
 		put32(&cd, at);
 		buf_add(&cd, name, nl);
+		recs[nrec] = (struct rec){ .hour = sel & 3u,
+		    .part = (sel >> 2) & 3u, .p = content, .n = len,
+		    .gz = g.n, .comp = c.n, .damaged = (sel & 0x40) != 0 };
 		buf_free(&g);
 		buf_free(&c);
-		recs[nrec] = (struct rec){ .hour = sel & 3u,
-		    .part = (sel >> 2) & 3u, .p = p + 1, .n = len,
-		    .damaged = (sel & 0x40) != 0 };
 		nrec++;
 	}
 	nrecs = nrec;
@@ -699,8 +742,13 @@ check_records(const struct buf *files)
 	size_t i, a;
 	unsigned k, part;
 
+	FUZZ_CHECK(nrecs <= MAX_MEMBERS);
 	for (i = 0; i < nrecs; i++) {
+		size_t cap = limits.max_ratio * (recs[i].comp > 0 ?
+		    recs[i].comp : 1);
+
 		FUZZ_CHECK(recs[i].hour < NHOURS && !recs[i].damaged);
+		FUZZ_CHECK(recs[i].n <= cap && recs[i].gz <= cap);
 		for (a = 0; a < i; a++)
 			FUZZ_CHECK(recs[a].hour != recs[i].hour ||
 			    recs[a].part != recs[i].part);
@@ -801,5 +849,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (built)
 		buf_free(&z);
+	for (k = 0; k < MAX_RECORDS; k++)
+		buf_free(&expanded[k]);
 	return (0);
 }

@@ -100,7 +100,7 @@ def unpack():
     ]))
     put("unpack", "empty-member.zip", make_zip([(member(1), gz(""))]))
     # Over the 256 KiB output buffer of unpack.c (flushed mid-member),
-    # under fuzz_unpack's 300 KiB hour cap and 1000:1 ratio cap.
+    # under fuzz_unpack's 300 KiB hour cap and 300:1 ratio cap (~60:1).
     big = "".join('{"n":%d}\n' % (i % 997) for i in range(27000))
     put("unpack", "over-256k.zip", make_zip([(member(2), gz(big))]))
     put("unpack", "empty.zip", make_zip([]))
@@ -132,6 +132,20 @@ def unpack():
     put("unpack", "records-same-name", b"\x02" + b"1\n" + b"\x00" +
         b"\x02" + b"2\n")
     put("unpack", "records-outside", b"\x03" + b"1\n")
+    # 0xFE, K: the rest repeated 64 * (K + 1) times.  Deflated by the zip
+    # over a gzip (a nested bomb: beyond 300 times its bytes in the zip,
+    # though the gzip alone is not), and stored (a gzip bomb), below and
+    # beyond fuzz_unpack's 300:1.
+    put("unpack", "records-nested-bomb", b"\x10" + b"\xfe\x40" +
+        b'{"e":"x"}\n')
+    put("unpack", "records-gzip-bomb-small", b"\x00" + b"\xfe\x10" +
+        b'{"e":"x"}\n')
+    put("unpack", "records-gzip-bomb", b"\x01" + b"\xfe\xc8" +
+        b'{"e":"x"}\n' + b"\x00" + b"\x02" + b"[1]\n")
+    # 13 members: one more than fuzz_unpack allows in an answer.
+    put("unpack", "records-too-many", b"\x00".join(
+        bytes([(i % 3) | (i // 3) << 2]) + b"[%d]\n" % i
+        for i in range(13)))
 
 
 def member_names():

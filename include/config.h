@@ -40,6 +40,7 @@ struct config {
 
 	/* local side */
 	char *data_dir;
+	unsigned file_mode;     /* hour files (0600; directories: x where r) */
 	int wait_lock;
 
 	/* store */
@@ -58,7 +59,7 @@ struct config {
 	int path_style;         /* -1 auto */
 	int upload_workers;
 	uint64_t multipart_threshold;
-	uint64_t part_size;
+	uint64_t part_size;     /* >= 5 MiB, but for a test knob */
 	int s3_max_keys;        /* test knob */
 
 	/* logging */
@@ -66,6 +67,7 @@ struct config {
 	enum log_format log_format;
 	char *log_file;
 	int progress;           /* -1 auto (TTY), 0 off, 1 on */
+	int progress_interval_s; /* without a live line: a record every S s */
 	int json;               /* status: JSON output */
 	int color;              /* status: -1 auto (TTY), 0, 1 */
 	char *metrics_file;     /* Prometheus textfile, NULL: none */

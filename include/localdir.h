@@ -22,15 +22,25 @@
 struct cancel;
 
 /*
- * localdir_lock(dir, wait, cancel, fd, err, errlen): create ${dir} if
- * missing and take its lock, blocking if ${wait}.  A blocked wait that is
- * interrupted by a signal (EINTR) gives up if ${cancel} was triggered
- * (${cancel} may be NULL).  Returns 0 with the lock's file descriptor in *${fd} (keep
- * it open), 1 if another process holds it and ${wait} is 0, 2 if
- * cancelled, -1 on error (message in ${err}).
+ * localdir_dir_mode(file_mode): the mode of a directory holding files of
+ * mode ${file_mode}: the same, plus execute wherever it grants read
+ * (0600 -> 0700, 0640 -> 0750), and always the owner's rwx.
  */
-int localdir_lock(const char *dir, int wait, struct cancel *cancel,
-    int *fd, char *err, size_t errlen);
+unsigned localdir_dir_mode(unsigned file_mode);
+
+/*
+ * localdir_lock(dir, file_mode, wait, cancel, fd, err, errlen): create
+ * ${dir} (and its missing parents) with localdir_dir_mode(${file_mode})
+ * if missing and take its lock, blocking if ${wait}; the lock file is
+ * created with ${file_mode} and never opened through a symlink.  A
+ * blocked wait that is interrupted by a signal (EINTR) gives up if
+ * ${cancel} was triggered (${cancel} may be NULL).  Returns 0 with the
+ * lock's file descriptor in *${fd} (keep it open), 1 if another process
+ * holds it and ${wait} is 0, 2 if cancelled, -1 on error (message in
+ * ${err}).  Modes are less the umask.
+ */
+int localdir_lock(const char *dir, unsigned file_mode, int wait,
+    struct cancel *cancel, int *fd, char *err, size_t errlen);
 
 /* localdir_clean(dir, removed): unlink every temporary (AFILE_TMP_PREFIX)
  * in ${dir}; *${removed} counts them.  Returns 0 or -1 (errno set). */
@@ -51,12 +61,13 @@ int localdir_path(const char *dir, int gz, amp_hour hour, char *buf,
     size_t len);
 
 /*
- * localdir_write_empty(dir, gz, first, n, err, errlen): make the files
- * (mode ${gz}) of the ${n} hours from ${first} exist and be empty, in one
- * atomicfile commit (all or none of the new ones).  Existing complete
- * files are left alone.  Returns 0, or -1 with the reason in ${err}.
+ * localdir_write_empty(dir, gz, mode, first, n, err, errlen): make the
+ * files (format ${gz}, file mode ${mode}) of the ${n} hours from ${first}
+ * exist and be empty, in one atomicfile commit (all or none of the new
+ * ones).  Existing complete files are left alone.  Returns 0, or -1 with
+ * the reason in ${err}.
  */
-int localdir_write_empty(const char *dir, int gz, amp_hour first, int n,
-    char *err, size_t errlen);
+int localdir_write_empty(const char *dir, int gz, unsigned mode,
+    amp_hour first, int n, char *err, size_t errlen);
 
 #endif

@@ -23,6 +23,7 @@
  * write(2).
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* The most bytes of one escaped message, "..." included. */
@@ -64,11 +65,44 @@ void log_msg(struct logger *lg, enum log_level level, const char *fmt, ...)
 void log_vmsg(struct logger *lg, enum log_level level, const char *fmt,
     va_list ap) __attribute__((format(printf, 3, 0)));
 
+/* A member of a JSON record (log_fields()): ${key} (letters, digits and
+ * '_', written as is) with an integer, a string (escaped) or null. */
+enum log_field_type { LOG_FIELD_INT, LOG_FIELD_STR, LOG_FIELD_NULL };
+struct log_field {
+	const char *key;
+	enum log_field_type type;
+	int64_t i;
+	const char *s;
+};
+
+/*
+ * log_fields(lg, level, f, n, fmt, ...): log_msg(), and in the JSON format
+ * the ${n} members ${f} after "msg" (a string member is cut to 256 bytes
+ * after escaping).  The text format writes the message alone: say there
+ * what the members say.
+ */
+void log_fields(struct logger *lg, enum log_level level,
+    const struct log_field *f, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* log_term_width(lg): the columns of the terminal messages go to, or 0
+ * (not a terminal, or unknown). */
+int log_term_width(struct logger *lg);
+
 /* log_progress(lg, line): on a terminal, redraw the progress line
  * (\r + line + clear to end of line) and remember it for log_msg();
  * elsewhere (or ${lg} NULL) a no-op.  ${line} NULL clears and forgets it.
  * Control characters in ${line} are dropped. */
 void log_progress(struct logger *lg, const char *line);
+
+/*
+ * log_reopen(lg): open the log file again by its name and write there
+ * from now on (after a rotation renamed it: SIGHUP), closing the old
+ * descriptor; a message being written meanwhile goes whole to one of the
+ * two.  A logger on stderr (or ${lg} NULL): nothing to do.  Returns 0, or
+ * -1 with errno set (the old file stays in use).  Thread-safe.
+ */
+int log_reopen(struct logger *lg);
 
 /* log_close(lg): clear a progress line still shown, close the file (not
  * stderr) and free.  NULL is a no-op. */

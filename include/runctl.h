@@ -2,17 +2,20 @@
 #define AMP2S3_RUNCTL_H
 /*
  * runctl: what every thread of a run shares — its cancel flag (cancel.h)
- * and why it stopped, its counters, and its progress line.
+ * and why it stopped, its counters and gauges, and what the fetch pool
+ * waits for.  The pools write them; progress.h reads them.
  *
  * Modules below the command layer that only need to stop (s3, unpack,
  * localdir) get the cancel flag itself (runctl_cancel_flag()); the pools
  * (fetch, upload) count and cancel through the functions here.
  *
  * Thread-safety: every function but runctl_new()/runctl_free() may be
- * called from any thread.  Counters are atomics; the progress line's
- * throttle has its own mutex, a leaf.
+ * called from any thread.  Counters and gauges are atomics; the waits
+ * have their own mutex, a leaf.
  */
 #include <stdint.h>
+
+#include "hour.h"
 
 struct cancel;
 struct logger;
@@ -42,6 +45,13 @@ enum run_counter {
 	RUN_UPLOAD_BYTES,   /* bytes stored */
 	RUN_UPLOAD_FAILED,  /* uploads given up on */
 	RUN_LOCAL_REMOVED,  /* local hours found already stored, removed */
+	RUN_BYTES_RECEIVED, /* answer body bytes as they arrive (every try) */
+	RUN_UPLOADS_QUEUED, /* hours handed to the upload pool */
+	RUN_HOURS_CONFLICT, /* local hours whose stored object has another
+	                       size: both kept */
+	RUN_HOURS_NOT_FOUND, /* hours of windows failed by a 404 that was
+	                        not the Export API's own (also counted in
+	                        RUN_HOURS_FAILED) */
 	RUN_NCOUNTERS
 };
 
@@ -52,6 +62,7 @@ enum run_gauge {
 	RUN_FETCH_CEILING,   /* ... at most (-j) */
 	RUN_UPLOAD_LIMIT,    /* uploads allowed at once now */
 	RUN_UPLOAD_CEILING,  /* ... at most (-u) */
+	RUN_FETCH_INFLIGHT,  /* export requests under way */
 	RUN_NGAUGES
 };
 
@@ -61,10 +72,9 @@ enum run_gauge {
 
 struct runctl;
 
-/* runctl_new(lg, progress): a run starting now, drawing a progress line
- * on ${lg} if ${progress}; NULL (logged) on failure.  ${lg} must outlive
- * it. */
-struct runctl *runctl_new(struct logger *lg, int progress);
+/* runctl_new(lg): a run starting now; NULL (logged on ${lg}) on
+ * failure. */
+struct runctl *runctl_new(struct logger *lg);
 
 /* runctl_free(ctl): no thread may use ${ctl} any more.  NULL: no-op. */
 void runctl_free(struct runctl *ctl);
@@ -91,8 +101,10 @@ void runctl_count(struct runctl *ctl, enum run_counter c, uint64_t n);
 uint64_t runctl_counter(const struct runctl *ctl, enum run_counter c);
 
 /* runctl_gauge_set(ctl, g, v): gauge ${g} is ${v} now.
+ * runctl_gauge_add(ctl, g, d): gauge ${g} moves by ${d}.
  * runctl_gauge(ctl, g): its value (0 until set). */
 void runctl_gauge_set(struct runctl *ctl, enum run_gauge g, int64_t v);
+void runctl_gauge_add(struct runctl *ctl, enum run_gauge g, int64_t d);
 int64_t runctl_gauge(const struct runctl *ctl, enum run_gauge g);
 
 /* runctl_count_retry(ctl, code): a retry caused by the HTTP status
@@ -102,14 +114,42 @@ void runctl_count_retry(struct runctl *ctl, long code);
 uint64_t runctl_retries_by(const struct runctl *ctl, int code);
 
 /* runctl_set_total_hours(ctl, n): the hours this run fetches, for the
- * progress line's total and ETA. */
+ * progress line's total and ETA.  runctl_total_hours(ctl): that number
+ * (0 until set). */
 void runctl_set_total_hours(struct runctl *ctl, uint64_t n);
+uint64_t runctl_total_hours(const struct runctl *ctl);
 
 /* runctl_elapsed_ms(ctl): milliseconds since runctl_new(). */
 int64_t runctl_elapsed_ms(const struct runctl *ctl);
 
-/* runctl_progress(ctl, force): redraw the progress line, at most 4 times
- * a second unless ${force}; a no-op unless progress is on. */
-void runctl_progress(struct runctl *ctl, int force);
+/*
+ * What the fetch pool waits for, for the progress line.
+ *
+ * runctl_pool_paused(ctl, until_ms, code): the whole pool pauses until
+ * ${until_ms} (cancel_clock_ms()) because of the HTTP status ${code}
+ * (a 429); of several pauses the one that ends last is kept.
+ *
+ * runctl_retry_sleep(ctl, ms, first, nhours, why): runctl_sleep() before
+ * the window of ${nhours} hours from ${first} is asked again, known to
+ * runctl_waits() while it lasts; ${why} (copied, cut to fit) is what the
+ * last try got ("503", "timeout").  Returns as runctl_sleep().
+ *
+ * runctl_waits(ctl, now_ms, out): fill *${out} with the waits running at
+ * ${now_ms}.
+ */
+struct run_waits {
+	int64_t pause_ms;       /* left of the pool's pause; 0: none */
+	long pause_code;        /* the status that caused it */
+	int retrying;           /* windows sleeping before a retry */
+	/* Of those, the one whose sleep ends first: */
+	amp_hour first;
+	int nhours;
+	int64_t retry_ms;       /* left of its sleep */
+	char why[24];
+};
+void runctl_pool_paused(struct runctl *ctl, int64_t until_ms, long code);
+int runctl_retry_sleep(struct runctl *ctl, int64_t ms, amp_hour first,
+    int nhours, const char *why);
+void runctl_waits(struct runctl *ctl, int64_t now_ms, struct run_waits *out);
 
 #endif

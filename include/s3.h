@@ -120,7 +120,11 @@ struct s3_object {
 typedef int s3_list_cb(void *ctx, const char *key,
     const struct s3_object *obj);
 
-/* s3_list(s3, prefix, cb, ctx, err): every key under ${prefix}, all pages. */
+/* s3_list(s3, prefix, cb, ctx, err): every key under ${prefix}, all
+ * pages.  A page that lists a key outside ${prefix}, or that hands back a
+ * continuation token the listing already followed (a loop), fails the
+ * whole listing (S3_FAIL); ${cb} has then seen only the keys of the
+ * pages before. */
 enum s3_status s3_list(struct s3 *s3, const char *prefix, s3_list_cb *cb,
     void *ctx, struct s3_error *err);
 
@@ -148,15 +152,16 @@ int s3_parse_list_xml(const char *xml, size_t len, const char *prev_token,
     struct s3_error *err);
 
 /*
- * s3_put_file(s3, key, path, content_type, err): upload the file at
- * ${path} as ${key}, single PUT with Content-MD5 up to the threshold,
- * multipart above it.  Either way the object carries the file's SHA-256
- * in its metadata (S3_META_SHA256), so that s3_same() can prove a
- * multipart object's content without reading it.  Returns S3_OK only
- * once S3 confirmed the object.
+ * s3_put_file(s3, key, fd, content_type, err): upload the regular file
+ * open at ${fd} (the caller's; read with pread, never closed here) as
+ * ${key}, single PUT with Content-MD5 up to the threshold, multipart
+ * above it.  Either way the object carries the file's SHA-256 in its
+ * metadata (S3_META_SHA256), so that s3_same() can prove a multipart
+ * object's content without reading it.  Returns S3_OK only once S3
+ * confirmed the object.
  */
 #define S3_META_SHA256 "x-amz-meta-amp2s3-sha256"
-enum s3_status s3_put_file(struct s3 *s3, const char *key, const char *path,
+enum s3_status s3_put_file(struct s3 *s3, const char *key, int fd,
     const char *content_type, struct s3_error *err);
 
 /*

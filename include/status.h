@@ -5,8 +5,10 @@
  *
  * Every hour of [start, end] is one of: in the store (with data), in the
  * store and empty (0 bytes), only local (a complete file not yet
- * uploaded), or missing.  status_print() draws one row per UTC day with 24
- * cells, coloured when ${color}, or writes one JSON object when ${json}.
+ * uploaded), in conflict (a local file and a stored object of another
+ * size: both kept, to be repaired by a re-export), or missing.
+ * status_print() draws one row per UTC day with 24 cells, coloured when
+ * ${color}, or writes one JSON object when ${json}.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -14,10 +16,11 @@
 #include "hour.h"
 
 enum status_cell { CELL_MISSING, CELL_LOCAL, CELL_EMPTY, CELL_STORED,
-	CELL_OTHER /* another shard's hour: not shown, not counted */ };
+	CELL_OTHER, /* another shard's hour: not shown, not counted */
+	CELL_CONFLICT };
 
 struct status_totals {
-	uint64_t hours, stored, empty, local, missing;
+	uint64_t hours, stored, empty, local, missing, conflict;
 };
 
 /*

@@ -39,12 +39,14 @@ enum store_status {
 	STORE_CANCELLED
 };
 
-/* store_open_dir(root, prefix, err, errlen): a folder store writing
- * ${root}/<key> (default ${root}/${prefix}YYYY-MM-DD_HH.jsonl); the
- * directories a key needs are created at its first put; a listing walks
+/* store_open_dir(root, prefix, file_mode, err, errlen): a folder store
+ * writing ${root}/<key> (default ${root}/${prefix}YYYY-MM-DD_HH.jsonl);
+ * ${root} is created at once, the directories a key needs at its first
+ * put, all of localdir_dir_mode(${file_mode}); an object copied (not
+ * linked) gets ${file_mode} (0: 0600), less the umask; a listing walks
  * only as deep as the template has '/'. */
-struct store *store_open_dir(const char *root, const char *prefix, char *err,
-    size_t errlen);
+struct store *store_open_dir(const char *root, const char *prefix,
+    unsigned file_mode, char *err, size_t errlen);
 
 /* store_open_s3(cfg, prefix, lg, err, errlen): an S3 store. */
 struct store *store_open_s3(const struct s3_config *cfg, const char *prefix,
@@ -103,10 +105,13 @@ struct store_span {
 enum store_status store_list(struct store *st, const struct store_span *spans,
     size_t n, store_hour_cb *cb, void *ctx, char *err, size_t errlen);
 
-/* store_put(st, hour, path, err, errlen): store the file at ${path} as
- * ${hour}; STORE_OK only once the object is complete in the store. */
-enum store_status store_put(struct store *st, amp_hour hour,
-    const char *path, char *err, size_t errlen);
+/* store_put(st, hour, fd, err, errlen): store the whole regular file
+ * open at ${fd} (read with pread from its first byte; the caller keeps
+ * and closes it) as ${hour}; STORE_OK only once the object is complete
+ * in the store.  Nothing is opened by name, so a name swapped for a
+ * symlink meanwhile is never followed. */
+enum store_status store_put(struct store *st, amp_hour hour, int fd,
+    char *err, size_t errlen);
 
 /*
  * store_same(st, hour, fd, size, known, same, err, errlen): whether the

@@ -69,7 +69,8 @@ enum unpack_status {
 	UNPACK_CORRUPT,  /* CRC, gzip or JSON error in a member: worth a retry */
 	UNPACK_BADNAME,  /* unparsable name, hour outside window, duplicate
 	                    part, pre-2014-11-12 daily member: not retryable */
-	UNPACK_TOO_BIG,  /* a member inflates beyond the limits: not retryable */
+	UNPACK_TOO_BIG,  /* a member inflates beyond the limits, or the zip
+	                    holds too many members: not retryable */
 	UNPACK_IO,       /* writing the data directory failed */
 	UNPACK_CANCELLED, /* *cancel became non-zero */
 	UNPACK_SOURCE    /* unpack_stream: the source failed (the caller
@@ -78,13 +79,16 @@ enum unpack_status {
 
 struct unpack_opts {
 	uint64_t max_hour_bytes; /* inflated bytes per hour; 0 = no cap */
-	uint64_t max_ratio;      /* inflated/compressed per member; 0 = none */
+	uint64_t max_ratio;      /* a member's inflated (and gzip) bytes per
+	                            byte it takes in the zip; 0 = none */
 	size_t max_line;         /* longest JSON line accepted; 0 = none */
+	uint64_t max_members;    /* entries in one zip; 0 = none */
 	/* 0: drop each hour's pages from the page cache once its fsync
 	 * succeeded (the data directory is a spool: a file is read again at
 	 * most once, by an upload that may come much later); 1: keep them
 	 * (an upload reads them next). */
 	int keep_cache;
+	unsigned file_mode;      /* hour files; 0 = 0600 (less the umask) */
 };
 
 enum unpack_format {

@@ -30,6 +30,8 @@ enum kind {
 	K_LONG,    /* long, min..max */
 	K_I64,     /* int64_t, min..max */
 	K_MB,      /* uint64_t bytes, given in MB, min..max */
+	K_BYTES,   /* uint64_t bytes, min..max */
+	K_MODE,    /* unsigned file mode, octal: 0600 plus group/other r/w */
 	K_BOOL,    /* int 0/1: 1 0 yes no true false */
 	K_TRI,     /* int -1/0/1: auto, or as K_BOOL */
 	K_HOUR,    /* amp_hour, YYYYMMDDTHH */
@@ -47,7 +49,7 @@ struct opt {
 	const char *env;   /* "NAME|NAME2", NULL: flag only */
 	enum kind kind;
 	const char *def;   /* default as text, NULL: none */
-	long min, max;     /* K_INT, K_LONG, K_I64, K_MB bounds */
+	long min, max;     /* K_INT, K_LONG, K_I64, K_MB, K_BYTES bounds */
 	size_t off;        /* offset into struct config */
 	const char *arg;   /* argument name for --help */
 	const char *help;
@@ -87,11 +89,15 @@ static const struct opt OPTS[] = {
 	{ "connect-timeout", 0, "AMP_CONNECT_TIMEOUT", K_LONG, "30", 1, 3600,
 	  OFF(connect_timeout_s), "S", "connect timeout, seconds" },
 	{ "stall-timeout", 0, "AMP_STALL_TIMEOUT", K_LONG, "120", 1, 86400,
-	  OFF(stall_timeout_s), "S", "abort a transfer idle this long" },
+	  OFF(stall_timeout_s), "S", "window in which to judge a transfer" },
+	{ "min-speed", 0, "AMP_MIN_SPEED", K_BYTES, "4096", 1, 1073741824,
+	  OFF(min_speed), "BYTES", "least bytes/s over that window" },
 	{ "max-hour-mb", 0, "AMP_MAX_HOUR_MB", K_MB, "65536", 0, 1048576,
 	  OFF(max_hour_bytes), "MB", "refuse larger hours (0: no cap)" },
 	{ "data-dir", 0, "AMP_DATA_DIR", K_STR, "data", NO, OFF(data_dir),
 	  "DIR", "local hour files" },
+	{ "file-mode", 0, "AMP2S3_FILE_MODE", K_MODE, "0600", NO,
+	  OFF(file_mode), "MODE", "hour files' mode (dirs: x where r)" },
 	{ "wait-lock", 0, NULL, K_BOOL, "0", NO, OFF(wait_lock), NULL,
 	  "wait for another run's lock (else exit 4)" },
 	{ "dev", 0, NULL, K_BOOL, "0", NO, OFF(dev), NULL,
@@ -125,8 +131,12 @@ static const struct opt OPTS[] = {
 	{ "multipart-threshold-mb", 0, "AMP_MULTIPART_THRESHOLD_MB", K_MB, "64",
 	  1, 5242880, OFF(multipart_threshold), "MB",
 	  "upload larger files in parts" },
-	{ "part-size-mb", 0, "AMP_PART_SIZE_MB", K_MB, "16", 1, 5120,
+	{ "part-size-mb", 0, "AMP_PART_SIZE_MB", K_MB, "16", 5, 5120,
 	  OFF(part_size), "MB", "multipart part size (S3 minimum 5)" },
+	/* Test knob: parts below S3's minimum, for servers that take them
+	 * (s3rver), so that tests need no file of 10 MB or more. */
+	{ NULL, 0, "AMP2S3_S3_PART_SIZE_MB", K_MB, NULL, 1, 5120,
+	  OFF(part_size), NULL, NULL },
 	{ NULL, 0, "AMP2S3_S3_MAX_KEYS", K_INT, "0", 0, 1000, OFF(s3_max_keys),
 	  NULL, NULL },
 	{ "log-level", 0, "AMP_LOG_LEVEL", K_LEVEL, "info", NO, OFF(log_level),
@@ -137,6 +147,9 @@ static const struct opt OPTS[] = {
 	  "PATH", "append logs here instead of stderr" },
 	{ "progress", 0, "AMP_PROGRESS", K_TRI, "auto", NO, OFF(progress),
 	  NULL, "live progress line (auto: on a TTY)" },
+	{ "progress-interval", 0, "AMP_PROGRESS_INTERVAL", K_INT, "60", 0,
+	  86400, OFF(progress_interval_s), "S",
+	  "no live line: a progress record every S s (0: none)" },
 	{ "json", 0, NULL, K_BOOL, "0", NO, OFF(json), NULL,
 	  "status: print JSON instead of the grid" },
 	{ "color", 0, "AMP2S3_COLOR", K_TRI, "auto", NO, OFF(color), NULL,
@@ -281,8 +294,8 @@ set_number(void *field, const struct opt *o, const char *name,
 
 	if (parse_long(v, o->min, o->max, &l))
 		return (errbuf_set(err, errlen, "%s: expected %s from %ld to %ld",
-		    name, o->kind == K_MB ? "megabytes" : "a whole number",
-		    o->min, o->max));
+		    name, o->kind == K_MB ? "megabytes" : o->kind == K_BYTES ?
+		    "bytes" : "a whole number", o->min, o->max));
 	switch (o->kind) {
 	case K_INT:
 		*(int *)field = (int)l;
@@ -292,6 +305,9 @@ set_number(void *field, const struct opt *o, const char *name,
 		break;
 	case K_I64:
 		*(int64_t *)field = l;
+		break;
+	case K_BYTES:
+		*(uint64_t *)field = (uint64_t)l;
 		break;
 	default: /* K_MB */
 		*(uint64_t *)field = (uint64_t)l << 20;
@@ -361,6 +377,28 @@ set_region(struct config *cfg, const char *name, const char *v, char *err,
 	return (0);
 }
 
+/*
+ * K_MODE: an octal file mode that keeps the owner's read and write and
+ * adds at most read/write for the group and others (no execute, no
+ * special bits): 0600, 0640, 0660, 0644 ...
+ */
+static int
+set_mode(unsigned *field, const char *name, const char *v, char *err,
+    size_t errlen)
+{
+	unsigned long m;
+	char *end;
+
+	errno = 0;
+	m = strtoul(v, &end, 8);
+	if (*v == '\0' || *end != '\0' || errno != 0 || !isdigit((unsigned
+	    char)*v) || m > 0777 || (m & 0600) != 0600 || (m & 0111) != 0)
+		return (errbuf_set(err, errlen, "%s: expected an octal mode "
+		    "from 0600 to 0666 without execute bits, e.g. 0640", name));
+	*field = (unsigned)m;
+	return (0);
+}
+
 /* Store the text ${v} of row ${o} into its field of ${cfg}. */
 static int
 set_value(struct config *cfg, const struct opt *o, const char *v, char *err,
@@ -382,7 +420,10 @@ set_value(struct config *cfg, const struct opt *o, const char *v, char *err,
 	case K_LONG:
 	case K_I64:
 	case K_MB:
+	case K_BYTES:
 		return (set_number(field, o, name, v, err, errlen));
+	case K_MODE:
+		return (set_mode(field, name, v, err, errlen));
 	case K_BOOL:
 	case K_TRI:
 		if (o->kind == K_TRI && strcmp(v, "auto") == 0)
@@ -752,7 +793,6 @@ config_load(struct config *cfg, int argc, char **argv, amp_hour now,
 	int have_start, have_end, rc;
 
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->min_speed = 1;
 	if ((rc = read_argv(&args, argc, argv, err, errlen)) != 0)
 		return (rc);
 	rc = -1;

@@ -143,7 +143,6 @@ hours_done(struct fetch_pool *p, const struct window *w)
 	for (int i = 0; i < w->n; i++)
 		if (p->o.on_hour)
 			p->o.on_hour(p->o.on_hour_ctx, w->first + i);
-	runctl_progress(p->o.ctl, 0);
 }
 
 /* Push the two halves of ${w}; the caller finishes ${w} itself. */
@@ -313,6 +312,18 @@ answered(struct worker *wk, const struct window *w, int res,
 	struct fetch_pool *p = wk->p;
 	char snippet[160];
 
+	if (wk->refused != ANSWER_OK) {
+		/* Not a zip: a broken answer, worth asking again.  Too
+		 * large: more than the hours can hold, asking again will
+		 * not change it. */
+		fetch_refusal(wk, why, whylen);
+		if (wk->refused == ANSWER_TOO_LARGE) {
+			fail_window(p, w, why);
+			return (1);
+		}
+		*act = RETRY_BACKOFF;
+		return (0);
+	}
 	if (res < 0 || wk->write_errno) {
 		snprintf(why, whylen, "cannot write the answer in %.300s: %s",
 		    p->o.data_dir, ERRSTR(wk->write_errno));
@@ -340,6 +351,41 @@ answered(struct worker *wk, const struct window *w, int res,
 	return (0);
 }
 
+/* The Export API's own 404 ("No data available for the time range
+ * requested") says this in its body; any other 404 is someone else's. */
+#define API_NO_DATA "Raw data files were not found"
+
+/* 1 if the 404 body in wk->body is the Export API's own. */
+static int
+api_no_data(const struct worker *wk)
+{
+	size_t n = sizeof(API_NO_DATA) - 1;
+
+	for (size_t i = 0; i + n <= wk->bodylen; i++)
+		if (memcmp(wk->body + i, API_NO_DATA, n) == 0)
+			return (1);
+	return (0);
+}
+
+/*
+ * A 404 that is not the Export API's (a wrong path, a proxy's or a web
+ * server's page): no hour is known to be empty, so the window fails, not
+ * retried; counted apart so that the run can tell a configuration error.
+ */
+static void
+foreign_not_found(struct worker *wk, const struct window *w)
+{
+	struct fetch_pool *p = wk->p;
+	char u[512], body[160], why[800];
+
+	url_for_log(p->o.api_url, u, sizeof(u));
+	errbuf_escape(wk->body, wk->bodylen, body, sizeof(body));
+	snprintf(why, sizeof(why), "HTTP 404 from %s is not the Export "
+	    "API's \"no data\" answer (body: \"%s\"); not retried", u, body);
+	runctl_count(p->o.ctl, RUN_HOURS_NOT_FOUND, (uint64_t)w->n);
+	fail_window(p, w, why);
+}
+
 /* 404: the window's hours are complete and empty. */
 static void
 write_empty(struct fetch_pool *p, const struct window *w, const char *name)
@@ -347,7 +393,9 @@ write_empty(struct fetch_pool *p, const struct window *w, const char *name)
 	char why[600];
 
 	if (localdir_write_empty(p->o.data_dir, p->o.format !=
-	    UNPACK_FMT_JSONL, w->first, w->n, why, sizeof(why)) != 0) {
+	    UNPACK_FMT_JSONL, p->o.unpack.file_mode != 0 ?
+	    p->o.unpack.file_mode : 0600, w->first, w->n, why,
+	    sizeof(why)) != 0) {
 		fail_window_io(p, w, why);
 		return;
 	}
@@ -374,6 +422,21 @@ auth_refused(struct worker *wk, const struct window *w)
 	runctl_cancel(p->o.ctl, STOP_AUTH);
 }
 
+/* A few words on what ${wk}'s last try (result ${res}) got, for the
+ * progress line: "503", "timeout", "bad answer". */
+static void
+retry_reason(const struct worker *wk, int res, char *buf, size_t len)
+{
+	if (res == CURLE_OPERATION_TIMEDOUT)
+		snprintf(buf, len, "timeout");
+	else if (res != CURLE_OK)
+		snprintf(buf, len, "network error");
+	else if (wk->status == 200)
+		snprintf(buf, len, "bad answer");
+	else
+		snprintf(buf, len, "%ld", wk->status);
+}
+
 /*
  * A transient failure (${act} BACKOFF or SLOWDOWN) of ${w}'s try: wait
  * and return 0 to try again, or return 1 (given up, or cancelled).
@@ -384,7 +447,7 @@ back_off(struct worker *wk, struct window *w, enum retry_action act,
 {
 	struct fetch_pool *p = wk->p;
 	int64_t delay, until;
-	char msg[700];
+	char msg[700], reason[24];
 
 	if (w->attempts >= p->o.max_attempts) {
 		snprintf(msg, sizeof(msg), "giving up after %d attempts; last: "
@@ -398,14 +461,18 @@ back_off(struct worker *wk, struct window *w, enum retry_action act,
 	    retry_jitter(&wk->rnd));
 	log_warn(p->o.lg, "%s: %s; retry %d/%d in %" PRId64 " ms", name, why,
 	    w->attempts, p->o.max_attempts - 1, delay);
-	if (act != RETRY_SLOWDOWN)
-		return (runctl_sleep(p->o.ctl, delay) != 0);
+	if (act != RETRY_SLOWDOWN) {
+		retry_reason(wk, res, reason, sizeof(reason));
+		return (runctl_retry_sleep(p->o.ctl, delay, w->first, w->n,
+		    reason) != 0);
+	}
 	/* 429: the whole pool pauses (wait_pool before the next try). */
 	until = cancel_clock_ms() + delay;
 	pthread_mutex_lock(&p->mu);
 	if (until > p->not_before_ms)
 		p->not_before_ms = until;
 	pthread_mutex_unlock(&p->mu);
+	runctl_pool_paused(p->o.ctl, until, wk->status);
 	return (0);
 }
 
@@ -464,7 +531,10 @@ process_window(struct worker *wk, struct window *w)
 		case RETRY_DONE:
 			break;
 		case RETRY_EMPTY:
-			write_empty(p, w, name);
+			if (api_no_data(wk))
+				write_empty(p, w, name);
+			else
+				foreign_not_found(wk, w);
 			return;
 		case RETRY_SPLIT:
 			log_info(p->o.lg, "%s: %s; splitting the window", name,

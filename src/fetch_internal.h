@@ -20,6 +20,22 @@
 struct afile;
 struct queue;
 
+/*
+ * Bounds on one answer (200): the Export API refuses (400) a window
+ * whose export exceeds 4 GB, and a window of N hours holds at most N
+ * hours of --max-hour-mb each; FETCH_ANSWER_SLACK covers the zip's and
+ * the gzip members' own bytes (headers, central directory) on top.
+ */
+#define FETCH_API_MAX_ANSWER ((uint64_t)4 << 30)
+#define FETCH_ANSWER_SLACK ((uint64_t)64 << 20)
+
+/* Why an answer was refused while it arrived (the transfer is stopped). */
+enum answer_refusal {
+	ANSWER_OK = 0,
+	ANSWER_NOT_ZIP,    /* its first bytes are not a zip local header */
+	ANSWER_TOO_LARGE   /* beyond the window's bound */
+};
+
 /* A worker: its thread, its curl handles, and one request's state. */
 struct worker {
 	struct fetch_pool *p;
@@ -37,6 +53,10 @@ struct worker {
 	int64_t retry_after_ms;
 	uint64_t bytes;           /* body bytes received */
 	uint64_t rd_off;          /* of which handed to unpack_stream */
+	uint64_t max_answer;      /* the most a 200 answer may hold */
+	unsigned char head[4];    /* its first bytes */
+	size_t headlen;
+	enum answer_refusal refused;
 	struct stall stall;
 	int poll_ms;
 	int running;              /* the transfer is in progress */
@@ -87,5 +107,9 @@ int fetch_download(struct worker *wk, const struct window *w,
 
 /* fetch_drop_answer(wk): remove the answer's temporary, if any. */
 void fetch_drop_answer(struct worker *wk);
+
+/* fetch_refusal(wk, why, whylen): what wk->refused means, in one line
+ * (the answer's first bytes escaped, or the bound it exceeded). */
+void fetch_refusal(const struct worker *wk, char *why, size_t whylen);
 
 #endif

@@ -5,12 +5,15 @@
  *
  * A 200 answer streams into a temporary in the data directory (an
  * atomicfile handle that is never committed, only aborted) as it
- * arrives, and unpack_stream() turns it into hour files at the same time:
- * its read callback (answer_read) reads the temporary back up to what
- * curl has written and, when it has caught up, drives the transfer one
- * step (xfer_step), so download, inflate and the writes overlap in the
- * worker's own thread.  No answer is ever held in memory; only the first
- * bytes of an error body are kept for messages.
+ * arrives, unless it is refused on the way: the transfer is stopped as
+ * soon as its first bytes are not a zip local header, or it exceeds the
+ * window's bound (FETCH_API_MAX_ANSWER), so a hostile or broken server
+ * never fills the disk.  While it arrives, unpack_stream() turns it into
+ * hour files: its read callback (answer_read) reads the temporary back
+ * up to what curl has written and, when it has caught up, drives the
+ * transfer one step (xfer_step), so download, inflate and the writes
+ * overlap in the worker's own thread.  No answer is ever held in
+ * memory; only the first bytes of an error body are kept for messages.
  *
  * A transfer ends when curl says so, when the run is cancelled (a wake
  * hook interrupts curl_multi_poll), or when it stalls (stall.h: the same
@@ -32,6 +35,55 @@
 #include "runctl.h"
 #include "version.h"
 
+/*
+ * The bytes at ${p} (${len}) just arrived in a 200 answer, which now
+ * holds wk->bytes: refuse it (set wk->refused, return 1) if it does not
+ * start like a zip (local file header "PK\3\4"), announces or holds
+ * more than wk->max_answer bytes.
+ */
+static int
+refuse_answer(struct worker *wk, const char *p, size_t len)
+{
+	static const unsigned char LOCAL_HEADER[4] = { 'P', 'K', 3, 4 };
+	curl_off_t announced = -1;
+	size_t i;
+
+	if (wk->headlen == 0 && curl_easy_getinfo(wk->e,
+	    CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) == CURLE_OK &&
+	    announced > 0 && (uint64_t)announced > wk->max_answer)
+		wk->refused = ANSWER_TOO_LARGE;
+	for (i = 0; i < len && wk->headlen < sizeof(wk->head); i++)
+		wk->head[wk->headlen++] = (unsigned char)p[i];
+	if (memcmp(wk->head, LOCAL_HEADER, wk->headlen) != 0)
+		wk->refused = ANSWER_NOT_ZIP;
+	else if (wk->bytes > wk->max_answer)
+		wk->refused = ANSWER_TOO_LARGE;
+	return (wk->refused != ANSWER_OK);
+}
+
+void
+fetch_refusal(const struct worker *wk, char *why, size_t whylen)
+{
+	char head[64];
+
+	switch (wk->refused) {
+	case ANSWER_NOT_ZIP:
+		errbuf_escape(wk->head, wk->headlen, head, sizeof(head));
+		snprintf(why, whylen, "the answer is not a zip (it starts "
+		    "\"%s\"): transfer stopped", head);
+		break;
+	case ANSWER_TOO_LARGE:
+		snprintf(why, whylen, "the answer exceeds %" PRIu64 " bytes, "
+		    "the most this window's hours can hold: transfer stopped",
+		    wk->max_answer);
+		break;
+	case ANSWER_OK:
+	default:
+		snprintf(why, whylen, "the answer was accepted");
+		break;
+	}
+}
+
 static size_t
 on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 {
@@ -41,6 +93,7 @@ on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 	if (wk->status == 0)
 		curl_easy_getinfo(wk->e, CURLINFO_RESPONSE_CODE, &wk->status);
 	wk->bytes += len;
+	runctl_count(wk->p->o.ctl, RUN_BYTES_RECEIVED, len);
 	stall_add(&wk->stall, len, cancel_clock_ms());
 	if (wk->status != 200) {
 		size_t room = sizeof(wk->body) - wk->bodylen;
@@ -50,6 +103,8 @@ on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 		wk->bodylen += room;
 		return (len);
 	}
+	if (refuse_answer(wk, ptr, len))
+		return (0);
 	if (afile_write(wk->zip, ptr, len, NULL, 0) != 0) {
 		wk->write_errno = errno != 0 ? errno : EIO;
 		return (0);
@@ -99,6 +154,20 @@ fetch_drop_answer(struct worker *wk)
 	wk->zip = NULL;
 }
 
+/* The most bytes an answer for ${nhours} hours may hold (see
+ * FETCH_API_MAX_ANSWER), with hours of at most ${max_hour} bytes (0: no
+ * cap). */
+static uint64_t
+answer_bound(int nhours, uint64_t max_hour)
+{
+	uint64_t b = FETCH_API_MAX_ANSWER;
+
+	if (max_hour != 0 && max_hour <= b / (uint64_t)nhours &&
+	    max_hour * (uint64_t)nhours < b)
+		b = max_hour * (uint64_t)nhours;
+	return (b + FETCH_ANSWER_SLACK);
+}
+
 /*
  * Start one request for ${w}: the answer's body will land in wk->zip
  * (status 200) or wk->body (others).  0, or -1 if the temporary file
@@ -114,6 +183,8 @@ xfer_begin(struct worker *wk, const struct window *w)
 	hour_format_api(w->first + w->n - 1, b);
 	wk->running = 0;
 	wk->res = CURLE_OK;
+	wk->headlen = 0;
+	wk->refused = ANSWER_OK;  /* before any early return: see answered() */
 	if (snprintf(name, sizeof(name), "%s/w%s-%d.zip", p->o.data_dir, a,
 	    w->n) >= (int)sizeof(name) ||
 	    snprintf(url, sizeof(url), "%s%cstart=%s&end=%s", p->o.api_url,
@@ -130,6 +201,7 @@ xfer_begin(struct worker *wk, const struct window *w)
 	wk->retry_after_ms = -1;
 	wk->bytes = wk->rd_off = 0;
 	wk->bodylen = 0;
+	wk->max_answer = answer_bound(w->n, p->o.unpack.max_hour_bytes);
 	wk->errbuf[0] = '\0';
 	curl_easy_setopt(wk->e, CURLOPT_URL, url);
 	if (curl_multi_add_handle(wk->m, wk->e) != CURLM_OK) {
@@ -260,6 +332,7 @@ fetch_download(struct worker *wk, const struct window *w,
 	*us = UNPACK_SOURCE;
 	if (xfer_begin(wk, w) != 0)
 		return (wk->write_errno ? -1 : wk->res);
+	runctl_gauge_add(p->o.ctl, RUN_FETCH_INFLIGHT, 1);
 	/* Until the status is known: a body byte, or the end. */
 	while (wk->running && wk->bytes == 0)
 		xfer_step(wk);
@@ -274,6 +347,7 @@ fetch_download(struct worker *wk, const struct window *w,
 	while (wk->running && *us == UNPACK_SOURCE)
 		xfer_step(wk);
 	xfer_end(wk);
+	runctl_gauge_add(p->o.ctl, RUN_FETCH_INFLIGHT, -1);
 	if (afile_close(wk->zip, 0, NULL, 0) != 0 && wk->write_errno == 0 &&
 	    wk->res == CURLE_OK)
 		wk->write_errno = errno;

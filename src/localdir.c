@@ -30,8 +30,14 @@ localdir_suffix(int gz)
 	return (gz ? HOUR_SUFFIX_GZ : HOUR_SUFFIX);
 }
 
+unsigned
+localdir_dir_mode(unsigned file_mode)
+{
+	return ((file_mode & 0777) | 0700 | ((file_mode & 0444) >> 2));
+}
+
 static int
-mkdir_p(const char *dir)
+mkdir_p(const char *dir, unsigned mode)
 {
 	char path[4096];
 	size_t len = strlen(dir);
@@ -45,30 +51,31 @@ mkdir_p(const char *dir)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(path, 0755) && errno != EEXIST)
+		if (mkdir(path, (mode_t)mode) && errno != EEXIST)
 			return (-1);
 		*p = '/';
 	}
-	if (mkdir(path, 0755) && errno != EEXIST)
+	if (mkdir(path, (mode_t)mode) && errno != EEXIST)
 		return (-1);
 	return (0);
 }
 
 int
-localdir_lock(const char *dir, int wait, struct cancel *cancel, int *fd,
-    char *err, size_t errlen)
+localdir_lock(const char *dir, unsigned file_mode, int wait,
+    struct cancel *cancel, int *fd, char *err, size_t errlen)
 {
 	char path[4096];
 	int f;
 
-	if (mkdir_p(dir))
+	if (mkdir_p(dir, localdir_dir_mode(file_mode)))
 		return (errbuf_set(err, errlen, "cannot create data directory "
 		    "%s: %s", dir, ERRSTR(errno)));
 	if (snprintf(path, sizeof(path), "%s/.amp2s3.lock", dir) >=
 	    (int)sizeof(path))
 		return (errbuf_set(err, errlen, "data directory path too "
 		    "long"));
-	if ((f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
+	if ((f = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	    (mode_t)file_mode)) < 0)
 		return (errbuf_set(err, errlen, "cannot open lock %s: %s", path,
 		    ERRSTR(errno)));
 	while ((cancel_requested(cancel) && (errno = EINTR)) ||
@@ -160,8 +167,8 @@ localdir_path(const char *dir, int gz, amp_hour hour, char *buf, size_t len)
 }
 
 int
-localdir_write_empty(const char *dir, int gz, amp_hour first, int n,
-    char *err, size_t errlen)
+localdir_write_empty(const char *dir, int gz, unsigned mode, amp_hour first,
+    int n, char *err, size_t errlen)
 {
 	struct afile **v;
 	char path[4096];
@@ -179,7 +186,7 @@ localdir_write_empty(const char *dir, int gz, amp_hour first, int n,
 		}
 		if (access(path, F_OK) == 0)
 			continue;
-		if ((v[k] = afile_create(path, 0644, 0, err, errlen)) == NULL)
+		if ((v[k] = afile_create(path, mode, 0, err, errlen)) == NULL)
 			goto out;
 		k++;
 	}

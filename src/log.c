@@ -14,8 +14,11 @@
  *   Unlocking a mutex this thread holds, and destroying it once no thread
  *   uses the logger, cannot fail; there is nowhere to report it anyway.
  */
+#include <sys/ioctl.h>
+
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,11 +35,14 @@
 #define CLEAR "\r\033[K"          /* back to column 0, clear the line */
 #define CLEAR_LEN 4
 #define EOL_CLEAR "\033[K"        /* clear to end of line */
+#define FIELD_STR_MAX 256         /* a string member's bytes, escaped */
+#define FIELDS_MAX 2048           /* all members of a record */
 
 struct logger {
 	pthread_mutex_t mu;
-	int fd;
+	int fd;                       /* changed under ${mu} (log_reopen) */
 	int own_fd;                   /* close ${fd} in log_close() */
+	char *path;                   /* the file (log_reopen), or NULL */
 	int tty;
 	enum log_level level;
 	enum log_format format;
@@ -219,6 +225,8 @@ log_open(enum log_level level, enum log_format format, const char *path)
 	if (path == NULL) {
 		lg->fd = STDERR_FILENO;
 	} else {
+		if ((lg->path = strdup(path)) == NULL)
+			goto err0;
 		lg->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
 		    0600);
 		if (lg->fd == -1)
@@ -241,7 +249,10 @@ err1:
 		errno = rc;
 	}
 err0:
+	rc = errno;
+	free(lg->path);
 	free(lg);
+	errno = rc;
 
 	/* Failure! */
 	return (NULL);
@@ -299,12 +310,43 @@ log_msg(struct logger *lg, enum log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
-void
-log_vmsg(struct logger *lg, enum log_level level, const char *fmt,
-    va_list ap)
+/* The members ${f} (${n}) of a JSON record, each after a ',', at most
+ * FIELDS_MAX bytes. */
+static void
+put_fields(struct obuf *o, const struct log_field *f, size_t n)
+{
+	char buf[FIELDS_MAX], num[32];
+	struct obuf m = { buf, 0, sizeof(buf) };
+
+	for (size_t i = 0; i < n; i++) {
+		puts0(&m, ",\"");
+		puts0(&m, f[i].key);
+		puts0(&m, "\":");
+		if (f[i].type == LOG_FIELD_INT) {
+			snprintf(num, sizeof(num), "%" PRId64, f[i].i);
+			puts0(&m, num);
+		} else if (f[i].type == LOG_FIELD_STR && f[i].s != NULL) {
+			puts0(&m, "\"");
+			escape(&m, (const unsigned char *)f[i].s,
+			    strlen(f[i].s), LOG_JSON, FIELD_STR_MAX, 0);
+			puts0(&m, "\"");
+		} else {
+			puts0(&m, "null");
+		}
+	}
+	/* A member that did not fit would leave invalid JSON: drop them all. */
+	if (m.len < m.cap)
+		put(o, buf, m.len);
+}
+
+/* log_vmsg(), with the members ${fld} (${nfld}) in a JSON record. */
+static void
+emit(struct logger *lg, enum log_level level, const struct log_field *fld,
+    size_t nfld, const char *fmt, va_list ap)
 {
 	char raw[LOG_MSG_MAX + 1];
-	char line[CLEAR_LEN + 128 + LOG_MSG_MAX + 2 + PROGRESS_MAX + 8];
+	char line[CLEAR_LEN + 128 + LOG_MSG_MAX + FIELDS_MAX + 2 +
+	    PROGRESS_MAX + 8];
 	struct obuf o = { line, CLEAR_LEN, sizeof(line) };
 	enum log_format f = lg != NULL ? lg->format : LOG_TEXT;
 	struct timespec ts;
@@ -337,7 +379,9 @@ log_vmsg(struct logger *lg, enum log_level level, const char *fmt,
 		puts0(&o, "\",\"msg\":\"");
 		escape(&o, (const unsigned char *)raw, rlen, f, LOG_MSG_MAX,
 		    cut);
-		puts0(&o, "\"}\n");
+		puts0(&o, "\"");
+		put_fields(&o, fld, nfld);
+		puts0(&o, "}\n");
 	} else {
 		put_time(&o, &ts, 0);
 		puts0(&o, " amp2s3 ");
@@ -353,8 +397,8 @@ log_vmsg(struct logger *lg, enum log_level level, const char *fmt,
 		errno = saved;
 		return;
 	}
-	fd = lg->fd;
 	locked = pthread_mutex_lock(&lg->mu) == 0;
+	fd = lg->fd;
 	if (locked && lg->tty && lg->shown) {
 		memcpy(line, CLEAR, CLEAR_LEN);
 		put(&o, "\r", 1);
@@ -367,6 +411,39 @@ log_vmsg(struct logger *lg, enum log_level level, const char *fmt,
 	if (locked)
 		(void)pthread_mutex_unlock(&lg->mu);
 	errno = saved;
+}
+
+void
+log_vmsg(struct logger *lg, enum log_level level, const char *fmt,
+    va_list ap)
+{
+	emit(lg, level, NULL, 0, fmt, ap);
+}
+
+void
+log_fields(struct logger *lg, enum log_level level,
+    const struct log_field *f, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	emit(lg, level, f, n, fmt, ap);
+	va_end(ap);
+}
+
+int
+log_term_width(struct logger *lg)
+{
+	struct winsize ws;
+	int cols = 0, saved = errno;
+
+	if (lg == NULL || !lg->tty || pthread_mutex_lock(&lg->mu) != 0)
+		return (0);
+	if (ioctl(lg->fd, TIOCGWINSZ, &ws) == 0)
+		cols = ws.ws_col;
+	(void)pthread_mutex_unlock(&lg->mu);
+	errno = saved;
+	return (cols);
 }
 
 void
@@ -419,6 +496,30 @@ done:
 	errno = saved;
 }
 
+int
+log_reopen(struct logger *lg)
+{
+	int fd, old, rc;
+
+	if (lg == NULL || lg->path == NULL)
+		return (0);
+	if ((fd = open(lg->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+	    0600)) == -1)
+		return (-1);
+	if ((rc = pthread_mutex_lock(&lg->mu)) != 0) {
+		close(fd);
+		errno = rc;
+		return (-1);
+	}
+	/* lg->tty stays: it is read without the lock, and a log file that
+	 * is a terminal is one after a rotation too. */
+	old = lg->fd;
+	lg->fd = fd;
+	(void)pthread_mutex_unlock(&lg->mu);
+	close(old);
+	return (0);
+}
+
 void
 log_close(struct logger *lg)
 {
@@ -430,5 +531,6 @@ log_close(struct logger *lg)
 	if (lg->own_fd)
 		close(lg->fd);
 	(void)pthread_mutex_destroy(&lg->mu);
+	free(lg->path);
 	free(lg);
 }

@@ -4,20 +4,34 @@
  * DESIGN
  * main() configures, takes the data directory's lock and hands over to
  * run_command() (or run_status(), which takes no lock).  Signals:
- * SIGINT/SIGTERM are blocked in every thread and taken by one signal
- * thread with sigwait(); the first cancels the run gracefully (stop
- * planning, abort transfers, remove temporaries, exit 130/143), a second
- * one exits at once.  SIGUSR1 (sent by main) ends the signal thread.
- * SIGPIPE and SIGXFSZ are ignored so that a broken socket or a file-size
- * limit is an error return, not death.  SIGUSR2 only interrupts a
- * --wait-lock flock(2) (a cancel hook sends it).
+ * SIGINT, SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 are blocked in every
+ * thread and taken by one signal thread, which reads them from a
+ * signalfd and never ends because of one: the first SIGINT/SIGTERM
+ * cancels the run gracefully (stop planning, abort transfers, remove
+ * temporaries, exit 130/143), a second one exits at once; SIGHUP reopens
+ * --log-file (log rotation); the others are logged and ignored.  main
+ * ends the thread through a pipe of its own, never by a signal that
+ * someone else could send.  If the thread cannot start, the mask is put
+ * back, so SIGINT/SIGTERM keep their default action (the run ends at
+ * once, without cleanup) instead of being ignored.  SIGPIPE and SIGXFSZ
+ * are ignored so that a broken socket or a file-size limit is an error
+ * return, not death.  SIGUSR2 interrupts a --wait-lock flock(2): main
+ * unblocks it for itself only while it waits, and a cancel hook sends it
+ * to main.
  */
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,10 +50,17 @@
 struct sigctx {
 	struct runctl *ctl;
 	struct logger *lg;
-	sigset_t set;
+	sigset_t set;           /* the signals the thread takes */
+	sigset_t old;           /* the mask before, put back on failure */
+	int sfd;                /* signalfd of ${set} */
+	int stop[2];            /* pipe: main writes a byte to end the thread */
 	pthread_t th;
 	int started;
 };
+
+/* The range should end this many hours before now: the Export API has an
+ * hour "at a minimum within 2 hours" after it ended. */
+#define API_DELAY_HOURS 3
 
 /* What main() sets up, for the steps that use it. */
 struct app {
@@ -51,24 +72,77 @@ struct app {
 	int64_t started_s;
 };
 
+static const char *
+signal_name(int sig)
+{
+	switch (sig) {
+	case SIGINT:
+		return ("SIGINT");
+	case SIGTERM:
+		return ("SIGTERM");
+	case SIGHUP:
+		return ("SIGHUP");
+	case SIGUSR1:
+		return ("SIGUSR1");
+	case SIGUSR2:
+		return ("SIGUSR2");
+	default:
+		return ("a signal");
+	}
+}
+
+/* What one signal ${sig} does; *${stops} counts SIGINT/SIGTERM. */
+static void
+on_signal(struct sigctx *sc, int sig, int *stops)
+{
+	switch (sig) {
+	case SIGINT:
+	case SIGTERM:
+		if (++*stops > 1)
+			_exit(sig == SIGINT ? EXIT_SIGINT : EXIT_SIGTERM);
+		log_warn(sc->lg, "%s: stopping (in-flight work is cancelled "
+		    "and temporaries removed; again to exit at once)",
+		    signal_name(sig));
+		runctl_cancel(sc->ctl, sig == SIGINT ? STOP_SIGINT :
+		    STOP_SIGTERM);
+		break;
+	case SIGHUP:
+		if (log_reopen(sc->lg) != 0)
+			log_warn(sc->lg, "SIGHUP: cannot reopen the log file: "
+			    "%s", ERRSTR(errno));
+		else
+			log_info(sc->lg, "SIGHUP: log file reopened");
+		break;
+	default:
+		log_info(sc->lg, "%s: ignored", signal_name(sig));
+		break;
+	}
+}
+
 static void *
 signal_main(void *arg)
 {
 	struct sigctx *sc = arg;
-	int sig, count = 0;
+	struct signalfd_siginfo si;
+	struct pollfd pf[2];
+	int stops = 0;
 
 	for (;;) {
-		if (sigwait(&sc->set, &sig) != 0)
-			continue;
-		if (sig == SIGUSR1)
+		pf[0] = (struct pollfd){ .fd = sc->sfd, .events = POLLIN };
+		pf[1] = (struct pollfd){ .fd = sc->stop[0], .events = POLLIN };
+		if (poll(pf, 2, -1) < 0) {
+			if (errno == EINTR || errno == EAGAIN ||
+			    errno == ENOMEM)
+				continue;
+			log_error(sc->lg, "signal thread: poll: %s",
+			    ERRSTR(errno));
 			return (NULL);
-		if (++count > 1)
-			_exit(sig == SIGINT ? EXIT_SIGINT : EXIT_SIGTERM);
-		log_warn(sc->lg, "%s: stopping (in-flight work is cancelled "
-		    "and temporaries removed; again to exit at once)",
-		    sig == SIGINT ? "SIGINT" : "SIGTERM");
-		runctl_cancel(sc->ctl, sig == SIGINT ? STOP_SIGINT :
-		    STOP_SIGTERM);
+		}
+		if (pf[1].revents != 0)
+			return (NULL);
+		if ((pf[0].revents & POLLIN) &&
+		    read(sc->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+			on_signal(sc, (int)si.ssi_signo, &stops);
 	}
 }
 
@@ -96,30 +170,68 @@ setup_process(void)
 	tzset();
 }
 
-/* Block INT, TERM and USR1 here, so that every thread created later
- * inherits the mask, and start the one thread that takes them. */
+/*
+ * Block the signals the signal thread takes here, so that every thread
+ * created later inherits the mask, and start that thread.  If it cannot
+ * start, the mask is put back (logged).
+ */
 static void
 start_signals(struct app *a)
 {
 	struct sigctx *sc = &a->sig;
+	int rc = 0;
 
 	sc->ctl = a->ctl;
 	sc->lg = a->lg;
+	sc->sfd = sc->stop[0] = sc->stop[1] = -1;
 	sigemptyset(&sc->set);
 	sigaddset(&sc->set, SIGINT);
 	sigaddset(&sc->set, SIGTERM);
+	sigaddset(&sc->set, SIGHUP);
 	sigaddset(&sc->set, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &sc->set, NULL);
-	sc->started = pthread_create(&sc->th, NULL, signal_main, sc) == 0;
+	sigaddset(&sc->set, SIGUSR2);
+	if ((rc = pthread_sigmask(SIG_BLOCK, &sc->set, &sc->old)) != 0)
+		goto fail;
+	if ((sc->sfd = signalfd(-1, &sc->set, SFD_CLOEXEC)) < 0 ||
+	    pipe(sc->stop) != 0 ||
+	    fcntl(sc->stop[0], F_SETFD, FD_CLOEXEC) != 0 ||
+	    fcntl(sc->stop[1], F_SETFD, FD_CLOEXEC) != 0) {
+		rc = errno;
+		goto fail_mask;
+	}
+	if ((rc = pthread_create(&sc->th, NULL, signal_main, sc)) != 0)
+		goto fail_mask;
+	sc->started = 1;
+	return;
+fail_mask:
+	(void)pthread_sigmask(SIG_SETMASK, &sc->old, NULL);
+fail:
+	if (sc->sfd >= 0)
+		close(sc->sfd);
+	if (sc->stop[0] >= 0) {
+		close(sc->stop[0]);
+		close(sc->stop[1]);
+	}
+	sc->sfd = sc->stop[0] = sc->stop[1] = -1;
+	log_warn(a->lg, "cannot start the signal thread (%s): SIGINT and "
+	    "SIGTERM will end the run at once, without removing its "
+	    "temporaries", ERRSTR(rc));
 }
 
 static void
 stop_signals(struct app *a)
 {
-	if (a->sig.started) {
-		pthread_kill(a->sig.th, SIGUSR1);
-		pthread_join(a->sig.th, NULL);
-	}
+	struct sigctx *sc = &a->sig;
+
+	if (!sc->started)
+		return;
+	while (write(sc->stop[1], "x", 1) < 0 && errno == EINTR)
+		;
+	pthread_join(sc->th, NULL);
+	close(sc->sfd);
+	close(sc->stop[0]);
+	close(sc->stop[1]);
+	sc->started = 0;
 }
 
 static struct store *
@@ -130,8 +242,8 @@ open_store(const struct app *a)
 	struct store *st;
 
 	if (cfg->dev) {
-		st = store_open_dir(cfg->dev_dir, cfg->s3_prefix, err,
-		    sizeof(err));
+		st = store_open_dir(cfg->dev_dir, cfg->s3_prefix,
+		    cfg->file_mode, err, sizeof(err));
 	} else {
 		struct s3_config sc = {
 			.bucket = cfg->bucket, .region = cfg->aws_region,
@@ -159,6 +271,63 @@ open_store(const struct app *a)
 	return (st);
 }
 
+/* 1 if ${path} is ${dir} or lies inside it (both real paths). */
+static int
+path_within(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	if (strcmp(dir, "/") == 0)
+		return (1);
+	return (strncmp(path, dir, n) == 0 && (path[n] == '\0' ||
+	    path[n] == '/'));
+}
+
+/*
+ * --dev: the store folder must neither be the data directory nor lie
+ * inside it nor hold it, or the store's objects would be the local hours
+ * themselves (listed as "already stored", then deleted).  Compares real
+ * paths, of what exists (run: both were just created).  ${strict}: a
+ * path that cannot be resolved is an error too.  0 or EXIT_USAGE
+ * (logged).
+ */
+static int
+check_dev_dir(struct app *a, int strict)
+{
+	const struct config *cfg = &a->cfg;
+	char *data = NULL, *dev = NULL;
+	const char *rel = NULL;
+	int rc = 0;
+
+	if (!cfg->dev)
+		return (0);
+	if ((data = realpath(cfg->data_dir, NULL)) == NULL ||
+	    (dev = realpath(cfg->dev_dir, NULL)) == NULL) {
+		if (strict) {
+			log_error(a->lg, "cannot resolve %s: %s", data == NULL ?
+			    cfg->data_dir : cfg->dev_dir, ERRSTR(errno));
+			rc = EXIT_USAGE;
+		}
+		goto out;
+	}
+	if (strcmp(data, dev) == 0)
+		rel = "is";
+	else if (path_within(dev, data))
+		rel = "is inside";
+	else if (path_within(data, dev))
+		rel = "holds";
+	if (rel != NULL) {
+		log_error(a->lg, "--dev-dir %s %s the data directory %s: the "
+		    "store must be a folder of its own (refusing)",
+		    cfg->dev_dir, rel, cfg->data_dir);
+		rc = EXIT_USAGE;
+	}
+out:
+	free(data);
+	free(dev);
+	return (rc);
+}
+
 /* `status`: read-only, no lock, no cleaning. */
 static int
 cmd_status(struct app *a)
@@ -166,6 +335,8 @@ cmd_status(struct app *a)
 	struct store *st = NULL;
 	int rc;
 
+	if ((rc = check_dev_dir(a, 0)) != 0)
+		return (rc);
 	if (config_need_store(&a->cfg) && (st = open_store(a)) == NULL)
 		return (EXIT_USAGE);
 	rc = run_status(&a->cfg, a->lg, st);
@@ -192,21 +363,30 @@ take_lock(struct app *a)
 	struct cancel *cancel = runctl_cancel_flag(a->ctl);
 	struct cancel_hook hook;
 	pthread_t self = pthread_self();
+	sigset_t usr2;
 	char err[600];
 	int rc = 1;
 
+	sigemptyset(&usr2);
+	sigaddset(&usr2, SIGUSR2);
 	if (cfg->wait_lock) {
 		cancel_hook_add(cancel, &hook, interrupt_lock_wait, &self);
-		if ((rc = localdir_lock(cfg->data_dir, 0, NULL, &a->lockfd, err,
-		    sizeof(err))) == 1)
+		if ((rc = localdir_lock(cfg->data_dir, cfg->file_mode, 0, NULL,
+		    &a->lockfd, err, sizeof(err))) == 1) {
 			log_info(a->lg, "waiting for another run's lock on %s",
 			    cfg->data_dir);
+			/* Only this thread, only while it waits. */
+			(void)pthread_sigmask(SIG_UNBLOCK, &usr2, NULL);
+		}
 	}
 	if (rc == 1)
-		rc = localdir_lock(cfg->data_dir, cfg->wait_lock, cancel,
-		    &a->lockfd, err, sizeof(err));
-	if (cfg->wait_lock)
+		rc = localdir_lock(cfg->data_dir, cfg->file_mode,
+		    cfg->wait_lock, cancel, &a->lockfd, err, sizeof(err));
+	if (cfg->wait_lock) {
+		if (a->sig.started)
+			(void)pthread_sigmask(SIG_BLOCK, &usr2, NULL);
 		cancel_hook_remove(cancel, &hook);
+	}
 	if (rc == 2)
 		return (runctl_stop_reason(a->ctl) == STOP_SIGTERM ?
 		    EXIT_SIGTERM : EXIT_SIGINT);
@@ -231,6 +411,24 @@ clean_leftovers(struct app *a)
 		    "run", removed);
 }
 
+/* Warn when the data directory exists and lets others in further than
+ * --file-mode asks (hours hold end users' personal data). */
+static void
+warn_open_data_dir(struct app *a)
+{
+	const struct config *cfg = &a->cfg;
+	unsigned want = localdir_dir_mode(cfg->file_mode), extra;
+	struct stat sb;
+
+	if (stat(cfg->data_dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+		return;
+	if ((extra = (unsigned)sb.st_mode & 077 & ~want) != 0)
+		log_warn(a->lg, "data directory %s is open to others (mode "
+		    "%03o) and its hours hold personal data: chmod %03o %s "
+		    "(or set --file-mode)", cfg->data_dir,
+		    (unsigned)sb.st_mode & 0777, want, cfg->data_dir);
+}
+
 /* fetch, sync, all: under the lock. */
 static int
 cmd_run(struct app *a)
@@ -238,14 +436,66 @@ cmd_run(struct app *a)
 	struct store *st = NULL;
 	int rc;
 
+	warn_open_data_dir(a);
 	if ((rc = take_lock(a)) != 0)
 		return (rc);
-	clean_leftovers(a);
 	if (config_need_store(&a->cfg) && (st = open_store(a)) == NULL)
 		return (EXIT_USAGE);
-	rc = run_command(&a->cfg, a->lg, a->ctl, st);
+	if ((rc = check_dev_dir(a, 1)) == 0) {
+		clean_leftovers(a);
+		rc = run_command(&a->cfg, a->lg, a->ctl, st);
+	}
 	store_free(st);
 	return (rc);
+}
+
+/* 1 if the host of the URL ${url} (after "scheme://") is a loopback
+ * address: localhost, 127.0.0.0/8 or [::1]. */
+static int
+host_is_loopback(const char *url)
+{
+	const char *h = strstr(url, "://"), *end, *at;
+	size_t n;
+
+	h = h != NULL ? h + 3 : url;
+	end = h + strcspn(h, "/?#");
+	if ((at = memchr(h, '@', (size_t)(end - h))) != NULL)
+		h = at + 1;
+	if (*h == '[')
+		return (strncmp(h, "[::1]", 5) == 0);
+	n = strcspn(h, ":/?#");
+	if (n == 9 && strncasecmp(h, "localhost", 9) == 0)
+		return (1);
+	if (n < 4 || strncmp(h, "127.", 4) != 0)
+		return (0);
+	for (size_t i = 4; i < n; i++)
+		if (h[i] != '.' && (h[i] < '0' || h[i] > '9'))
+			return (0);
+	return (1);
+}
+
+/* Warnings about settings that work but may not do what is meant. */
+static void
+warn_settings(struct app *a)
+{
+	const struct config *cfg = &a->cfg;
+	char end[HOUR_API_LEN];
+
+	if (cfg->cmd != CMD_FETCH && cfg->cmd != CMD_ALL)
+		return;
+	if (cfg->api_url != NULL && strncasecmp(cfg->api_url, "http://", 7) ==
+	    0 && !host_is_loopback(cfg->api_url))
+		log_warn(a->lg, "--api-url is plain http: the API key and "
+		    "secret go over the network unencrypted (use https)");
+	if (hour_now() - cfg->end < API_DELAY_HOURS) {
+		hour_format_api(cfg->end, end);
+		log_warn(a->lg, "the range ends at %s, less than %d hours "
+		    "ago: the Export API may not have those hours yet (it "
+		    "has an hour at a minimum within 2 hours), and an hour "
+		    "fetched empty is not fetched again (--lag-hours %d or "
+		    "more avoids this)", end, API_DELAY_HOURS,
+		    API_DELAY_HOURS);
+	}
 }
 
 /* Configuration, logger, curl, the run's shared state.  0 or the exit
@@ -272,12 +522,12 @@ start_up(struct app *a, int argc, char **argv)
 		log_warn(a->lg, "%s holds secrets but is readable by others "
 		    "(mode %03o): chmod 600 %s", a->cfg.env_file_used,
 		    (unsigned)a->cfg.env_file_open_mode, a->cfg.env_file_used);
+	warn_settings(a);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_error(a->lg, "curl_global_init failed");
 		return (EXIT_IO);
 	}
-	if ((a->ctl = runctl_new(a->lg, a->cfg.progress == -1 ?
-	    log_is_tty(a->lg) : a->cfg.progress)) == NULL)
+	if ((a->ctl = runctl_new(a->lg)) == NULL)
 		return (EXIT_IO);
 	return (0);
 }

@@ -14,16 +14,22 @@
 
 #define LAST_OK "amp2s3_last_success_timestamp_seconds"
 
-/* The previous file's last-success timestamp, or 0. */
+/* The previous file's last-success timestamp, or 0.  A symlink put in
+ * its place is not followed (the new file replaces the link itself). */
 static int64_t
 previous_success(const char *path)
 {
 	char line[256];
 	int64_t v = 0;
 	FILE *f;
+	int fd;
 
-	if ((f = fopen(path, "r")) == NULL)
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		return (0);
+	if ((f = fdopen(fd, "r")) == NULL) {
+		close(fd);
+		return (0);
+	}
 	while (fgets(line, sizeof(line), f) != NULL) {
 		size_t n = sizeof(LAST_OK) - 1;
 		if (strncmp(line, LAST_OK, n) == 0 && line[n] == ' ') {
@@ -60,6 +66,8 @@ static const struct {
 	  RUN_UPLOAD_FAILED },
 	{ "amp2s3_local_removed", "Local hours found already stored and "
 	  "removed in the last run.", RUN_LOCAL_REMOVED },
+	{ "amp2s3_hours_conflict", "Local hours whose stored object has "
+	  "another size, both kept, in the last run.", RUN_HOURS_CONFLICT },
 	{ "amp2s3_bytes_downloaded", "Export answer bytes in the last run.",
 	  RUN_BYTES_ZIP },
 	{ "amp2s3_answers_reread", "Export answers that could not be "

@@ -28,6 +28,7 @@
 #include "localdir.h"
 #include "log.h"
 #include "plan.h"
+#include "progress.h"
 #include "run.h"
 #include "runctl.h"
 #include "status.h"
@@ -35,9 +36,12 @@
 #include "upload.h"
 
 /* Zip-bomb guards: JSON events compress about 5-20x; a member inflating
- * 1000x its size, or a single line of 64 MiB, is not an export. */
+ * 1000x its size, or a single line of 64 MiB, is not an export; nor is
+ * an answer of more than 100,000 members (a few per hour in practice),
+ * which bounds what reading one costs in memory. */
 #define RUN_MAX_RATIO 1000
 #define RUN_MAX_LINE ((size_t)64 << 20)
+#define RUN_MAX_MEMBERS 100000
 #define PLAN_ALL (PLAN_LOCAL | PLAN_REMOTE | PLAN_OTHER)
 
 /* Hours with their sizes, sorted by hour once filled. */
@@ -225,6 +229,18 @@ hour_to_upload(void *ctx, amp_hour h)
 	(void)upload_submit(ctx, h);
 }
 
+/* 1 if every window of the run that ended got a 404 that was not the
+ * Export API's own, and none succeeded: the URL is wrong. */
+static int
+only_foreign_404s(struct runctl *ctl)
+{
+	uint64_t nf = runctl_counter(ctl, RUN_HOURS_NOT_FOUND);
+
+	return (nf > 0 && nf == runctl_counter(ctl, RUN_HOURS_FAILED) &&
+	    runctl_counter(ctl, RUN_HOURS_DATA) == 0 &&
+	    runctl_counter(ctl, RUN_HOURS_EMPTY) == 0);
+}
+
 static int
 exit_code(struct runctl *ctl)
 {
@@ -240,42 +256,51 @@ exit_code(struct runctl *ctl)
 	default:
 		break;
 	}
+	if (only_foreign_404s(ctl))
+		return (EXIT_USAGE);
 	if (runctl_counter(ctl, RUN_HOURS_FAILED) ||
-	    runctl_counter(ctl, RUN_UPLOAD_FAILED))
+	    runctl_counter(ctl, RUN_UPLOAD_FAILED) ||
+	    runctl_counter(ctl, RUN_HOURS_CONFLICT))
 		return (EXIT_PARTIAL);
 	return (EXIT_OK);
 }
 
+/* The summary; ${peak}: the peak download rate in bytes/s. */
 static void
 summary(const struct config *cfg, struct logger *lg, struct runctl *ctl,
-    size_t already, int rc)
+    size_t already, int rc, double peak)
 {
 	double secs = (double)runctl_elapsed_ms(ctl) / 1000.0;
 
-	log_progress(lg, NULL);
+	if (rc == EXIT_USAGE && only_foreign_404s(ctl))
+		log_error(lg, "every export request got a 404 that is not the "
+		    "Export API's own answer: check --api-url (AMP_API_URL) "
+		    "or --region");
 	if (cfg->cmd != CMD_SYNC)
 		log_msg(lg, rc == 0 ? LOG_INFO : LOG_WARN,
 		    "fetch: %" PRIu64 " hours with data, %" PRIu64 " empty, %"
 		    PRIu64 " failed, %zu already complete; %" PRIu64
-		    " events, %.1f MB written, %.1f MB downloaded; %"
-		    PRIu64 " requests, %" PRIu64 " retries, %" PRIu64
+		    " events, %.1f MB written, %.1f MB downloaded (peak %.1f "
+		    "MB/s); %" PRIu64 " requests, %" PRIu64 " retries, %" PRIu64
 		    " splits; %.2f s", runctl_counter(ctl, RUN_HOURS_DATA),
 		    runctl_counter(ctl, RUN_HOURS_EMPTY),
 		    runctl_counter(ctl, RUN_HOURS_FAILED), already,
 		    runctl_counter(ctl, RUN_EVENTS),
 		    (double)runctl_counter(ctl, RUN_BYTES_OUT) / 1e6,
 		    (double)runctl_counter(ctl, RUN_BYTES_ZIP) / 1e6,
-		    runctl_counter(ctl, RUN_REQUESTS),
+		    peak / 1e6, runctl_counter(ctl, RUN_REQUESTS),
 		    runctl_counter(ctl, RUN_RETRIES),
 		    runctl_counter(ctl, RUN_SPLITS), secs);
 	if (cfg->cmd != CMD_FETCH)
 		log_msg(lg, rc == 0 ? LOG_INFO : LOG_WARN,
 		    "sync: %" PRIu64 " hours uploaded (%.1f MB), %" PRIu64
 		    " failed, %" PRIu64 " local files already stored and "
-		    "removed; %.2f s", runctl_counter(ctl, RUN_UPLOADS),
+		    "removed, %" PRIu64 " in conflict (kept); %.2f s",
+		    runctl_counter(ctl, RUN_UPLOADS),
 		    (double)runctl_counter(ctl, RUN_UPLOAD_BYTES) / 1e6,
 		    runctl_counter(ctl, RUN_UPLOAD_FAILED),
-		    runctl_counter(ctl, RUN_LOCAL_REMOVED), secs);
+		    runctl_counter(ctl, RUN_LOCAL_REMOVED),
+		    runctl_counter(ctl, RUN_HOURS_CONFLICT), secs);
 }
 
 /* The cell of hour index ${i} of the range for `status`. */
@@ -289,6 +314,8 @@ status_cell(const struct config *cfg, const struct listing *l,
 
 	if (plan_shard_of(h, cfg->shard_count) != cfg->shard_index)
 		return (CELL_OTHER);
+	if (r != NULL && loc != NULL && r->size != loc->size)
+		return (CELL_CONFLICT);
 	if (r != NULL)
 		return (r->size > 0 ? CELL_STORED : CELL_EMPTY);
 	if (loc == NULL)
@@ -322,7 +349,7 @@ status_draw(const struct config *cfg, struct logger *lg,
 		log_error(lg, "cannot write to standard output");
 		return (EXIT_IO);
 	}
-	return (t.missing == 0 ? EXIT_OK : EXIT_PARTIAL);
+	return (t.missing == 0 && t.conflict == 0 ? EXIT_OK : EXIT_PARTIAL);
 }
 
 int
@@ -372,22 +399,45 @@ report_listing(const struct config *cfg, struct logger *lg,
 	    l->local.n, stored, store ? store_describe(store) : "(no store)");
 }
 
+/* A local hour of ${local} bytes whose stored object has ${stored}: keep
+ * both (neither is known to be the right one; a re-export decides). */
+static void
+report_conflict(const struct config *cfg, struct logger *lg,
+    struct runctl *ctl, amp_hour h, uint64_t local, uint64_t stored)
+{
+	char name[HOUR_API_LEN];
+
+	hour_format_api(h, name);
+	runctl_count(ctl, RUN_HOURS_CONFLICT, 1);
+	log_warn(lg, "hour %s: the stored object has %" PRIu64 " bytes, the "
+	    "local file in %s %" PRIu64 ": conflict, both kept (neither "
+	    "deleted nor uploaded over the other)", name, stored,
+	    cfg->data_dir, local);
+}
+
 /*
- * The upload side: delete the local hours the store already has; what is
+ * The upload side: delete the local hours the store already has with
+ * the same size, keep those it has with another (conflicts); what is
  * left of l->local are the uploads, in hour order.
  */
 static void
 prune_stored(const struct config *cfg, struct logger *lg, struct runctl *ctl,
     struct listing *l)
 {
+	const struct hsize *r;
 	size_t keep = 0;
 	char path[4096];
 
 	for (size_t i = 0; i < l->local.n; i++) {
 		amp_hour h = l->local.v[i].h;
 
-		if (hourset_find(&l->remote, h) == NULL) {
+		if ((r = hourset_find(&l->remote, h)) == NULL) {
 			l->local.v[keep++] = l->local.v[i];
+			continue;
+		}
+		if (r->size != l->local.v[i].size) {
+			report_conflict(cfg, lg, ctl, h, l->local.v[i].size,
+			    r->size);
 			continue;
 		}
 		if (localdir_path(cfg->data_dir, cfg->gzip, h, path,
@@ -468,11 +518,13 @@ start_fetch(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 		.unpack = { .max_hour_bytes = cfg->max_hour_bytes,
 		    .max_ratio = RUN_MAX_RATIO,
 		    .max_line = RUN_MAX_LINE,
+		    .max_members = RUN_MAX_MEMBERS,
 		    /* `all` to S3 reads each hour back within seconds (hash,
 		     * send); otherwise the hour is linked into --dev's
 		     * folder or left for a later sync: no reason to keep it
 		     * cached. */
-		    .keep_cache = up != NULL && !cfg->dev },
+		    .keep_cache = up != NULL && !cfg->dev,
+		    .file_mode = cfg->file_mode },
 		.format = !cfg->gzip ? UNPACK_FMT_JSONL :
 		    cfg->no_validate ? UNPACK_FMT_GZIP_RAW : UNPACK_FMT_GZIP,
 		.lg = lg, .ctl = ctl,
@@ -481,6 +533,22 @@ start_fetch(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 	};
 
 	return (fetch_start(&fo));
+}
+
+/* The progress line or records of a run of ${cfg} (NULL: none). */
+static struct progress *
+start_progress(const struct config *cfg, struct logger *lg,
+    struct runctl *ctl)
+{
+	struct progress_opts po = {
+		.lg = lg, .ctl = ctl,
+		.fetch = cfg->cmd != CMD_SYNC, .upload = cfg->cmd != CMD_FETCH,
+		/* --progress=yes cannot draw where there is no terminal. */
+		.live = log_is_tty(lg) && cfg->progress != 0,
+		.interval_s = cfg->progress_interval_s,
+	};
+
+	return (progress_start(&po));
 }
 
 /* Start the planner thread over ${pl}.  0, or -1 (cancelled, logged). */
@@ -506,15 +574,18 @@ run_command(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 	struct coverage cov = { 0 };
 	struct fetch_pool *fp = NULL;
 	struct upload_pool *up = NULL;
+	struct progress *pg = NULL;
 	struct planner pl = { .cfg = cfg, .cov = &cov, .lg = lg };
 	int do_fetch = cfg->cmd != CMD_SYNC, do_upload = cfg->cmd != CMD_FETCH;
 	int planner_started = 0, rc;
 	size_t already = 0;
+	double peak;
 
 	/* 1. What is there. */
 	if ((rc = list_hours(cfg, lg, store, do_fetch, do_upload, &l)) != 0)
 		goto done;
 	report_listing(cfg, lg, store, &l);
+	pg = start_progress(cfg, lg, ctl);
 	rc = EXIT_PARTIAL;
 
 	/* 2. The upload side. */
@@ -549,8 +620,10 @@ run_command(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 		upload_join(up);
 		up = NULL;
 	}
+	peak = progress_stop(pg);
+	pg = NULL;
 	rc = exit_code(ctl);
-	summary(cfg, lg, ctl, already, rc);
+	summary(cfg, lg, ctl, already, rc, peak);
 done:
 	if (fp) {
 		runctl_cancel(ctl, STOP_IO);
@@ -560,6 +633,7 @@ done:
 		runctl_cancel(ctl, STOP_IO);
 		upload_join(up);
 	}
+	(void)progress_stop(pg);
 	coverage_free(&cov);
 	listing_free(&l);
 	return (rc);

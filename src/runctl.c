@@ -1,10 +1,11 @@
 /*
- * runctl: the run's cancel flag, counters and progress line.
+ * runctl: the run's cancel flag, counters, gauges and waits.
  *
- * Lock order: ${draw_mu} (the progress throttle) is a leaf; the cancel
- * flag's own mutex (cancel.c) is never taken while it is held.
+ * A retry's sleep is announced by a node on the sleeping thread's stack,
+ * linked into ${waits} for as long as it sleeps.  Lock order: ${wait_mu}
+ * (the list) is a leaf: nothing is called while it is held, and the
+ * sleep itself (cancel.c's mutex) runs without it.
  */
-#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,21 +17,30 @@
 #include "log.h"
 #include "runctl.h"
 
+/* A window sleeping before its retry (runctl_retry_sleep()). */
+struct run_wait {
+	amp_hour first;
+	int nhours;
+	int64_t until_ms;
+	char why[sizeof(((struct run_waits *)0)->why)];
+	struct run_wait *next;
+};
+
 struct runctl {
 	struct cancel *cancel;
-	struct logger *lg;
-	int progress;                  /* draw a progress line */
 	int64_t t0_ms;                 /* cancel_clock_ms() at the start */
 	atomic_uint_fast64_t total_hours;
 	atomic_uint_fast64_t n[RUN_NCOUNTERS];
 	_Atomic int64_t gauge[RUN_NGAUGES];
 	atomic_uint_fast64_t retry_by_code[RUNCTL_MAX_CODE];
-	pthread_mutex_t draw_mu;       /* last_draw_ms */
-	int64_t last_draw_ms;
+	pthread_mutex_t wait_mu;       /* the three below */
+	int64_t pause_until_ms;
+	long pause_code;
+	struct run_wait *waits;
 };
 
 struct runctl *
-runctl_new(struct logger *lg, int progress)
+runctl_new(struct logger *lg)
 {
 	struct runctl *c;
 	int rc;
@@ -41,14 +51,12 @@ runctl_new(struct logger *lg, int progress)
 		free(c);
 		return (NULL);
 	}
-	if ((rc = pthread_mutex_init(&c->draw_mu, NULL)) != 0) {
+	if ((rc = pthread_mutex_init(&c->wait_mu, NULL)) != 0) {
 		log_error(lg, "pthread_mutex_init: %s", ERRSTR(rc));
 		cancel_free(c->cancel);
 		free(c);
 		return (NULL);
 	}
-	c->lg = lg;
-	c->progress = progress;
 	c->t0_ms = cancel_clock_ms();
 	return (c);
 }
@@ -58,7 +66,7 @@ runctl_free(struct runctl *c)
 {
 	if (c == NULL)
 		return;
-	pthread_mutex_destroy(&c->draw_mu);
+	pthread_mutex_destroy(&c->wait_mu);
 	cancel_free(c->cancel);
 	free(c);
 }
@@ -111,6 +119,12 @@ runctl_gauge_set(struct runctl *c, enum run_gauge g, int64_t v)
 	atomic_store(&c->gauge[g], v);
 }
 
+void
+runctl_gauge_add(struct runctl *c, enum run_gauge g, int64_t d)
+{
+	atomic_fetch_add(&c->gauge[g], d);
+}
+
 int64_t
 runctl_gauge(const struct runctl *c, enum run_gauge g)
 {
@@ -139,6 +153,12 @@ runctl_set_total_hours(struct runctl *c, uint64_t n)
 	atomic_store(&c->total_hours, n);
 }
 
+uint64_t
+runctl_total_hours(const struct runctl *c)
+{
+	return (atomic_load(&c->total_hours));
+}
+
 int64_t
 runctl_elapsed_ms(const struct runctl *c)
 {
@@ -146,42 +166,67 @@ runctl_elapsed_ms(const struct runctl *c)
 }
 
 void
-runctl_progress(struct runctl *c, int force)
+runctl_pool_paused(struct runctl *c, int64_t until_ms, long code)
 {
-	char line[200];
-	int64_t now;
-	uint64_t done, mb, up, total, out;
-	double secs, rate;
-
-	if (!c->progress)
-		return;
-	now = cancel_clock_ms();
-	pthread_mutex_lock(&c->draw_mu);
-	if (!force && now - c->last_draw_ms < 250) {
-		pthread_mutex_unlock(&c->draw_mu);
-		return;
+	pthread_mutex_lock(&c->wait_mu);
+	if (until_ms > c->pause_until_ms) {
+		c->pause_until_ms = until_ms;
+		c->pause_code = code;
 	}
-	c->last_draw_ms = now;
-	pthread_mutex_unlock(&c->draw_mu);
+	pthread_mutex_unlock(&c->wait_mu);
+}
 
-	done = runctl_counter(c, RUN_HOURS_DATA) +
-	    runctl_counter(c, RUN_HOURS_EMPTY) +
-	    runctl_counter(c, RUN_HOURS_FAILED);
-	up = runctl_counter(c, RUN_UPLOADS);
-	out = runctl_counter(c, RUN_BYTES_OUT);
-	total = atomic_load(&c->total_hours);
-	mb = out >> 20;
-	secs = (double)(now - c->t0_ms) / 1000.0;
-	rate = secs > 0 ? (double)out / 1048576.0 / secs : 0;
-	if (done > 0 && done < total) {
-		double eta = secs / (double)done * (double)(total - done);
-		snprintf(line, sizeof(line), "hours %" PRIu64 "/%" PRIu64
-		    "  uploaded %" PRIu64 "  %" PRIu64 " MB  %.1f MB/s  "
-		    "ETA %.0fs", done, total, up, mb, rate, eta);
-	} else {
-		snprintf(line, sizeof(line), "hours %" PRIu64 "/%" PRIu64
-		    "  uploaded %" PRIu64 "  %" PRIu64 " MB  %.1f MB/s", done,
-		    total, up, mb, rate);
+int
+runctl_retry_sleep(struct runctl *c, int64_t ms, amp_hour first, int nhours,
+    const char *why)
+{
+	struct run_wait w = { .first = first, .nhours = nhours,
+	    .until_ms = cancel_clock_ms() + ms };
+	struct run_wait **pp;
+	int rc;
+
+	snprintf(w.why, sizeof(w.why), "%s", why);
+	pthread_mutex_lock(&c->wait_mu);
+	w.next = c->waits;
+	c->waits = &w;
+	pthread_mutex_unlock(&c->wait_mu);
+
+	rc = cancel_sleep(c->cancel, ms);
+
+	pthread_mutex_lock(&c->wait_mu);
+	for (pp = &c->waits; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == &w) {
+			*pp = w.next;
+			break;
+		}
 	}
-	log_progress(c->lg, line);
+	pthread_mutex_unlock(&c->wait_mu);
+	return (rc);
+}
+
+void
+runctl_waits(struct runctl *c, int64_t now_ms, struct run_waits *out)
+{
+	const struct run_wait *soonest = NULL;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&c->wait_mu);
+	if (c->pause_until_ms > now_ms) {
+		out->pause_ms = c->pause_until_ms - now_ms;
+		out->pause_code = c->pause_code;
+	}
+	for (const struct run_wait *w = c->waits; w != NULL; w = w->next) {
+		if (w->until_ms <= now_ms)
+			continue;
+		out->retrying++;
+		if (soonest == NULL || w->until_ms < soonest->until_ms)
+			soonest = w;
+	}
+	if (soonest != NULL) {
+		out->first = soonest->first;
+		out->nhours = soonest->nhours;
+		out->retry_ms = soonest->until_ms - now_ms;
+		memcpy(out->why, soonest->why, sizeof(out->why));
+	}
+	pthread_mutex_unlock(&c->wait_mu);
 }

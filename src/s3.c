@@ -249,11 +249,93 @@ s3_free(struct s3 *s3)
 	free(s3);
 }
 
+/* The continuation tokens a listing has followed. */
+struct tokens {
+	char **v;
+	size_t n, cap;
+};
+
+static void
+tokens_free(struct tokens *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		free(t->v[i]);
+	free(t->v);
+}
+
+/* Remember ${tok}: 0; 1 if it was seen before (the listing loops); -1
+ * out of memory. */
+static int
+tokens_add(struct tokens *t, const char *tok)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (strcmp(t->v[i], tok) == 0)
+			return (1);
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? 2 * t->cap : 16;
+		char **v = realloc(t->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return (-1);
+		t->v = v;
+		t->cap = cap;
+	}
+	if ((t->v[t->n] = strdup(tok)) == NULL)
+		return (-1);
+	t->n++;
+	return (0);
+}
+
+/* 1 if every key of the page ${x} starts with ${prefix}. */
+static int
+page_in_prefix(const struct xml *x, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	for (size_t i = 0; i < x->n; i++)
+		if (strncmp(x->ents[i].key, prefix, n) != 0)
+			return (0);
+	return (1);
+}
+
+/*
+ * Beyond s3_list_page_check(): a page must list only keys under the
+ * ${prefix} asked for, and its token, if any, must be new to the
+ * listing (${seen}), else A -> B -> A would list for ever.  S3_OK, or
+ * S3_FAIL with the message set.
+ */
+static enum s3_status
+list_page_sane(struct s3 *s3, const struct xml *x, const char *prefix,
+    struct tokens *seen, struct s3_error *err)
+{
+	int r;
+
+	if (!page_in_prefix(x, prefix)) {
+		s3_set_msg(err, "s3: list '%s': the answer holds a key outside "
+		    "the prefix asked for", s3->bucket);
+		return (S3_FAIL);
+	}
+	if (!x->truncated)
+		return (S3_OK);
+	if ((r = tokens_add(seen, x->token)) < 0) {
+		s3_set_msg(err, "s3: out of memory");
+		return (S3_FAIL);
+	}
+	if (r > 0) {
+		s3_set_msg(err, "s3: list '%s': malformed ListObjectsV2 answer "
+		    "(a continuation token came back: the listing loops)",
+		    s3->bucket);
+		return (S3_FAIL);
+	}
+	return (S3_OK);
+}
+
 enum s3_status
 s3_list(struct s3 *s3, const char *prefix, s3_list_cb *cb, void *ctx,
     struct s3_error *err)
 {
 	struct req r;
+	struct tokens seen = { NULL, 0, 0 };
 	char *eprefix = NULL, *etoken = NULL, *query = NULL, *prev = NULL;
 	const char *why;
 	size_t qlen;
@@ -298,6 +380,9 @@ s3_list(struct s3 *s3, const char *prefix, s3_list_cb *cb, void *ctx,
 			    "answer%s", s3->bucket, why);
 			goto out;
 		}
+		if ((st = list_page_sane(s3, &r.x, prefix, &seen, err)) !=
+		    S3_OK)
+			goto out;
 		stop = s3_list_page_emit(&r.x, cb, ctx);
 		if (stop || !r.x.truncated)
 			break;
@@ -315,6 +400,7 @@ s3_list(struct s3 *s3, const char *prefix, s3_list_cb *cb, void *ctx,
 out:
 	err->status = st;
 	s3_xml_clear(&r.x);
+	tokens_free(&seen);
 	free(query);
 	free(etoken);
 	free(prev);
@@ -385,12 +471,11 @@ put_parts(struct s3 *s3, const char *key, int fd, uint64_t size,
 }
 
 enum s3_status
-s3_put_file(struct s3 *s3, const char *key, const char *path,
-    const char *content_type, struct s3_error *err)
+s3_put_file(struct s3 *s3, const char *key, int fd, const char *content_type,
+    struct s3_error *err)
 {
 	struct stat sb;
 	enum s3_status st;
-	int fd;
 
 	s3_err_init(err);
 	if (key == NULL || key[0] == '\0' || strlen(key) > KEY_MAX) {
@@ -398,20 +483,16 @@ s3_put_file(struct s3 *s3, const char *key, const char *path,
 		    KEY_MAX);
 		return (S3_FAIL);
 	}
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 ||
-	    fstat(fd, &sb) != 0) {
+	if (fstat(fd, &sb) != 0) {
 		err->status = S3_IO;
-		s3_set_msg(err, "s3: cannot read %s: %s", path,
-		    ERRSTR(errno));
-		if (fd >= 0)
-			close(fd);
+		s3_set_msg(err, "s3: PUT '%s': cannot read the local file: %s",
+		    key, ERRSTR(errno));
 		return (S3_IO);
 	}
 	if (!S_ISREG(sb.st_mode)) {
 		err->status = S3_IO;
-		s3_set_msg(err, "s3: cannot upload %s: not a regular file",
-		    path);
-		close(fd);
+		s3_set_msg(err, "s3: PUT '%s': the local file is not a regular "
+		    "file", key);
 		return (S3_IO);
 	}
 	if ((uint64_t)sb.st_size > s3->threshold)
@@ -420,6 +501,5 @@ s3_put_file(struct s3 *s3, const char *key, const char *path,
 	else
 		st = put_single(s3, key, fd, (uint64_t)sb.st_size,
 		    content_type, err);
-	close(fd);
 	return (st);
 }

@@ -4,9 +4,9 @@
 
 #include "status.h"
 
-static const char SYM[] = { '-', 'L', '.', '#', ' ' };
+static const char SYM[] = { '-', 'L', '.', '#', ' ', 'C' };
 static const char *const COLOR[] = { "\033[31m", "\033[33m", "\033[90m",
-	"\033[32m", "" };
+	"\033[32m", "", "\033[35m" };
 
 /* 1 if hour ${x} is in [start, end] and not another shard's. */
 static int
@@ -60,12 +60,34 @@ count(const uint8_t *cells, size_t n, struct status_totals *t)
 		case CELL_LOCAL:
 			t->local++;
 			break;
+		case CELL_CONFLICT:
+			t->conflict++;
+			break;
 		case CELL_OTHER:
 			break;
 		default:
 			t->missing++;
 		}
 	}
+}
+
+/* A JSON array of the hours whose cell is ${which}. */
+static void
+hours_json(FILE *out, amp_hour start, amp_hour end, const uint8_t *cells,
+    enum status_cell which)
+{
+	char a[HOUR_API_LEN];
+	int first = 1;
+
+	fputc('[', out);
+	for (amp_hour x = start; x <= end; x++) {
+		if (cells[x - start] != which)
+			continue;
+		hour_format_api(x, a);
+		fprintf(out, "%s\"%s\"", first ? "" : ",", a);
+		first = 0;
+	}
+	fputc(']', out);
 }
 
 static int
@@ -85,10 +107,11 @@ print_json(FILE *out, amp_hour start, amp_hour end, const uint8_t *cells,
 		json_str(out, shard);
 	}
 	fprintf(out, ",\"hours\":%llu,\"complete\":%llu,\"empty\":%llu,"
-	    "\"local_only\":%llu,\"missing\":%llu,\"days\":[",
-	    (unsigned long long)t->hours, (unsigned long long)t->stored,
-	    (unsigned long long)t->empty, (unsigned long long)t->local,
-	    (unsigned long long)t->missing);
+	    "\"local_only\":%llu,\"missing\":%llu,\"conflict\":%llu,"
+	    "\"days\":[", (unsigned long long)t->hours,
+	    (unsigned long long)t->stored, (unsigned long long)t->empty,
+	    (unsigned long long)t->local, (unsigned long long)t->missing,
+	    (unsigned long long)t->conflict);
 	for (amp_hour d = day0; d <= end; d += 24) {
 		char row[25];
 		if (!day_shown(d, start, end, cells))
@@ -104,16 +127,11 @@ print_json(FILE *out, amp_hour start, amp_hour end, const uint8_t *cells,
 		    first ? "" : ",", date, row);
 		first = 0;
 	}
-	fputs("],\"missing_hours\":[", out);
-	first = 1;
-	for (amp_hour x = start; x <= end; x++) {
-		if (cells[x - start] != CELL_MISSING)
-			continue;
-		hour_format_api(x, a);
-		fprintf(out, "%s\"%s\"", first ? "" : ",", a);
-		first = 0;
-	}
-	fputs("]}\n", out);
+	fputs("],\"missing_hours\":", out);
+	hours_json(out, start, end, cells, CELL_MISSING);
+	fputs(",\"conflict_hours\":", out);
+	hours_json(out, start, end, cells, CELL_CONFLICT);
+	fputs("}\n", out);
 	return (0);
 }
 
@@ -153,7 +171,7 @@ status_print(FILE *out, amp_hour start, amp_hour end,
 				}
 				span++;
 				enum status_cell c = cells[x - start];
-				done += c != CELL_MISSING;
+				done += c != CELL_MISSING && c != CELL_CONFLICT;
 				if (color)
 					fprintf(out, "%s%c\033[0m", COLOR[c],
 					    SYM[c]);
@@ -162,17 +180,22 @@ status_print(FILE *out, amp_hour start, amp_hour end,
 			}
 			fprintf(out, "  %2d/%d\n", done, span);
 		}
-		fprintf(out, "legend: %c %s  %c %s (0 bytes)  %c %s  %c %s\n",
+		fprintf(out, "legend: %c %s  %c %s (0 bytes)  %c %s  %c %s",
 		    SYM[CELL_STORED], "stored", SYM[CELL_EMPTY], "empty",
 		    SYM[CELL_LOCAL], "local only (not uploaded)",
 		    SYM[CELL_MISSING], "missing");
-		fprintf(out, "totals: %llu complete (%llu empty), %llu local "
-		    "only, %llu missing, of %llu hours\n",
-		    (unsigned long long)t->stored,
+		if (t->conflict)
+			fprintf(out, "  %c %s", SYM[CELL_CONFLICT], "conflict "
+			    "(local and stored sizes differ; both kept)");
+		fprintf(out, "\ntotals: %llu complete (%llu empty), %llu "
+		    "local only, %llu missing, ", (unsigned long long)t->stored,
 		    (unsigned long long)t->empty,
 		    (unsigned long long)t->local,
-		    (unsigned long long)t->missing,
-		    (unsigned long long)t->hours);
+		    (unsigned long long)t->missing);
+		if (t->conflict)
+			fprintf(out, "%llu in conflict, ",
+			    (unsigned long long)t->conflict);
+		fprintf(out, "of %llu hours\n", (unsigned long long)t->hours);
 	}
 	return (fflush(out) == 0 && !ferror(out) ? 0 : -1);
 }

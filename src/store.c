@@ -42,6 +42,7 @@
 #include "errbuf.h"
 #include "hour.h"
 #include "keytmpl.h"
+#include "localdir.h"
 #include "s3.h"
 #include "store.h"
 
@@ -58,16 +59,18 @@ struct store {
 	struct keytmpl *kt; /* key layout */
 	int gzip;           /* .gz objects */
 
-	/* B_DIR: files are ${root}/<key>. */
+	/* B_DIR: files are ${root}/<key>, copies of mode ${file_mode} in
+	 * directories of localdir_dir_mode(${file_mode}). */
 	char *root;
+	unsigned file_mode;
 
 	/* B_S3 */
 	struct s3 *s3;
 };
 
-/* mkdir -p ${path}.  0 or -1 with errno. */
+/* mkdir -p ${path}, new directories of ${mode}.  0 or -1 with errno. */
 static int
-mkdirs(const char *path)
+mkdirs(const char *path, unsigned mode)
 {
 	struct stat sb;
 	char *p, *s, c;
@@ -80,7 +83,7 @@ mkdirs(const char *path)
 			continue;
 		c = *s;
 		*s = '\0';
-		if (mkdir(p, 0755) != 0) {
+		if (mkdir(p, (mode_t)mode) != 0) {
 			if (errno != EEXIST || stat(p, &sb) != 0)
 				goto out;
 			if (!S_ISDIR(sb.st_mode)) {
@@ -99,7 +102,8 @@ out:
 }
 
 struct store *
-store_open_dir(const char *root, const char *prefix, char *err, size_t errlen)
+store_open_dir(const char *root, const char *prefix, unsigned file_mode,
+    char *err, size_t errlen)
 {
 	struct store *st = NULL;
 	char msg[512];
@@ -119,6 +123,7 @@ store_open_dir(const char *root, const char *prefix, char *err, size_t errlen)
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		goto nomem;
 	st->kind = B_DIR;
+	st->file_mode = file_mode != 0 ? file_mode : 0600;
 	n = strlen(root) + strlen(prefix) + 6;
 	if ((st->prefix = strdup(prefix)) == NULL ||
 	    (st->root = strdup(root)) == NULL ||
@@ -130,7 +135,7 @@ store_open_dir(const char *root, const char *prefix, char *err, size_t errlen)
 		errbuf_set(err, errlen, "store: %s", msg);
 		goto fail;
 	}
-	if (mkdirs(st->root) != 0) {
+	if (mkdirs(st->root, localdir_dir_mode(st->file_mode)) != 0) {
 		errbuf_set(err, errlen, "store: cannot create %s: %s", st->root,
 		    ERRSTR(errno));
 		goto fail;
@@ -563,20 +568,24 @@ store_list(struct store *st, const struct store_span *spans, size_t n,
 	return (l.s);
 }
 
-/* Copy what is left of ${sfd} into ${af}.  0 or -1 (${err} set). */
+/* Copy the whole of ${sfd} (from its first byte, whatever its offset)
+ * into ${af}.  0 or -1 (${err} set). */
 static int
 copy_into(int sfd, struct afile *af, char *err, size_t errlen)
 {
 	char *buf;
+	off_t off = 0;
 	ssize_t r;
 	int rc = -1;
 
 	if ((buf = malloc(COPY_BUF)) == NULL)
 		return (errbuf_set(err, errlen, "store: out of memory"));
-	for (;;) {
-		r = read(sfd, buf, COPY_BUF);
-		if (r < 0 && errno == EINTR)
+	for (;; off += r) {
+		r = pread(sfd, buf, COPY_BUF, off);
+		if (r < 0 && errno == EINTR) {
+			r = 0;
 			continue;
+		}
 		if (r < 0) {
 			errbuf_set(err, errlen, "store: cannot read: %s",
 			    ERRSTR(errno));
@@ -594,19 +603,19 @@ out:
 }
 
 /*
- * The folder's object ${key} becomes the file at ${path}: a hard link to
+ * The folder's object ${key} becomes the open file ${sfd}: a hard link to
  * it when both are on one file system (no byte copied; the caller deletes
  * the local name once the put is confirmed, which leaves the folder the
  * only name), else a copy; either way committed by atomicfile.
  */
 static enum store_status
-dir_put(struct store *st, const char *key, const char *path, char *err,
+dir_put(struct store *st, const char *key, int sfd, char *err,
     size_t errlen)
 {
 	struct afile *af = NULL;
 	char *dst = NULL, *dir = NULL;
 	size_t n;
-	int sfd = -1, rc = -1;
+	int rc = -1;
 
 	n = strlen(st->root) + strlen(key) + 2;
 	if ((dst = malloc(n)) == NULL || (dir = malloc(n)) == NULL) {
@@ -615,19 +624,16 @@ dir_put(struct store *st, const char *key, const char *path, char *err,
 	}
 	snprintf(dst, n, "%s/%s", st->root, key);
 	snprintf(dir, n, "%.*s", (int)(strrchr(dst, '/') - dst), dst);
-	if (mkdirs(dir) != 0) {
+	if (mkdirs(dir, localdir_dir_mode(st->file_mode)) != 0) {
 		errbuf_set(err, errlen, "store: %s: %s", dir, ERRSTR(errno));
-		goto out;
-	}
-	if ((sfd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		errbuf_set(err, errlen, "store: %s: %s", path, ERRSTR(errno));
 		goto out;
 	}
 	if ((af = afile_link(dst, sfd, err, errlen)) == NULL) {
 		if (errno != EXDEV && errno != EPERM && errno != EMLINK &&
 		    errno != ENOTSUP && errno != EOPNOTSUPP)
 			goto out;
-		if ((af = afile_create(dst, 0644, 0, err, errlen)) == NULL)
+		if ((af = afile_create(dst, st->file_mode, 0, err, errlen)) ==
+		    NULL)
 			goto out;
 		if (copy_into(sfd, af, err, errlen) != 0) {
 			afile_abort(af);
@@ -636,16 +642,13 @@ dir_put(struct store *st, const char *key, const char *path, char *err,
 	}
 	rc = afile_commit(af, err, errlen);
 out:
-	if (sfd >= 0)
-		close(sfd);
 	free(dst);
 	free(dir);
 	return (rc == 0 ? STORE_OK : STORE_FAIL);
 }
 
 enum store_status
-store_put(struct store *st, amp_hour hour, const char *path, char *err,
-    size_t errlen)
+store_put(struct store *st, amp_hour hour, int fd, char *err, size_t errlen)
 {
 	char key[KEYTMPL_MAX_KEY + 1];
 	struct s3_error e;
@@ -656,8 +659,8 @@ store_put(struct store *st, amp_hour hour, const char *path, char *err,
 		return (STORE_FAIL);
 	}
 	if (st->kind == B_DIR)
-		return (dir_put(st, key, path, err, errlen));
-	if ((s = from_s3(s3_put_file(st->s3, key, path,
+		return (dir_put(st, key, fd, err, errlen));
+	if ((s = from_s3(s3_put_file(st->s3, key, fd,
 	    st->gzip ? CT_GZIP : CT_JSONL, &e))) != STORE_OK)
 		errbuf_set(err, errlen, "%s", e.msg);
 	return (s);

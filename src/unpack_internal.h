@@ -42,13 +42,23 @@
  * commit the same bytes or the same error; the streaming one is only
  * faster.
  *
- * Limits (unpack_opts): inflated bytes per hour; inflated bytes per
- * member against ratio * the member's compressed size in the zip (the
- * gzip bytes themselves are held to the same ratio, so a zip-level bomb
- * of empty deflate blocks is refused too; while streaming, where the zip
- * sizes are not known yet, against ratio * the gzip bytes read so far,
- * and the zip sizes are checked before commit); line length.
- *
+ * Limits (unpack_opts): inflated bytes per hour; line length; members
+ * per answer (reader 1 counts the entries the zip's end records claim
+ * before libzip reads its central directory, so no reader's memory grows
+ * beyond the bound); and inflation counted across both layers: a
+ * member's inflated bytes, and its gzip bytes too (a zip-level bomb of
+ * empty deflate blocks), against ratio * its compressed bytes in the
+ * zip.  Reader 1 knows those from the central directory before the
+ * first byte is inflated.  The streaming reader only sees the zip bytes
+ * as they arrive: it holds the member to ratio * the bytes libarchive
+ * has taken from the zip for it so far (struct mem's zip_in, never less
+ * than what produced the data inflated), a running bound that can only
+ * trip early, never late; when it trips, the streaming reader stops
+ * writing and hands the answer to reader 1, whose verdict is final; and
+ * before a commit it checks each member's inflated total against the
+ * central directory's compressed size, exactly as reader 1 would.  So
+ * the streaming reader never commits what reader 1 would refuse.
+
  * Formats (unpack.h): JSONL writes the inflated bytes.  GZIP runs the same
  * inflate + jsonl pass but only to check: the output buffer is discarded
  * when full, and each chunk (the member's own gzip bytes) is written to
@@ -89,6 +99,7 @@ struct entry {
 	uint64_t comp_size;     /* bytes in the zip; 0: not known (stream) */
 	uint32_t crc;           /* CRC-32 of the gzip bytes */
 	int streamed;           /* read while downloading: zip sizes unknown */
+	uint64_t out;           /* streamed: bytes it inflated to */
 };
 
 /* The member being written. */
@@ -96,7 +107,9 @@ struct mem {
 	const struct entry *e;
 	int raw;                /* GZIP_RAW: copy, do not inflate */
 	uint64_t cap;           /* inflated bytes allowed (0: none) */
-	int cap_running;        /* cap = ratio * fed, fed growing */
+	int cap_running;        /* cap = ratio * zip_in, zip_in growing */
+	uint64_t zip_in;        /* streamed: the member's bytes taken from the
+	                           zip so far, at least what made ${fed} */
 	uint64_t fed;           /* gzip bytes pushed */
 	uint64_t mout;          /* bytes inflated */
 	uint64_t start;         /* file offset where the member began */
@@ -163,6 +176,9 @@ const char *unpack_label(const struct entry *e, char *buf, size_t len);
 /* unpack_member.c: the writer. */
 enum unpack_status unpack_ratio_check(struct unpack *u,
     const struct entry *e, uint64_t *cap);
+/* unpack_over_ratio(u, n, comp): 1 if ${n} bytes are more than the ratio
+ * allows for ${comp} compressed bytes in the zip (0 counts as 1). */
+int unpack_over_ratio(const struct unpack *u, uint64_t n, uint64_t comp);
 enum unpack_status unpack_hour_open(struct unpack *u, int k);
 enum unpack_status unpack_hour_close(struct unpack *u);
 enum unpack_status unpack_member_begin(struct unpack *u, struct mem *m,

@@ -27,19 +27,32 @@ mul_sat(uint64_t a, uint64_t b)
 	return (b != 0 && a > UINT64_MAX / b ? UINT64_MAX : a * b);
 }
 
-enum unpack_status
-unpack_ratio_check(struct unpack *u, const struct entry *e, uint64_t *cap)
+int
+unpack_over_ratio(const struct unpack *u, uint64_t n, uint64_t comp)
+{
+	return (u->opt.max_ratio != 0 && n > mul_sat(comp > 0 ? comp : 1,
+	    u->opt.max_ratio));
+}
+
+static enum unpack_status
+ratio_fail(struct unpack *u, const struct entry *e)
 {
 	char label[LABEL_MAX];
 
+	return (unpack_failf(u, UNPACK_TOO_BIG, "%s: inflates beyond %llu "
+	    "times its size", LABEL(e, label),
+	    (unsigned long long)u->opt.max_ratio));
+}
+
+enum unpack_status
+unpack_ratio_check(struct unpack *u, const struct entry *e, uint64_t *cap)
+{
 	*cap = 0;
 	if (u->opt.max_ratio == 0)
 		return (UNPACK_OK);
 	*cap = mul_sat(e->comp_size > 0 ? e->comp_size : 1, u->opt.max_ratio);
 	if (e->size > *cap)
-		return (unpack_failf(u, UNPACK_TOO_BIG,
-		    "%s: inflates beyond %llu times its size", LABEL(e, label),
-		    (unsigned long long)u->opt.max_ratio));
+		return (ratio_fail(u, e));
 	return (UNPACK_OK);
 }
 
@@ -93,17 +106,13 @@ hour_cap_fail(struct unpack *u, const struct entry *e)
 static enum unpack_status
 take(struct unpack *u, struct mem *m, size_t n)
 {
-	char label[LABEL_MAX];
 	enum jsonl_status js;
-	uint64_t cap = m->cap_running ? mul_sat(m->fed, u->opt.max_ratio) :
-	    m->cap;
 
 	m->mout += n;
 	u->hour_bytes += n;
-	if (cap != 0 && m->mout > cap)
-		return (unpack_failf(u, UNPACK_TOO_BIG,
-		    "%s: inflates beyond %llu times its size",
-		    LABEL(m->e, label), (unsigned long long)u->opt.max_ratio));
+	if (m->cap_running ? unpack_over_ratio(u, m->mout, m->zip_in) :
+	    m->cap != 0 && m->mout > m->cap)
+		return (ratio_fail(u, m->e));
 	if (u->opt.max_hour_bytes != 0 &&
 	    u->hour_bytes > u->opt.max_hour_bytes)
 		return (hour_cap_fail(u, m->e));
@@ -116,7 +125,8 @@ take(struct unpack *u, struct mem *m, size_t n)
 /*
  * Begin member ${e} in the current hour's file: copied (${raw}) or
  * inflated and checked.  Its ratio cap comes from its zip sizes when
- * known, else it grows with the gzip bytes pushed (streaming).
+ * known, else it grows with m->zip_in, which the streaming reader keeps
+ * up to date before each feed.
  */
 enum unpack_status
 unpack_member_begin(struct unpack *u, struct mem *m, const struct entry *e,
@@ -174,6 +184,9 @@ unpack_member_feed(struct unpack *u, struct mem *m, const void *p, size_t n)
 	m->crc = (uint32_t)crc32(m->crc, b, (uInt)n);
 	m->fed += n;
 	u->st.bytes_in += n;
+	/* The gzip bytes are held to the ratio as reader 1 holds e->size. */
+	if (m->cap_running && unpack_over_ratio(u, m->fed, m->zip_in))
+		return (ratio_fail(u, m->e));
 	if (m->raw)
 		return (feed_raw(u, m, b, n));
 	if (u->gz && (st = write_raw(u, b, n)) != UNPACK_OK)
@@ -291,7 +304,8 @@ unpack_hour_open(struct unpack *u, int k)
 	if (localdir_path(u->dir, u->gz, u->first + k, path, sizeof(path)))
 		return (unpack_failf(u, UNPACK_IO, "path too long in %s",
 		    u->dir));
-	if ((u->cur = afile_create(path, 0644, AFILE_WRITEBACK |
+	if ((u->cur = afile_create(path, u->opt.file_mode != 0 ?
+	    u->opt.file_mode : 0600, AFILE_WRITEBACK |
 	    (u->opt.keep_cache ? 0 : AFILE_DROP_CACHE), u->err,
 	    u->errlen)) == NULL)
 		return (UNPACK_IO);

@@ -24,6 +24,7 @@ struct stream {
 	int eof;                /* the source reported its end */
 	struct entry *ents;     /* members as streamed, in order */
 	size_t nents, cap;
+	uint64_t headers;       /* entries seen, directories included */
 	int cur;                /* hour whose file is open; -1 none */
 };
 
@@ -129,6 +130,74 @@ ours(enum unpack_status st)
 }
 
 /*
+ * The member's bytes libarchive has taken from the zip, at least: what
+ * it consumed since the member's data began (${pos0}), plus, for a
+ * member it does not inflate (stored), the block ${n} it just handed out
+ * and consumes only on the next call.  So never less than what produced
+ * the bytes handed out (see unpack_internal.h, "Limits").
+ */
+static uint64_t
+s_zip_in(struct archive *a, la_int64_t pos0, int deflated, size_t n)
+{
+	la_int64_t pos = archive_filter_bytes(a, 0);
+	uint64_t in = pos > pos0 ? (uint64_t)(pos - pos0) : 0;
+
+	return (deflated ? in : in + n);
+}
+
+/* 1 if libarchive inflates the current member (its format name says
+ * "deflation"); anything else is counted as stored, a looser bound. */
+static int
+s_deflated(struct archive *a)
+{
+	const char *f = archive_format_name(a);
+
+	return (f != NULL && strstr(f, "deflat") != NULL);
+}
+
+/*
+ * Stream the current member ${e} (its header just read) into its hour's
+ * file.  UNPACK_OK with *${again} 0: written (its size, CRC and inflated
+ * bytes in ${e}); *${again} 1: reader 1 must decide; else a failure of
+ * our own.
+ */
+static enum unpack_status
+s_member(struct stream *s, struct archive *a, struct entry *e, int *again)
+{
+	struct unpack *u = s->u;
+	la_int64_t pos0 = archive_filter_bytes(a, 0), off;
+	int deflated = s_deflated(a), r;
+	enum unpack_status st;
+	const void *p;
+	struct mem m;
+	size_t n;
+
+	*again = 1;
+	if ((st = unpack_member_begin(u, &m, e, u->fmt ==
+	    UNPACK_FMT_GZIP_RAW)) != UNPACK_OK)
+		return (ours(st));
+	for (;;) {
+		r = archive_read_data_block(a, &p, &n, &off);
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r != ARCHIVE_OK || (uint64_t)off != m.fed)
+			return (UNPACK_OK);
+		m.zip_in = s_zip_in(a, pos0, deflated, n);
+		if ((st = unpack_member_feed(u, &m, p, n)) != UNPACK_OK)
+			return (ours(st));
+	}
+	if ((st = unpack_member_end(u, &m)) != UNPACK_OK)
+		return (ours(st));
+	if (m.redo)
+		return (UNPACK_OK);
+	e->size = m.fed;
+	e->crc = m.crc;
+	e->out = m.mout;
+	*again = 0;
+	return (UNPACK_OK);
+}
+
+/*
  * Stream every member from libarchive into the hour files.  UNPACK_OK
  * with *${again} = 0: all written (not yet verified); *${again} = 1:
  * this answer must go to reader 1; else a failure of our own (I/O,
@@ -141,10 +210,6 @@ s_members(struct stream *s, struct archive *a, int *again)
 	struct archive_entry *ae;
 	enum unpack_status st;
 	struct entry *e;
-	struct mem m;
-	const void *p;
-	size_t n;
-	la_int64_t off;
 	const char *name;
 	int r;
 
@@ -153,6 +218,10 @@ s_members(struct stream *s, struct archive *a, int *again)
 		if ((r = archive_read_next_header(a, &ae)) == ARCHIVE_EOF)
 			break;
 		if (r != ARCHIVE_OK)
+			return (UNPACK_OK);
+		/* More entries than allowed: reader 1 refuses it. */
+		if (u->opt.max_members != 0 &&
+		    ++s->headers > u->opt.max_members)
 			return (UNPACK_OK);
 		if ((name = archive_entry_pathname(ae)) == NULL)
 			return (UNPACK_OK);
@@ -166,24 +235,9 @@ s_members(struct stream *s, struct archive *a, int *again)
 		if ((st = s_goto_hour(s, (int)(e->hour - u->first))) !=
 		    UNPACK_OK)
 			return (st);
-		if ((st = unpack_member_begin(u, &m, e, u->fmt == UNPACK_FMT_GZIP_RAW)) !=
-		    UNPACK_OK)
-			return (ours(st));
-		for (;;) {
-			r = archive_read_data_block(a, &p, &n, &off);
-			if (r == ARCHIVE_EOF)
-				break;
-			if (r != ARCHIVE_OK || (uint64_t)off != m.fed)
-				return (UNPACK_OK);
-			if ((st = unpack_member_feed(u, &m, p, n)) != UNPACK_OK)
-				return (ours(st));
-		}
-		if ((st = unpack_member_end(u, &m)) != UNPACK_OK)
-			return (ours(st));
-		if (m.redo)
-			return (UNPACK_OK);
-		e->size = m.fed;
-		e->crc = m.crc;
+		if ((st = s_member(s, a, e, again)) != UNPACK_OK || *again)
+			return (st);
+		*again = 1;
 	}
 	if ((st = s_goto_hour(s, u->nhours - 1)) != UNPACK_OK ||
 	    (st = unpack_hour_close(u)) != UNPACK_OK)
@@ -214,9 +268,13 @@ s_same(struct stream *s, const char *zip_path)
 		const struct entry *z = &u->ents[i], *t = &s->ents[i];
 		uint64_t cap;
 
+		/* The ratio as reader 1 holds it: the gzip bytes and the
+		 * bytes they inflated to, against the zip's size. */
 		if (z->hour != t->hour || z->part != t->part ||
 		    strcmp(z->name, t->name) != 0 || z->size != t->size ||
-		    z->crc != t->crc || unpack_ratio_check(u, z, &cap) != UNPACK_OK)
+		    z->crc != t->crc ||
+		    unpack_ratio_check(u, z, &cap) != UNPACK_OK ||
+		    unpack_over_ratio(u, t->out, z->comp_size))
 			goto out;
 		/* Reader 1 must be able to open it too (encryption, method,
 		 * local header): the same checks, without reading data. */

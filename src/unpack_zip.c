@@ -2,6 +2,7 @@
  * unpack_zip: reader 1 — a complete zip read with libzip, whose verdict
  * on an answer is final (see unpack_internal.h).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +50,14 @@ read_entry(struct unpack *u, zip_uint64_t i, const zip_stat_t *sb,
 	return (UNPACK_OK);
 }
 
+static enum unpack_status
+too_many(struct unpack *u, uint64_t n)
+{
+	return (unpack_failf(u, UNPACK_TOO_BIG, "zip: %llu members, more than "
+	    "%llu", (unsigned long long)n,
+	    (unsigned long long)u->opt.max_members));
+}
+
 /* List, check and sort the data members of the open zip (u->za). */
 enum unpack_status
 unpack_zip_list(struct unpack *u)
@@ -61,6 +70,8 @@ unpack_zip_list(struct unpack *u)
 	if ((n = zip_get_num_entries(u->za, 0)) < 0)
 		return (unpack_failf(u, UNPACK_NOT_ZIP,
 		    "zip: no central directory"));
+	if (u->opt.max_members != 0 && (uint64_t)n > u->opt.max_members)
+		return (too_many(u, (uint64_t)n));
 	if (n > 0 && (u->ents = calloc((size_t)n, sizeof(*u->ents))) == NULL)
 		return (unpack_failf(u, UNPACK_IO, "zip: out of memory"));
 	for (zip_uint64_t i = 0; i < (zip_uint64_t)n; i++) {
@@ -177,12 +188,88 @@ open_fail(struct unpack *u, zip_error_t *zerr)
 	    zip_error_strerror(zerr)));
 }
 
-/* Open ${src} as a zip (consumes ${src}); NULL and ${zerr} on failure. */
-static zip_t *
-open_source(zip_source_t *src, zip_error_t *zerr)
+#define EOCD_LEN 22             /* end of central directory record */
+#define Z64_LOCATOR_LEN 20      /* zip64 end of central directory locator */
+#define Z64_EOCD_LEN 56         /* zip64 end of central directory record */
+#define EOCD_SEARCH (EOCD_LEN + 0xffff + Z64_LOCATOR_LEN)
+
+/* The ${n}-byte little-endian number at ${p}. */
+static uint64_t
+le(const unsigned char *p, int n)
+{
+	uint64_t v = 0;
+
+	while (n-- > 0)
+		v = v << 8 | p[n];
+	return (v);
+}
+
+/* ${n} bytes at ${off} of the open source ${src} into ${buf}.  0 or -1. */
+static int
+src_pread(zip_source_t *src, uint64_t off, unsigned char *buf, size_t n)
+{
+	zip_int64_t r;
+	size_t got = 0;
+
+	if (zip_source_seek(src, (zip_int64_t)off, SEEK_SET) != 0)
+		return (-1);
+	while (got < n) {
+		if ((r = zip_source_read(src, buf + got, n - got)) <= 0)
+			return (-1);
+		got += (size_t)r;
+	}
+	return (0);
+}
+
+/*
+ * The number of entries the end records of the zip in ${src} (${size}
+ * bytes) claim: those of the last end of central directory record whose
+ * comment ends the file, or of the zip64 record its locator points to.
+ * 0 if there is none to read (libzip then says what is wrong).  Read
+ * before libzip loads the central directory, which costs memory for
+ * every entry it claims.
+ */
+static uint64_t
+claimed_entries(zip_source_t *src, uint64_t size)
+{
+	size_t len = size < EOCD_SEARCH ? (size_t)size : EOCD_SEARCH, i;
+	unsigned char *t, z64[Z64_EOCD_LEN];
+	uint64_t n = 0;
+
+	if (len < EOCD_LEN || (t = malloc(len)) == NULL)
+		return (0);
+	if (zip_source_open(src) != 0) {
+		free(t);
+		return (0);
+	}
+	if (src_pread(src, size - len, t, len) != 0)
+		goto out;
+	for (i = len - EOCD_LEN + 1; i-- > 0;)
+		if (memcmp(t + i, "PK\5\6", 4) == 0 &&
+		    i + EOCD_LEN + le(t + i + 20, 2) == len)
+			break;
+	if (i == (size_t)-1)
+		goto out;
+	n = le(t + i + 10, 2);
+	if (i >= Z64_LOCATOR_LEN && memcmp(t + i - Z64_LOCATOR_LEN,
+	    "PK\6\7", 4) == 0 && src_pread(src, le(t + i - Z64_LOCATOR_LEN +
+	    8, 8), z64, sizeof(z64)) == 0 && memcmp(z64, "PK\6\6", 4) == 0)
+		n = le(z64 + 32, 8);
+out:
+	(void)zip_source_close(src);
+	free(t);
+	return (n);
+}
+
+/*
+ * Open ${src} as a zip into u->za (consumes ${src}).  UNPACK_OK; else
+ * the failure (libzip's in ${zerr}, or too many members).
+ */
+static enum unpack_status
+open_source(struct unpack *u, zip_source_t *src, zip_error_t *zerr)
 {
 	zip_stat_t sb;
-	zip_t *za;
+	uint64_t n;
 
 	/* An empty body is no answer, even if libzip opens it as empty. */
 	zip_stat_init(&sb);
@@ -190,12 +277,19 @@ open_source(zip_source_t *src, zip_error_t *zerr)
 	    ((sb.valid & ZIP_STAT_SIZE) && sb.size == 0)) {
 		zip_error_set(zerr, ZIP_ER_NOZIP, 0);
 		zip_source_free(src);
-		return (NULL);
+		return (open_fail(u, zerr));
 	}
-	if ((za = zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS,
-	    zerr)) == NULL)
+	if (u->opt.max_members != 0 && (sb.valid & ZIP_STAT_SIZE) &&
+	    (n = claimed_entries(src, sb.size)) > u->opt.max_members) {
 		zip_source_free(src);
-	return (za);
+		return (too_many(u, n));
+	}
+	if ((u->za = zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS,
+	    zerr)) == NULL) {
+		zip_source_free(src);
+		return (open_fail(u, zerr));
+	}
+	return (UNPACK_OK);
 }
 
 /* Open the zip file at ${path} into u->za; UNPACK_OK or the failure. */
@@ -204,12 +298,13 @@ unpack_zip_open(struct unpack *u, const char *path)
 {
 	zip_error_t zerr;
 	zip_source_t *src;
-	enum unpack_status st = UNPACK_OK;
+	enum unpack_status st;
 
 	zip_error_init(&zerr);
-	if ((src = zip_source_file_create(path, 0, -1, &zerr)) == NULL ||
-	    (u->za = open_source(src, &zerr)) == NULL)
+	if ((src = zip_source_file_create(path, 0, -1, &zerr)) == NULL)
 		st = open_fail(u, &zerr);
+	else
+		st = open_source(u, src, &zerr);
 	zip_error_fini(&zerr);
 	return (st);
 }
@@ -247,11 +342,15 @@ unpack_zip_buffer_fmt(const void *zip, size_t zlen, const char *data_dir,
 	    err, errlen)) != UNPACK_OK)
 		return (unpack_fini(&u, st, stats));
 	zip_error_init(&zerr);
-	if (zlen == 0)
+	if (zlen == 0) {
 		zip_error_set(&zerr, ZIP_ER_NOZIP, 0);
-	else if ((src = zip_source_buffer_create(zip, zlen, 0, &zerr)) != NULL)
-		u.za = open_source(src, &zerr);
-	st = u.za == NULL ? open_fail(&u, &zerr) : zip_all(&u, NULL);
+		st = open_fail(&u, &zerr);
+	} else if ((src = zip_source_buffer_create(zip, zlen, 0, &zerr)) ==
+	    NULL) {
+		st = open_fail(&u, &zerr);
+	} else if ((st = open_source(&u, src, &zerr)) == UNPACK_OK) {
+		st = zip_all(&u, NULL);
+	}
 	zip_error_fini(&zerr);
 	return (unpack_fini(&u, st, stats));
 }

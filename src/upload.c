@@ -8,8 +8,10 @@
  *   (hours already on disk).  The bound gives back-pressure: fetching
  *   pauses when uploads lag, so the data directory cannot fill up.
  * - Ordering: none between hours; each hour's own sequence is strict:
- *   store_put() returns STORE_OK only once the object is complete in the
- *   store, and only then is the local file unlinked.
+ *   the file is opened once (O_NOFOLLOW) and that descriptor is what is
+ *   stored; store_put() returns STORE_OK only once the object is complete
+ *   in the store, and only then is the local name unlinked, if it still
+ *   names the file that was stored.
  * - Completion: upload_close() closes the queue; workers drain it and
  *   leave; a cancel closes it too (queued hours stay on disk for the next
  *   run).  Counters go to runctl; nothing is reported back otherwise.
@@ -17,6 +19,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -41,6 +44,59 @@ struct upload_pool {
 	struct cancel_hook hook;    /* upload_wake on cancel */
 };
 
+/*
+ * Open the hour file ${path} for upload: never through a symlink (the
+ * scan skipped symlinks; a name swapped for one since is refused), and
+ * only a regular file.  The descriptor, with its stat in *${sb}, or -1
+ * (logged, counted).
+ */
+static int
+open_hour(struct upload_pool *p, const char *name, const char *path,
+    struct stat *sb)
+{
+	int fd, e = 0;
+
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		e = errno;
+	else if (fstat(fd, sb) != 0)
+		e = errno;
+	else if (S_ISREG(sb->st_mode))
+		return (fd);
+	if (fd >= 0)
+		close(fd);
+	log_error(p->o.lg, "upload %s failed (file kept): cannot read %s: %s",
+	    name, path, e != 0 ? ERRSTR(e) : "not a regular file");
+	runctl_count(p->o.ctl, RUN_UPLOAD_FAILED, 1);
+	return (-1);
+}
+
+/*
+ * The upload of ${path} (open at ${fd}, stat ${sb}) was confirmed: remove
+ * the name, but only if it still names that very file (a file put there
+ * since was not uploaded).
+ */
+static void
+remove_uploaded(struct upload_pool *p, const char *name, const char *path,
+    const struct stat *sb)
+{
+	struct stat now;
+
+	if (lstat(path, &now) != 0) {
+		if (errno != ENOENT)
+			log_warn(p->o.lg, "uploaded %s but cannot delete %s: "
+			    "%s", name, path, ERRSTR(errno));
+		return;
+	}
+	if (now.st_dev != sb->st_dev || now.st_ino != sb->st_ino) {
+		log_warn(p->o.lg, "uploaded %s, but %s was replaced meanwhile: "
+		    "not deleted", name, path);
+		return;
+	}
+	if (unlink(path) && errno != ENOENT)
+		log_warn(p->o.lg, "uploaded %s but cannot delete %s: %s", name,
+		    path, ERRSTR(errno));
+}
+
 static void
 upload_one(struct upload_pool *p, amp_hour h)
 {
@@ -48,41 +104,41 @@ upload_one(struct upload_pool *p, amp_hour h)
 	char path[4096], name[HOUR_FILE_LEN], err[600];
 	struct stat sb;
 	enum store_status s;
+	int fd;
 
 	hour_format_file(h, name);
-	if (localdir_path(p->o.data_dir, p->o.gzip, h, path, sizeof(path)) ||
-	    stat(path, &sb)) {
-		log_error(p->o.lg, "upload %s: cannot read %s: %s", name, path,
-		    ERRSTR(errno));
+	if (localdir_path(p->o.data_dir, p->o.gzip, h, path, sizeof(path))) {
+		log_error(p->o.lg, "upload %s: path too long in %s", name,
+		    p->o.data_dir);
 		runctl_count(ctl, RUN_UPLOAD_FAILED, 1);
 		return;
 	}
-	s = store_put(p->o.store, h, path, err, sizeof(err));
+	if ((fd = open_hour(p, name, path, &sb)) < 0)
+		return;
+	s = store_put(p->o.store, h, fd, err, sizeof(err));
 	switch (s) {
 	case STORE_OK:
-		if (unlink(path) && errno != ENOENT)
-			log_warn(p->o.lg, "uploaded %s but cannot delete %s: "
-			    "%s", name, path, ERRSTR(errno));
+		remove_uploaded(p, name, path, &sb);
 		runctl_count(ctl, RUN_UPLOADS, 1);
 		runctl_count(ctl, RUN_UPLOAD_BYTES, (uint64_t)sb.st_size);
 		log_debug(p->o.lg, "uploaded %s (%" PRIu64 " bytes) to %s",
 		    name, (uint64_t)sb.st_size, store_describe(p->o.store));
-		runctl_progress(ctl, 0);
-		return;
+		break;
 	case STORE_CANCELLED:
-		return;
+		break;
 	case STORE_FATAL:
 		runctl_count(ctl, RUN_UPLOAD_FAILED, 1);
 		log_error(p->o.lg, "%s", err);
 		runctl_cancel(ctl, STOP_AUTH);
-		return;
+		break;
 	case STORE_FAIL:
 	default:
 		runctl_count(ctl, RUN_UPLOAD_FAILED, 1);
 		log_error(p->o.lg, "upload %s failed (file kept): %s", name,
 		    err);
-		return;
+		break;
 	}
+	close(fd);
 }
 
 static void *
@@ -146,6 +202,7 @@ upload_submit(struct upload_pool *p, amp_hour hour)
 	if (runctl_cancelled(p->o.ctl) || (h = malloc(sizeof(*h))) == NULL)
 		return (-1);
 	*h = hour;
+	runctl_count(p->o.ctl, RUN_UPLOADS_QUEUED, 1);
 	if (queue_push(p->q, h)) {
 		free(h);
 		return (-1);

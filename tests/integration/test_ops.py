@@ -362,8 +362,11 @@ class Status(FetchCase):
             (store / api.hour_file_name(h)).write_bytes(b'{"s":%d}\n' % h)
         for h in (BASE + 7, BASE + 30):                 # stored, empty
             (store / api.hour_file_name(h)).write_bytes(b"")
-        for h in (BASE + 8, BASE + 13, BASE + 50, BASE + 51):
+        for h in (BASE + 8, BASE + 50, BASE + 51):
             self.hour_path(h).write_bytes(b'{"l":1}\n')
+        # stored, and the same file locally (another size would be a
+        # conflict, see test_datasafety.SizeConflictDev)
+        self.hour_path(BASE + 13).write_bytes(b'{"s":%d}\n' % (BASE + 13))
         self.hour_path(BASE + 9).write_bytes(b"")       # local, empty
         # none of these is an hour
         for junk in (".tmp-2024-01-01_14.jsonl.99", "notes.txt",
@@ -433,9 +436,9 @@ class Status(FetchCase):
         self.assertEqual(got, {
             "start": "20240101T05", "end": "20240103T02",
             "source": self.SOURCE, "hours": 46, "complete": 32, "empty": 2,
-            "local_only": 3, "missing": 11,
+            "local_only": 3, "missing": 11, "conflict": 0,
             "days": [{"date": d, "cells": c} for d, c, _, _ in self.ROWS],
-            "missing_hours": missing})
+            "missing_hours": missing, "conflict_hours": []})
 
     def test_color_marks_cells_and_nothing_else(self):
         self.layout()
@@ -523,7 +526,8 @@ class Status(FetchCase):
                 start = (day0 + self.ROWS.index(rows[0])) * 24
                 self.assertEqual(got, dict(
                     want, start="20240101T05", end="20240103T02",
-                    source=self.SOURCE, shard="%d/3" % k,
+                    source=self.SOURCE, shard="%d/3" % k, conflict=0,
+                    conflict_hours=[],
                     days=[{"date": rows[0][0], "cells": rows[0][1]}],
                     missing_hours=[F(h) for h in range(start, start + 24)
                                    if self.START <= h <= self.END and
@@ -561,6 +565,7 @@ class Metrics(FetchCase):
     FAMILIES = ["amp2s3_hours_fetched", "amp2s3_hours_empty",
                 "amp2s3_hours_failed", "amp2s3_hours_uploaded",
                 "amp2s3_uploads_failed", "amp2s3_local_removed",
+                "amp2s3_hours_conflict",
                 "amp2s3_bytes_downloaded", "amp2s3_answers_reread",
                 "amp2s3_bytes_written",
                 "amp2s3_bytes_uploaded", "amp2s3_events", "amp2s3_requests",
@@ -615,6 +620,7 @@ class Metrics(FetchCase):
         want = {"amp2s3_hours_fetched": 4, "amp2s3_hours_empty": 2,
                 "amp2s3_hours_failed": 0, "amp2s3_hours_uploaded": 6,
                 "amp2s3_uploads_failed": 0, "amp2s3_local_removed": 0,
+                "amp2s3_hours_conflict": 0,
                 "amp2s3_bytes_written": size, "amp2s3_bytes_uploaded": size,
                 "amp2s3_events": events, "amp2s3_requests": 2,
                 "amp2s3_window_splits": 0, "amp2s3_exit_code": 0}

@@ -1047,9 +1047,9 @@ class S3Faults(RelCase):
         self.write_local(BASE + 1, small)
         self.fp.add({"kind": "status", "status": 500}, method="PUT",
                     query_contains="partNumber=2&")
-        mp = ["--multipart-threshold-mb", "1", "--part-size-mb", "1"]
+        mp = ["--multipart-threshold-mb", "1"]
         res = self.run_with("--max-attempts", "2", *mp, cmd="sync",
-                            env=self.s3_env())
+                            env=self.s3_env(AMP2S3_S3_PART_SIZE_MB="1"))
         self.assertRc(res, 1)
         self.assertEqual(self.hour_path(BASE).read_bytes(), big)
         self.assertObjectsExact({BASE + 1: small})
@@ -1220,8 +1220,8 @@ class S3Faults(RelCase):
         self.fp.add({"kind": "hold"}, method="DELETE",
                     query_contains="uploadId=")
         p = self.spawn("amp", "--multipart-threshold-mb", "1",
-                       "--part-size-mb", "1", "--stall-timeout", "60",
-                       cmd="sync", env=self.s3_env())
+                       "--stall-timeout", "60", cmd="sync",
+                       env=self.s3_env(AMP2S3_S3_PART_SIZE_MB="1"))
 
         def active(method, q):
             st = self.fp.status()
@@ -1247,9 +1247,8 @@ class S3Faults(RelCase):
         # the next run uploads it; the upload the killed run could not
         # abort is left to the bucket's lifecycle rule
         self.fp.clear()
-        res = self.run_with("--multipart-threshold-mb", "1",
-                            "--part-size-mb", "1", cmd="sync",
-                            env=self.s3_env())
+        res = self.run_with("--multipart-threshold-mb", "1", cmd="sync",
+                            env=self.s3_env(AMP2S3_S3_PART_SIZE_MB="1"))
         self.assertRc(res, 0)
         self.assertObjectsExact({BASE: big})
         self.assertEqual(self.hour_files(), [])

@@ -44,6 +44,11 @@ Actions:
   {"kind": "hold"}
       read the request, then send nothing until the client hangs up or
       the proxy stops (a server that never answers)
+  {"kind": "trickle", "bytes_per_s": 50, "after_bytes": 0}
+      forward, then send the upstream's answer slowly: the headers (with
+      its Content-Length) and the first after_bytes bytes at once, the
+      rest at bytes_per_s (in steps of max(1, bytes_per_s / 10) bytes);
+      ends when the client hangs up (client_gone in the log)
 
 Control (unsigned, never forwarded), under /__fault__/:
   POST   /__fault__/rules   a rule or a list of rules (appended)
@@ -306,7 +311,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     break
             self.close_connection = True
             return
-        self.forward(entry)
+        self.forward(entry, trickle=act if kind == "trickle" else None)
 
     def fill(self, entry, act):
         pre = act.get("prefix", "").encode()
@@ -333,7 +338,35 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except (ConnectionError, OSError):
             raise ClientGone("client hung up during the fill")
 
-    def forward(self, entry):
+    def trickle_reply(self, status, body, headers, act):
+        """The answer ${status}/${headers}/${body}, its body paced as the
+        trickle action ${act} says."""
+        rate = float(act.get("bytes_per_s", 50))
+        cut = min(len(body), int(act.get("after_bytes", 0)))
+        step = max(1, int(rate / 10))
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            self.wfile.write(body[:cut])
+            self.wfile.flush()
+            pos, t0 = cut, time.monotonic()
+            while pos < len(body):
+                due = t0 + (pos - cut + step) / rate
+                if self.wait(max(0.0, due - time.monotonic())):
+                    raise ClientGone("hang-up during the trickle")
+                if self.state.stop.is_set():
+                    break
+                self.wfile.write(body[pos:pos + step])
+                self.wfile.flush()
+                pos += step
+        except (ConnectionError, OSError):
+            raise ClientGone("client hung up during the trickle")
+        self.close_connection = True
+
+    def forward(self, entry, trickle=None):
         self.send_continue()
         body = self.read_body()
         entry["body_bytes"] = len(body)
@@ -374,6 +407,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         finally:
             up.close()
+        if trickle is not None:
+            return self.trickle_reply(resp.status, data, headers, trickle)
         self.reply(resp.status, data, headers)
 
 

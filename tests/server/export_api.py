@@ -153,8 +153,10 @@ RULE = {"match": {...}, "times": N, "action": {...}}
         the normal answer spread evenly over `seconds` (about 20 pieces a
         second): bytes arrive long before the zip is complete
     {"kind": "raw", "body_file": "/abs/path", "status": 200,
-     "content_type": "application/zip", "headers": {...}}
-        exactly the bytes of body_file (read per request)
+     "content_type": "application/zip", "headers": {...},
+     "chunked": false}
+        exactly the bytes of body_file (read per request); chunked:
+        Transfer-Encoding chunked (no Content-Length), 64 KiB a chunk
     {"kind": "garbage", "bytes": 40000000, "bytes_per_s": 2000000,
      "chunk": 16384}
         200 application/zip with Content-Length `bytes`, then that many
@@ -879,7 +881,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     st.count_429 += 1
             self._answer(code, body, act.get("content_type",
                                              "application/zip"),
-                         extra=act.get("headers"))
+                         extra=act.get("headers"),
+                         chunked=bool(act.get("chunked")))
             return
         if "status" in act:
             code = int(act["status"])

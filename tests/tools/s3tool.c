@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -61,6 +62,23 @@ static int
 exit_code(enum s3_status s)
 {
 	return (s == S3_OK ? 0 : s == S3_FATAL ? 3 : 1);
+}
+
+/* s3_put_file() of the file named ${path}. */
+static enum s3_status
+put_path(struct s3 *s3, const char *key, const char *path, const char *ctype,
+    struct s3_error *e)
+{
+	enum s3_status st;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		snprintf(e->msg, sizeof(e->msg), "cannot open %s", path);
+		return (S3_IO);
+	}
+	st = s3_put_file(s3, key, fd, ctype, e);
+	close(fd);
+	return (st);
 }
 
 static int
@@ -145,7 +163,7 @@ many_main(void *arg)
 
 	while ((i = atomic_fetch_add(&m->next, 1)) < m->count) {
 		snprintf(key, sizeof(key), "%s%d", m->prefix, i);
-		if ((rc = exit_code(s3_put_file(m->s3, key, m->file,
+		if ((rc = exit_code(put_path(m->s3, key, m->file,
 		    "application/octet-stream", &e))) != 0) {
 			fprintf(stderr, "%s\n", e.msg);
 			w = atomic_load(&m->worst);
@@ -237,7 +255,7 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "list") == 0)
 		rc = exit_code(s3_list(s3, argv[2], print_key, NULL, &e));
 	else if (strcmp(cmd, "put") == 0)
-		rc = exit_code(s3_put_file(s3, argv[2], argv[3], argc == 5 ?
+		rc = exit_code(put_path(s3, argv[2], argv[3], argc == 5 ?
 		    argv[4] : "application/octet-stream", &e));
 	else if (strcmp(cmd, "same") == 0)
 		rc = cmd_same(s3, argv[2], argv[3], argc == 5 ? argv[4] : NULL,

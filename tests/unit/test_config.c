@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -25,7 +26,9 @@ clear_env(void)
 	    "AWS_REGION", "AWS_PYTHON_USER_ACCESS_KEY", "AWS_ACCESS_KEY_ID",
 	    "AWS_PYTHON_USER_SECRET_KEY", "AWS_SECRET_ACCESS_KEY",
 	    "AMP_LAG_HOURS", "AMP_LOOKBACK_DAYS", "AMP_DATA_DIR",
-	    "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3" };
+	    "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
+	    "AMP_MIN_SPEED", "AMP2S3_FILE_MODE", "AMP_PART_SIZE_MB",
+	    "AMP2S3_S3_PART_SIZE_MB" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++)
 		unsetenv(names[i]);
 	setenv("AMP_ENV_FILE", envpath, 1);
@@ -73,6 +76,15 @@ test_defaults(void)
 	CHECK_EQ_STR(c.data_dir, "data");
 	CHECK_EQ_STR(c.s3_prefix, "python-import/");
 	CHECK_EQ_STR(c.api_key, "k");
+	CHECK_EQ_INT(c.progress_interval_s, 60);
+	config_free(&c);
+	CHECK_EQ_INT(load(&c, now, err, 4, "fetch", "--progress-interval",
+	    "0"), 0);
+	CHECK_EQ_INT(c.progress_interval_s, 0);
+	config_free(&c);
+	CHECK_EQ_INT(load(&c, now, err, 4, "fetch", "--progress-interval",
+	    "-1"), -1);
+	CHECK(strstr(err, "--progress-interval") != NULL);
 	config_free(&c);
 }
 
@@ -169,6 +181,59 @@ test_usage_errors(void)
 	config_free(&c);
 }
 
+/* --min-speed, --file-mode, and the floor of --part-size-mb. */
+static void
+test_data_safety_settings(void)
+{
+	static const char *bad_modes[] = { "0644x", "0400", "0700",
+	    "0640 ", "01600", "", "0o640", "0660\n" };
+	struct config c;
+	char err[512];
+	amp_hour now = H(2025, 11, 10, 12);
+
+	clear_env();
+	write_env("AMP_API_KEY=k\nAMP_SECRET_KEY=s\n");
+	CHECK_EQ_INT(load(&c, now, err, 2, "fetch"), 0);
+	CHECK(c.min_speed == 4096);
+	CHECK(c.file_mode == 0600);
+	CHECK(c.part_size == (uint64_t)16 << 20);
+	config_free(&c);
+
+	setenv("AMP_MIN_SPEED", "100", 1);
+	setenv("AMP2S3_FILE_MODE", "0660", 1);
+	CHECK_EQ_INT(load(&c, now, err, 4, "fetch", "--file-mode", "640"), 0);
+	CHECK(c.min_speed == 100);
+	CHECK(c.file_mode == 0640);     /* flag over env; octal */
+	config_free(&c);
+	CHECK_EQ_INT(load(&c, now, err, 4, "fetch", "--min-speed", "0"), -1);
+	CHECK(strstr(err, "--min-speed") != NULL);
+	config_free(&c);
+	for (size_t i = 0; i < sizeof(bad_modes) / sizeof(*bad_modes); i++) {
+		CHECK_EQ_INT(load(&c, now, err, 4, "fetch", "--file-mode",
+		    bad_modes[i]), -1);
+		CHECK(strstr(err, "--file-mode") != NULL);
+		config_free(&c);
+	}
+	unsetenv("AMP_MIN_SPEED");
+	unsetenv("AMP2S3_FILE_MODE");
+
+	CHECK_EQ_INT(load(&c, now, err, 4, "fetch", "--part-size-mb", "4"),
+	    -1);
+	CHECK(strstr(err, "--part-size-mb") != NULL);
+	config_free(&c);
+	setenv("AMP_PART_SIZE_MB", "1", 1);
+	CHECK_EQ_INT(load(&c, now, err, 2, "fetch"), -1);
+	config_free(&c);
+	unsetenv("AMP_PART_SIZE_MB");
+	/* The tests' knob goes below S3's minimum. */
+	setenv("AMP2S3_S3_PART_SIZE_MB", "1", 1);
+	CHECK_EQ_INT(load(&c, now, err, 2, "fetch"), 0);
+	CHECK(c.part_size == (uint64_t)1 << 20);
+	config_free(&c);
+	clear_env();
+	unsetenv("AMP2S3_S3_PART_SIZE_MB");
+}
+
 static void
 test_sync_needs_bucket(void)
 {
@@ -197,7 +262,7 @@ main(void)
 {
 	static const struct unit_test t[] = { TEST(test_defaults),
 	    TEST(test_precedence), TEST(test_region), TEST(test_usage_errors),
-	    TEST(test_sync_needs_bucket) };
+	    TEST(test_sync_needs_bucket), TEST(test_data_safety_settings) };
 	char dir[] = "/tmp/amp2s3-config-XXXXXX";
 	int rc;
 

@@ -3,6 +3,7 @@
  * level filtering, truncation, concurrency and the terminal progress line.
  */
 #define _XOPEN_SOURCE 700 /* posix_openpt */
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -267,6 +268,95 @@ test_json(void)
 	CHECK_EQ_INT(i, nc);
 	CHECK(*p == '\0');
 	free(buf);
+}
+
+/* log_fields(): members after "msg" in JSON, the message alone in text;
+ * log_term_width(): a terminal's columns, 0 elsewhere. */
+static void
+test_json_fields(void)
+{
+	static const struct log_field f[] = {
+		{ .key = "hours_done", .type = LOG_FIELD_INT, .i = 3 },
+		{ .key = "bytes", .type = LOG_FIELD_INT, .i = -5000000000 },
+		{ .key = "wait", .type = LOG_FIELD_STR,
+		    .s = "429: \"x\"\n\x01" },
+		{ .key = "eta_s", .type = LOG_FIELD_NULL },
+		{ .key = "none", .type = LOG_FIELD_STR, .s = NULL },
+	};
+	char ebuf[256], *buf, *name;
+	struct winsize ws = { .ws_row = 24, .ws_col = 77 };
+	struct logger *lg;
+	yajl_val v, x;
+	const char *k;
+	int m, s;
+
+	setup();
+	CHECK((lg = log_open(LOG_INFO, LOG_JSON, path)) != NULL);
+	if (lg == NULL)
+		return;
+	CHECK_EQ_INT(log_term_width(lg), 0);
+	log_fields(lg, LOG_INFO, f, 5, "progress: %d", 7);
+	log_fields(lg, LOG_DEBUG, f, 5, "below the level");
+	log_close(lg);
+	CHECK((buf = slurp(path, NULL)) != NULL);
+	if (buf == NULL)
+		return;
+	CHECK(strchr(buf, '\n') == buf + strlen(buf) - 1);
+	v = yajl_tree_parse(buf, ebuf, sizeof(ebuf));
+	CHECK(v != NULL && YAJL_IS_OBJECT(v) && v->u.object.len == 8);
+	if (v != NULL && YAJL_IS_OBJECT(v) && v->u.object.len == 8) {
+		k = v->u.object.keys[2];
+		x = v->u.object.values[2];
+		CHECK_EQ_STR(k, "msg");
+		CHECK(YAJL_IS_STRING(x) && strcmp(x->u.string,
+		    "progress: 7") == 0);
+		x = v->u.object.values[3];
+		CHECK_EQ_STR(v->u.object.keys[3], "hours_done");
+		CHECK(YAJL_IS_INTEGER(x) && YAJL_GET_INTEGER(x) == 3);
+		x = v->u.object.values[4];
+		CHECK(YAJL_IS_INTEGER(x) &&
+		    YAJL_GET_INTEGER(x) == -5000000000LL);
+		x = v->u.object.values[5];
+		CHECK_EQ_STR(v->u.object.keys[5], "wait");
+		CHECK(YAJL_IS_STRING(x) && strcmp(x->u.string,
+		    "429: \"x\"\n\x01") == 0);
+		CHECK(YAJL_IS_NULL(v->u.object.values[6]));
+		CHECK_EQ_STR(v->u.object.keys[7], "none");
+		CHECK(YAJL_IS_NULL(v->u.object.values[7]));
+	}
+	yajl_tree_free(v);
+	free(buf);
+
+	/* Text: the message alone. */
+	setup();
+	CHECK((lg = log_open(LOG_INFO, LOG_TEXT, path)) != NULL);
+	if (lg == NULL)
+		return;
+	log_fields(lg, LOG_INFO, f, 5, "progress: %d", 7);
+	log_close(lg);
+	CHECK((buf = slurp(path, NULL)) != NULL);
+	if (buf != NULL)
+		CHECK(shape(buf, "####-##-##T##:##:##Z amp2s3 info: "
+		    "progress: 7\n") && strlen(buf) == 20 + 26);
+	free(buf);
+
+	/* A terminal's width, read again on each call. */
+	CHECK((m = posix_openpt(O_RDWR | O_NOCTTY)) != -1);
+	if (m == -1)
+		return;
+	CHECK(grantpt(m) == 0 && unlockpt(m) == 0);
+	CHECK((name = ptsname(m)) != NULL);
+	if (name != NULL && (s = open(name, O_RDWR | O_NOCTTY)) != -1) {
+		CHECK(ioctl(s, TIOCSWINSZ, &ws) == 0);
+		CHECK((lg = log_open(LOG_INFO, LOG_TEXT, name)) != NULL);
+		CHECK_EQ_INT(log_term_width(lg), 77);
+		ws.ws_col = 132;
+		CHECK(ioctl(s, TIOCSWINSZ, &ws) == 0);
+		CHECK_EQ_INT(log_term_width(lg), 132);
+		log_close(lg);
+		close(s);
+	}
+	close(m);
 }
 
 static void
@@ -618,9 +708,55 @@ test_tty(void)
 	close(m);
 }
 
+/* A rotation renames the file; log_reopen writes to a new one by the
+ * same name (0600), the old one keeps what came before.  On stderr it is
+ * a no-op. */
+static void
+test_reopen(void)
+{
+	struct logger *lg;
+	char old[160], *a, *b;
+	struct stat sb;
+
+	setup();
+	snprintf(old, sizeof(old), "%s.1", path);
+	unlink(old);
+	CHECK((lg = log_open(LOG_INFO, LOG_TEXT, path)) != NULL);
+	if (lg == NULL)
+		return;
+	log_info(lg, "before");
+	CHECK_EQ_INT(rename(path, old), 0);
+	log_info(lg, "still the old file");
+	CHECK_EQ_INT(log_reopen(lg), 0);
+	log_info(lg, "after");
+	log_close(lg);
+	a = slurp(old, NULL);
+	b = slurp(path, NULL);
+	CHECK(a != NULL && b != NULL);
+	if (a != NULL && b != NULL) {
+		CHECK(strstr(a, "before") != NULL);
+		CHECK(strstr(a, "still the old file") != NULL);
+		CHECK(strstr(a, "after") == NULL);
+		CHECK(strstr(b, "after") != NULL);
+		CHECK(strstr(b, "before") == NULL);
+	}
+	free(a);
+	free(b);
+	CHECK_EQ_INT(stat(path, &sb), 0);
+	CHECK_EQ_INT(sb.st_mode & 0777, 0600);
+	unlink(old);
+
+	CHECK((lg = log_open(LOG_INFO, LOG_TEXT, NULL)) != NULL);
+	CHECK_EQ_INT(log_reopen(lg), 0);
+	log_close(lg);
+	CHECK_EQ_INT(log_reopen(NULL), 0);
+}
+
 UNIT_MAIN("log",
+    TEST(test_reopen),
     TEST(test_text),
     TEST(test_json),
+    TEST(test_json_fields),
     TEST(test_levels),
     TEST(test_truncate),
     TEST(test_threads),

@@ -1942,6 +1942,118 @@ test_page_cache(void)
 	free(d);
 }
 
+/* The compressed size in the zip ${zip} of its member #0. */
+static uint64_t
+comp_size0(const struct buf *zip)
+{
+	zip_error_t ze;
+	zip_source_t *src;
+	zip_stat_t zs;
+	zip_t *za;
+	uint64_t comp = 0;
+
+	zip_error_init(&ze);
+	src = zip_source_buffer_create(zip->p, zip->n, 0, &ze);
+	if (src != NULL && (za = zip_open_from_source(src, ZIP_RDONLY, &ze)) !=
+	    NULL) {
+		if (zip_stat_index(za, 0, 0, &zs) == 0)
+			comp = zs.comp_size;
+		zip_discard(za);
+	}
+	zip_error_fini(&ze);
+	return (comp);
+}
+
+/*
+ * Inflation counted across both layers: a deflated zip member holding a
+ * gzip of one repeated line.  The gzip alone stays within the ratio, the
+ * lines do not against the member's bytes in the zip: both readers refuse
+ * it (the streaming one by its running bound, handing it to reader 1),
+ * with the same message; within the ratio, it streams.  Then the bound on
+ * members, counted both from the central directory and from what the end
+ * record claims, before libzip reads the directory.
+ */
+static void
+test_nested_inflation_and_members(void)
+{
+	static const char line[] =
+	    "{\"event_type\":\"bomb\",\"user_id\":\"u-1\"}\n";
+	char *d = tmpdir(), err[256], *s;
+	size_t slen = (size_t)4 << 20, ll = sizeof(line) - 1;
+	struct unpack_opts lim;
+	struct unpack_stats st;
+	struct buf g = { NULL, 0 }, zip;
+	struct zb z;
+	uint64_t comp;
+
+	if ((s = malloc(slen)) == NULL)
+		abort();
+	for (size_t i = 0; i < slen; i++)
+		s[i] = line[i % ll];
+	slen -= slen % ll;
+	gz_add(&g, s, slen);
+	zb_init(&z);
+	zb_add(&z, "3/3_2021-01-01_5#0.json.gz", g.p, g.n, 1);
+	zip = zb_finish(&z);
+	comp = comp_size0(&zip);
+	CHECK(comp > 0 && g.n / comp > 5 && slen / comp > slen / g.n * 5);
+
+	memset(&lim, 0, sizeof(lim));
+	lim.max_ratio = slen / g.n + 1;         /* the gzip layer passes */
+	CHECK_EQ_INT(unpack(&zip, d, H(2021, 1, 1, 5), 1, &lim, NULL, err),
+	    UNPACK_TOO_BIG);
+	CHECK(strstr(err, "member #0") != NULL &&
+	    strstr(err, "times its size") != NULL);
+	CHECK_DIR(d, 0);
+	lim.max_ratio = slen / comp + 1;
+	memset(&st, 0, sizeof(st));
+	CHECK_EQ_INT(unpack(&zip, d, H(2021, 1, 1, 5), 1, &lim, &st, err),
+	    UNPACK_OK);
+	CHECK_EQ_INT(st.streamed, 1);
+	CHECK_EQ_INT(st.bytes_out, slen);
+	CHECK_DIR(d, 1);
+	rmdir_all(d);
+	d = tmpdir();
+	buf_free(&zip);
+	buf_free(&g);
+	free(s);
+
+	/* Four entries, one a directory: three allowed, refused. */
+	zb_init(&z);
+	zb_add(&z, "3/", "", 0, 0);
+	zb_gz(&z, "3/3_2021-01-01_5#0.json.gz", "{}\n", 1);
+	zb_gz(&z, "3/3_2021-01-01_5#1.json.gz", "{}\n", 1);
+	zb_gz(&z, "3/3_2021-01-01_6#0.json.gz", "{}\n", 1);
+	zip = zb_finish(&z);
+	memset(&lim, 0, sizeof(lim));
+	lim.max_members = 3;
+	CHECK_EQ_INT(unpack(&zip, d, H(2021, 1, 1, 5), 2, &lim, NULL, err),
+	    UNPACK_TOO_BIG);
+	CHECK_EQ_STR(err, "zip: 4 members, more than 3");
+	CHECK_DIR(d, 0);
+	lim.max_members = 4;
+	CHECK_EQ_INT(unpack(&zip, d, H(2021, 1, 1, 5), 2, &lim, NULL, err),
+	    UNPACK_OK);
+	CHECK_DIR(d, 2);
+	rmdir_all(d);
+	d = tmpdir();
+
+	/* The end record claims 65535 entries: refused on that claim, before
+	 * libzip (which, without the bound, finds the zip inconsistent). */
+	zip.p[zip.n - 22 + 8] = zip.p[zip.n - 22 + 9] = 0xff;
+	zip.p[zip.n - 22 + 10] = zip.p[zip.n - 22 + 11] = 0xff;
+	lim.max_members = 1000;
+	CHECK_EQ_INT(unpack(&zip, d, H(2021, 1, 1, 5), 2, &lim, NULL, err),
+	    UNPACK_TOO_BIG);
+	CHECK_EQ_STR(err, "zip: 65535 members, more than 1000");
+	lim.max_members = 0;
+	CHECK_EQ_INT(unpack(&zip, d, H(2021, 1, 1, 5), 2, &lim, NULL, err),
+	    UNPACK_NOT_ZIP);
+	CHECK_DIR(d, 0);
+	buf_free(&zip);
+	rmdir_all(d);
+}
+
 UNIT_MAIN("unpack",
     TEST(test_member_parse),
     TEST(test_status_names),
@@ -1964,4 +2076,5 @@ UNIT_MAIN("unpack",
     TEST(test_gzip_formats),
     TEST(test_gzip_checks),
     TEST(test_stream_reader),
-    TEST(test_page_cache))
+    TEST(test_page_cache),
+    TEST(test_nested_inflation_and_members))
