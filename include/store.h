@@ -39,14 +39,15 @@ enum store_status {
 	STORE_CANCELLED
 };
 
-/* store_open_dir(root, prefix, file_mode, err, errlen): a folder store
- * writing ${root}/<key> (default ${root}/${prefix}YYYY-MM-DD_HH.jsonl);
- * ${root} is created at once, the directories a key needs at its first
- * put, all of localdir_dir_mode(${file_mode}); an object copied (not
- * linked) gets ${file_mode} (0: 0600), less the umask; a listing walks
- * only as deep as the template has '/'. */
+/* store_open_dir(root, prefix, file_mode, create, err, errlen): a folder
+ * store writing ${root}/<key> (default ${root}/${prefix}YYYY-MM-DD_HH.jsonl);
+ * ${root} is created at once if ${create} (else a missing one is an empty
+ * store), the directories a key needs at its first put, all of
+ * localdir_dir_mode(${file_mode}); an object copied (not linked) gets
+ * ${file_mode} (0: 0600), less the umask; a listing walks only as deep as
+ * the template has '/'. */
 struct store *store_open_dir(const char *root, const char *prefix,
-    unsigned file_mode, char *err, size_t errlen);
+    unsigned file_mode, int create, char *err, size_t errlen);
 
 /* store_open_s3(cfg, prefix, lg, err, errlen): an S3 store. */
 struct store *store_open_s3(const struct s3_config *cfg, const char *prefix,

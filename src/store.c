@@ -103,7 +103,7 @@ out:
 
 struct store *
 store_open_dir(const char *root, const char *prefix, unsigned file_mode,
-    char *err, size_t errlen)
+    int create, char *err, size_t errlen)
 {
 	struct store *st = NULL;
 	char msg[512];
@@ -135,7 +135,8 @@ store_open_dir(const char *root, const char *prefix, unsigned file_mode,
 		errbuf_set(err, errlen, "store: %s", msg);
 		goto fail;
 	}
-	if (mkdirs(st->root, localdir_dir_mode(st->file_mode)) != 0) {
+	if (create && mkdirs(st->root, localdir_dir_mode(st->file_mode)) !=
+	    0) {
 		errbuf_set(err, errlen, "store: cannot create %s: %s", st->root,
 		    ERRSTR(errno));
 		goto fail;
