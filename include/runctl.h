@@ -42,6 +42,10 @@ enum run_counter {
 	RUN_UPLOAD_BYTES,   /* bytes stored */
 	RUN_UPLOAD_FAILED,  /* uploads given up on */
 	RUN_LOCAL_REMOVED,  /* local hours found already stored, removed */
+	RUN_FETCH_LIMIT_DOWN,  /* times the fetch pool lowered its limit */
+	RUN_FETCH_LIMIT_UP,    /* ... and raised it */
+	RUN_UPLOAD_LIMIT_DOWN, /* the same for the upload pool */
+	RUN_UPLOAD_LIMIT_UP,
 	RUN_NCOUNTERS
 };
 

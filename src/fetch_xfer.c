@@ -114,6 +114,7 @@ xfer_begin(struct worker *wk, const struct window *w)
 	hour_format_api(w->first + w->n - 1, b);
 	wk->running = 0;
 	wk->res = CURLE_OK;
+	wk->status = 0;     /* no answer yet, whatever the last try got */
 	if (snprintf(name, sizeof(name), "%s/w%s-%d.zip", p->o.data_dir, a,
 	    w->n) >= (int)sizeof(name) ||
 	    snprintf(url, sizeof(url), "%s%cstart=%s&end=%s", p->o.api_url,
