@@ -5,7 +5,8 @@
  * are a ceiling; below it the pool keeps a concurrency limit that
  * follows what the server allows (AIMD, as TCP's congestion avoidance
  * and Netflix's concurrency-limits): one more after a run of successes
- * at full use, about 10% fewer (at least one) on each refusal.
+ * while the limit held work back, about 10% fewer (at least one) on each
+ * refusal.
  *
  * Two layers.  struct aimd is the arithmetic alone: pure functions, no
  * lock, no clock (unit-tested like retry.c).  struct limiter is the gate
@@ -27,11 +28,11 @@ struct cancel;
 struct aimd {
 	int ceiling;   /* the most allowed at once (-j, -u), >= 1 */
 	int limit;     /* allowed at once now, 1..ceiling */
-	int run;       /* successes at full use since the last change */
+	int run;       /* successes while held back since the last change */
 };
 
 /* A refusal leaves limit * AIMD_CUT_NUM / AIMD_CUT_DEN (and at least one
- * fewer); a run of `limit` successes at full use adds one. */
+ * fewer); a run of `limit` successes while held back adds one. */
 #define AIMD_CUT_NUM 9
 #define AIMD_CUT_DEN 10
 
@@ -40,13 +41,14 @@ struct aimd {
 void aimd_init(struct aimd *a, int ceiling);
 
 /*
- * aimd_success(a, busy): a request was answered (not refused).  It counts
- * towards the next increase only if ${busy}: the pool used its whole limit
- * when the request was sent (a pool with idle slots learns nothing about
- * more).  After `limit` such successes in a row the limit grows by one,
+ * aimd_success(a, held_back): a request was answered (not refused).  It
+ * counts towards the next increase only if ${held_back}: the limit is
+ * holding other requests back (a pool that has no more work than slots
+ * learns nothing by trying more, and its last requests would pay for the
+ * probe).  After `limit` such successes in a row the limit grows by one,
  * up to the ceiling.  Returns 1 if the limit grew, else 0.
  */
-int aimd_success(struct aimd *a, int busy);
+int aimd_success(struct aimd *a, int held_back);
 
 /*
  * aimd_refused(a, floor): a request was refused (429, SlowDown).  The
@@ -79,24 +81,22 @@ struct limiter *limiter_new(int ceiling, int adaptive, struct cancel *c);
 void limiter_free(struct limiter *l);
 
 /*
- * limiter_acquire(l, busy): take a slot of ${l}, waiting (cancel_wait())
- * while every slot of the current limit is taken.  *${busy} (may be NULL)
- * is set non-zero if this slot is the limit's last: the pool is in full
- * use.  Returns 0 with the slot taken, or -1 if the run was cancelled
- * (no slot taken).
+ * limiter_acquire(l): take a slot of ${l}, waiting (cancel_wait()) while
+ * every slot of the current limit is taken.  Returns 0 with the slot
+ * taken, or -1 if the run was cancelled (no slot taken).
  */
-int limiter_acquire(struct limiter *l, int *busy);
+int limiter_acquire(struct limiter *l);
 
 /*
- * limiter_release(l, outcome, busy, was): give back a slot taken with
- * limiter_acquire() (${busy}: what it said) whose request ended with
- * ${outcome}, and adapt the limit: LIMITER_OK counts towards an increase,
- * LIMITER_REFUSED lowers it (aimd_refused() with the requests still in
- * flight as the floor).  *${was} (may be NULL): the limit before.
- * Returns the limit after.
+ * limiter_release(l, outcome, was): give back a slot taken with
+ * limiter_acquire() whose request ended with ${outcome}, and adapt the
+ * limit: LIMITER_OK counts towards an increase if another worker waits
+ * for a slot now (aimd_success()'s held back), LIMITER_REFUSED lowers it
+ * (aimd_refused() with the requests still in flight as the floor).
+ * *${was} (may be NULL): the limit before.  Returns the limit after.
  */
 int limiter_release(struct limiter *l, enum limiter_outcome outcome,
-    int busy, int *was);
+    int *was);
 
 /*
  * limiter_refused(l, was): a request that keeps its slot was refused (a
@@ -106,9 +106,11 @@ int limiter_release(struct limiter *l, enum limiter_outcome outcome,
  */
 int limiter_refused(struct limiter *l, int *was);
 
-/* limiter_limit(l): the limit now.  limiter_inflight(l): slots taken. */
+/* limiter_limit(l): the limit now.  limiter_inflight(l): slots taken.
+ * limiter_waiting(l): workers waiting for a slot. */
 int limiter_limit(struct limiter *l);
 int limiter_inflight(struct limiter *l);
+int limiter_waiting(struct limiter *l);
 
 /* limiter_adaptive(l): non-zero unless the limit is held at the ceiling. */
 int limiter_adaptive(const struct limiter *l);

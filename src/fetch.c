@@ -29,8 +29,9 @@
  * - Concurrency: the workers are a ceiling.  Before each request a
  *   worker takes a slot of the pool's limiter (limiter.h), waiting while
  *   the pool uses its whole limit, and gives it back once the transfer is
- *   over with what came of it (take_slot, give_slot): a 200 or 404
- *   counts towards one more, a 429 lowers the limit.  The limiter's
+ *   over with what came of it (give_slot): a 200 or 404 counts towards
+ *   one more while other workers wait for a slot, a 429 lowers the
+ *   limit.  The limiter's
  *   DESIGN says who changes the limit; the pool only mirrors it into the
  *   run's gauges and counters, and the planner reads it (fetch_limit).
  * - Retries: a worker keeps its window through backoff and sleeps on the
@@ -210,13 +211,12 @@ limit_moved(struct fetch_pool *p, int was, int now)
 }
 
 /*
- * Give back the slot of the request just made (${busy}: the pool was in
- * full use when it was sent), with what came of it: the status of an
- * answer (wk->status, if the transfer itself went through, ${res}).
- * *${was}: the limit before.  Returns the limit after.
+ * Give back the slot of the request just made, with what came of it: the
+ * status of an answer (wk->status, if the transfer itself went through,
+ * ${res}).  *${was}: the limit before.  Returns the limit after.
  */
 static int
-give_slot(struct worker *wk, int res, int busy, int *was)
+give_slot(struct worker *wk, int res, int *was)
 {
 	struct fetch_pool *p = wk->p;
 	enum limiter_outcome o = LIMITER_OTHER;
@@ -226,7 +226,7 @@ give_slot(struct worker *wk, int res, int busy, int *was)
 		o = LIMITER_REFUSED;
 	else if (wk->status == 200 || wk->status == 404)
 		o = LIMITER_OK; /* let in, whatever the body did */
-	now = limiter_release(p->lim, o, busy, was);
+	now = limiter_release(p->lim, o, was);
 	limit_moved(p, *was, now);
 	return (now);
 }
@@ -522,14 +522,14 @@ process_window(struct worker *wk, struct window *w)
 	struct fetch_pool *p = wk->p;
 	char name[64], why[512];
 	enum retry_action act = RETRY_FAIL;
-	int res, busy, done, was, now;
+	int res, done, was, now;
 
 	window_name(w, name, sizeof(name));
 	for (;;) {
-		if (wait_pool(wk) || limiter_acquire(p->lim, &busy))
+		if (wait_pool(wk) || limiter_acquire(p->lim))
 			return;
 		done = try_window(wk, w, name, &act, &res, why, sizeof(why));
-		now = give_slot(wk, res, busy, &was);
+		now = give_slot(wk, res, &was);
 		if (done)
 			return;
 		switch (act) {

@@ -3,12 +3,14 @@
  *
  * DESIGN
  * - State: struct limiter holds the arithmetic's state (struct aimd: the
- *   ceiling, the limit, the run of successes) and ${inflight}, the slots
- *   taken.  One mutex, ${mu}, guards both.
+ *   ceiling, the limit, the run of successes), ${inflight}, the slots
+ *   taken, and ${waiting}, the workers waiting for one.  One mutex, ${mu},
+ *   guards all three.
  * - Who changes it: the pool's workers, and only through three calls:
- *   limiter_acquire() takes a slot (inflight + 1) once inflight < limit;
- *   limiter_release() gives it back (inflight - 1) and applies what came
- *   of the request (aimd_success / aimd_refused); limiter_refused()
+ *   limiter_acquire() takes a slot (inflight + 1) once inflight < limit,
+ *   counted in ${waiting} meanwhile; limiter_release() gives it back
+ *   (inflight - 1) and applies what came of the request (aimd_success,
+ *   held back if anyone waits; aimd_refused); limiter_refused()
  *   lowers the limit for a request still holding its slot (the upload
  *   pool's S3 hook, called from inside the S3 client's retries).  The
  *   pool reads the limit (limiter_limit) for its gauges, its counters and
@@ -39,9 +41,9 @@ aimd_init(struct aimd *a, int ceiling)
 }
 
 int
-aimd_success(struct aimd *a, int busy)
+aimd_success(struct aimd *a, int held_back)
 {
-	if (!busy)
+	if (!held_back)
 		return (0);
 	if (a->run < a->limit)
 		a->run++;
@@ -73,9 +75,10 @@ aimd_refused(struct aimd *a, int floor)
 struct limiter {
 	struct cancel *cancel;
 	int adaptive;
-	pthread_mutex_t mu;   /* a, inflight */
+	pthread_mutex_t mu;   /* a, inflight, waiting */
 	struct aimd a;
 	int inflight;
+	int waiting;
 };
 
 struct limiter *
@@ -106,14 +109,14 @@ limiter_free(struct limiter *l)
 	free(l);
 }
 
-/* A slot request: the limiter, and where to say whether it was the last. */
+/* A slot request: the limiter, and whether it counts in ${waiting}. */
 struct take {
 	struct limiter *l;
-	int busy;
+	int waits;
 };
 
-/* cancel_wait()'s ready(): take a slot if one is free (under the cancel
- * flag's mutex; takes ${mu}). */
+/* cancel_wait()'s ready(): take a slot if one is free, else count as
+ * waiting (under the cancel flag's mutex; takes ${mu}). */
 static int
 take_slot(void *arg)
 {
@@ -124,28 +127,34 @@ take_slot(void *arg)
 	pthread_mutex_lock(&l->mu);
 	if (l->inflight < l->a.limit) {
 		l->inflight++;
-		t->busy = l->inflight >= l->a.limit;
+		if (t->waits)
+			l->waiting--;
+		t->waits = 0;
 		ok = 1;
+	} else if (!t->waits) {
+		l->waiting++;
+		t->waits = 1;
 	}
 	pthread_mutex_unlock(&l->mu);
 	return (ok);
 }
 
 int
-limiter_acquire(struct limiter *l, int *busy)
+limiter_acquire(struct limiter *l)
 {
 	struct take t = { l, 0 };
 
-	if (cancel_wait(l->cancel, take_slot, &t) != 0)
-		return (-1);
-	if (busy != NULL)
-		*busy = t.busy;
-	return (0);
+	if (cancel_wait(l->cancel, take_slot, &t) == 0)
+		return (0);
+	pthread_mutex_lock(&l->mu);
+	if (t.waits)
+		l->waiting--;
+	pthread_mutex_unlock(&l->mu);
+	return (-1);
 }
 
 int
-limiter_release(struct limiter *l, enum limiter_outcome outcome, int busy,
-    int *was)
+limiter_release(struct limiter *l, enum limiter_outcome outcome, int *was)
 {
 	int after;
 
@@ -155,7 +164,7 @@ limiter_release(struct limiter *l, enum limiter_outcome outcome, int busy,
 	if (was != NULL)
 		*was = l->a.limit;
 	if (l->adaptive && outcome == LIMITER_OK)
-		(void)aimd_success(&l->a, busy);
+		(void)aimd_success(&l->a, l->waiting > 0);
 	else if (l->adaptive && outcome == LIMITER_REFUSED)
 		(void)aimd_refused(&l->a, l->inflight);
 	after = l->a.limit;
@@ -198,6 +207,17 @@ limiter_inflight(struct limiter *l)
 
 	pthread_mutex_lock(&l->mu);
 	v = l->inflight;
+	pthread_mutex_unlock(&l->mu);
+	return (v);
+}
+
+int
+limiter_waiting(struct limiter *l)
+{
+	int v;
+
+	pthread_mutex_lock(&l->mu);
+	v = l->waiting;
 	pthread_mutex_unlock(&l->mu);
 	return (v);
 }

@@ -83,13 +83,13 @@ put_in_slot(struct upload_pool *p, amp_hour h, const char *path, char *err,
     size_t errlen)
 {
 	enum store_status s;
-	int busy, was, now;
+	int was, now;
 
-	if (limiter_acquire(p->lim, &busy))
+	if (limiter_acquire(p->lim))
 		return (STORE_CANCELLED);
 	s = store_put(p->o.store, h, path, err, errlen);
 	now = limiter_release(p->lim, s == STORE_OK ? LIMITER_OK :
-	    LIMITER_OTHER, busy, &was);
+	    LIMITER_OTHER, &was);
 	limit_moved(p, was, now);
 	return (s);
 }

@@ -55,7 +55,7 @@ test_decrease(void)
 	}
 }
 
-/* One more after `limit` successes at full use, up to the ceiling. */
+/* One more after `limit` successes while held back, up to the ceiling. */
 static void
 test_increase(void)
 {
@@ -65,7 +65,7 @@ test_increase(void)
 	a.limit = 4;
 	for (int i = 0; i < 3; i++)
 		CHECK_EQ_INT(aimd_success(&a, 1), 0);
-	CHECK_EQ_INT(aimd_success(&a, 0), 0);   /* idle slots: no count */
+	CHECK_EQ_INT(aimd_success(&a, 0), 0);   /* nobody held back */
 	CHECK_EQ_INT(a.run, 3);
 	CHECK_EQ_INT(aimd_success(&a, 1), 1);
 	CHECK_EQ_INT(a.limit, 5);
@@ -139,58 +139,54 @@ test_burst_then_probe(void)
 		CHECK_EQ_INT(a.limit, want);
 	}
 	CHECK_EQ_INT(aimd_refused(&a, 0), 0);
-	/* From 1 back to 4 takes 1 + 2 + 3 successes at full use. */
+	/* From 1 back to 4 takes 1 + 2 + 3 successes while held back. */
 	for (int i = 0; i < 6; i++)
 		(void)aimd_success(&a, 1);
 	CHECK_EQ_INT(a.limit, 4);
 }
 
-/* The gate: slots, the busy flag, release outcomes, a fixed gate. */
+/* The gate: slots, release outcomes, a fixed gate. */
 static void
 test_gate_counts(void)
 {
 	struct cancel *c = cancel_new();
 	struct limiter *l, *f;
-	int busy = -1, was = -1;
+	int was = -1;
 
 	CHECK(c != NULL);
 	CHECK((l = limiter_new(3, 1, c)) != NULL);
 	CHECK(limiter_adaptive(l));
 	CHECK_EQ_INT(limiter_limit(l), 3);
-	CHECK_EQ_INT(limiter_acquire(l, &busy), 0);
-	CHECK_EQ_INT(busy, 0);
-	CHECK_EQ_INT(limiter_acquire(l, &busy), 0);
-	CHECK_EQ_INT(busy, 0);
-	CHECK_EQ_INT(limiter_acquire(l, &busy), 0);
-	CHECK_EQ_INT(busy, 1);                  /* the limit's last slot */
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ_INT(limiter_acquire(l), 0);
 	CHECK_EQ_INT(limiter_inflight(l), 3);
+	CHECK_EQ_INT(limiter_waiting(l), 0);
 	/* Refused with 2 others still in flight: 3 -> 2. */
-	CHECK_EQ_INT(limiter_release(l, LIMITER_REFUSED, 1, &was), 2);
+	CHECK_EQ_INT(limiter_release(l, LIMITER_REFUSED, &was), 2);
 	CHECK_EQ_INT(was, 3);
 	CHECK_EQ_INT(limiter_inflight(l), 2);
-	/* 2 in flight, limit 2: an OTHER outcome changes nothing. */
-	CHECK_EQ_INT(limiter_release(l, LIMITER_OTHER, 1, &was), 2);
-	CHECK_EQ_INT(limiter_release(l, LIMITER_OK, 0, NULL), 2);
+	/* An OTHER outcome changes nothing; successes with nobody waiting
+	 * for a slot do not count towards more, however many. */
+	CHECK_EQ_INT(limiter_release(l, LIMITER_OTHER, &was), 2);
+	CHECK_EQ_INT(limiter_release(l, LIMITER_OK, NULL), 2);
+	for (int i = 0; i < 10; i++) {
+		CHECK_EQ_INT(limiter_acquire(l), 0);
+		CHECK_EQ_INT(limiter_acquire(l), 0);
+		CHECK_EQ_INT(limiter_release(l, LIMITER_OK, NULL), 2);
+		CHECK_EQ_INT(limiter_release(l, LIMITER_OK, NULL), 2);
+	}
 	CHECK_EQ_INT(limiter_inflight(l), 0);
-	/* Two busy successes at limit 2: 3. */
-	CHECK_EQ_INT(limiter_acquire(l, &busy), 0);
-	CHECK_EQ_INT(limiter_acquire(l, &busy), 0);
-	CHECK_EQ_INT(busy, 1);
-	CHECK_EQ_INT(limiter_release(l, LIMITER_OK, 1, NULL), 2);
-	CHECK_EQ_INT(limiter_release(l, LIMITER_OK, 1, &was), 3);
-	CHECK_EQ_INT(was, 2);
 	/* Refused while keeping the slot (S3): no floor. */
-	CHECK_EQ_INT(limiter_refused(l, &was), 2);
-	CHECK_EQ_INT(was, 3);
-	CHECK_EQ_INT(limiter_refused(l, NULL), 1);
+	CHECK_EQ_INT(limiter_refused(l, &was), 1);
+	CHECK_EQ_INT(was, 2);
 	CHECK_EQ_INT(limiter_refused(l, NULL), 1);
 	limiter_free(l);
 
 	/* --fixed-concurrency: the limit stays at the ceiling. */
 	CHECK((f = limiter_new(4, 0, c)) != NULL);
 	CHECK(!limiter_adaptive(f));
-	CHECK_EQ_INT(limiter_acquire(f, &busy), 0);
-	CHECK_EQ_INT(limiter_release(f, LIMITER_REFUSED, 0, &was), 4);
+	CHECK_EQ_INT(limiter_acquire(f), 0);
+	CHECK_EQ_INT(limiter_release(f, LIMITER_REFUSED, &was), 4);
 	CHECK_EQ_INT(limiter_refused(f, NULL), 4);
 	CHECK_EQ_INT(limiter_limit(f), 4);
 	limiter_free(f);
@@ -202,19 +198,15 @@ test_gate_counts(void)
 struct taker {
 	struct limiter *l;
 	pthread_mutex_t mu;
-	int started, rc, done;
+	int rc, done;
 };
 
 static void *
 take_main(void *arg)
 {
 	struct taker *t = arg;
-	int rc;
+	int rc = limiter_acquire(t->l);
 
-	pthread_mutex_lock(&t->mu);
-	t->started = 1;
-	pthread_mutex_unlock(&t->mu);
-	rc = limiter_acquire(t->l, NULL);
 	pthread_mutex_lock(&t->mu);
 	t->rc = rc;
 	t->done = 1;
@@ -223,22 +215,22 @@ take_main(void *arg)
 }
 
 static int
-taker_get(struct taker *t, int *field)
+taker_done(struct taker *t)
 {
 	int v;
 
 	pthread_mutex_lock(&t->mu);
-	v = *field;
+	v = t->done;
 	pthread_mutex_unlock(&t->mu);
 	return (v);
 }
 
-/* Poll (bounded) until *${field} is set. */
+/* Poll (bounded) until ${n} workers wait for a slot of ${l}. */
 static int
-taker_reached(struct taker *t, int *field)
+waiting_for(struct limiter *l, int n)
 {
 	for (int i = 0; i < 10000; i++) {
-		if (taker_get(t, field))
+		if (limiter_waiting(l) == n)
 			return (1);
 		(void)cancel_sleep(NULL, 1);
 	}
@@ -247,8 +239,8 @@ taker_reached(struct taker *t, int *field)
 
 /*
  * Workers above the limit wait: a lowered limit holds a new request back
- * until a request in flight ends; a release wakes the waiter; a cancel
- * ends its wait with -1.
+ * until a request in flight ends; a release wakes the waiter, and, as
+ * someone was held back, counts towards more; a cancel ends a wait.
  */
 static void
 test_gate_waits(void)
@@ -259,31 +251,35 @@ test_gate_waits(void)
 
 	CHECK(c != NULL);
 	CHECK((t.l = limiter_new(2, 1, c)) != NULL);
-	CHECK_EQ_INT(limiter_acquire(t.l, NULL), 0);
-	CHECK_EQ_INT(limiter_acquire(t.l, NULL), 0);
+	CHECK_EQ_INT(limiter_acquire(t.l), 0);
+	CHECK_EQ_INT(limiter_acquire(t.l), 0);
 	/* One refused, one still in flight: the limit is 1, and full. */
-	CHECK_EQ_INT(limiter_release(t.l, LIMITER_REFUSED, 1, NULL), 1);
+	CHECK_EQ_INT(limiter_release(t.l, LIMITER_REFUSED, NULL), 1);
 	CHECK(pthread_create(&th, NULL, take_main, &t) == 0);
-	CHECK(taker_reached(&t, &t.started));
+	CHECK(waiting_for(t.l, 1));
 	/* The one slot is ours: the taker cannot have it. */
 	CHECK_EQ_INT(limiter_inflight(t.l), 1);
-	CHECK_EQ_INT(taker_get(&t, &t.done), 0);
-	CHECK_EQ_INT(limiter_release(t.l, LIMITER_OTHER, 0, NULL), 1);
-	CHECK(taker_reached(&t, &t.done));
+	CHECK_EQ_INT(taker_done(&t), 0);
+	/* Answered while the taker was held back: 1 success at limit 1 is a
+	 * whole run, so the limit is 2 again; the taker gets its slot. */
+	CHECK_EQ_INT(limiter_release(t.l, LIMITER_OK, NULL), 2);
 	pthread_join(th, NULL);
 	CHECK_EQ_INT(t.rc, 0);
+	CHECK_EQ_INT(limiter_waiting(t.l), 0);
 	CHECK_EQ_INT(limiter_inflight(t.l), 1);
 
-	/* Full again; a cancel ends the next taker's wait. */
-	t.started = t.done = 0;
+	/* Full (2 of 2); a cancel ends the next taker's wait. */
+	CHECK_EQ_INT(limiter_acquire(t.l), 0);
+	t.done = 0;
 	t.rc = 5;
 	CHECK(pthread_create(&th, NULL, take_main, &t) == 0);
-	CHECK(taker_reached(&t, &t.started));
+	CHECK(waiting_for(t.l, 1));
 	cancel_trigger(c, 1);
 	pthread_join(th, NULL);
 	CHECK_EQ_INT(t.rc, -1);
-	CHECK_EQ_INT(limiter_inflight(t.l), 1);
-	CHECK_EQ_INT(limiter_acquire(t.l, NULL), -1);
+	CHECK_EQ_INT(limiter_waiting(t.l), 0);
+	CHECK_EQ_INT(limiter_inflight(t.l), 2);
+	CHECK_EQ_INT(limiter_acquire(t.l), -1);
 	limiter_free(t.l);
 	cancel_free(c);
 }
