@@ -3,7 +3,7 @@
 
     bench/bench.py TARGET [--runs N] [--quick] [--bin PATH] [--tmpdir DIR]
     TARGET: smoke | limits | capacity | latency | cpu | memory | upload |
-            linear | sweep | all | compare (--against OTHER_AMP2S3)
+            linear | sweep | adaptive | all | compare (--against OTHER_AMP2S3)
 
 Every data set and metric is fixed in bench/BENCHMARKS.md; bench/README.md
 says how to run.  Each target starts what it needs (the bench Export API
@@ -1433,7 +1433,8 @@ def adaptive_capped(args, rn, mini):
         f"{knobs['bandwidth'] / MB:.0f} MB/s per connection, "
         f"--max-window-hours {window}")
     digests = hour_digests(ds)
-    adaptive_runs(rn, srv, ds, configs, runs_of(args, 3), digests, window, mini)
+    adaptive_runs(rn, srv, ds, configs, runs_of(args, 3), digests,
+                  window, mini)
     srv.stop()
     shutil.rmtree(sd, ignore_errors=True)
     return configs
@@ -1469,7 +1470,8 @@ def adaptive_schedule(args, rn, mini):
         f"{sched[-1][0]:g} s): {ds['hours']} hours x {ds['events']} events "
         f"({srv.info['gzip_bytes'] / MB:.1f} MB gzip), same knobs")
     digests = hour_digests(ds)
-    adaptive_runs(rn, srv, ds, configs, runs_of(args, 3), digests, window, mini)
+    adaptive_runs(rn, srv, ds, configs, runs_of(args, 3), digests,
+                  window, mini)
     srv.stop()
     shutil.rmtree(sd, ignore_errors=True)
     return configs, sched
@@ -1487,7 +1489,8 @@ def adaptive_uncapped(args, rn, mini):
                ("nocap fixed -j8", FIXED + ["-j", "8"])]
     say(f"adaptive, no cap: {ds['hours']} hours, same knobs, pairs")
     digests = hour_digests(ds)
-    adaptive_runs(rn, srv, ds, configs, runs_of(args, 5), digests, window, mini)
+    adaptive_runs(rn, srv, ds, configs, runs_of(args, 5), digests,
+                  window, mini)
     srv.stop()
     shutil.rmtree(sd, ignore_errors=True)
     a, b = rows_of(rn, configs[0][0]), rows_of(rn, configs[1][0])
@@ -1505,11 +1508,13 @@ def t_adaptive(args, mini=False):
     med = rn.report("adaptive concurrency")
     for name, _x in capped + sched_configs:
         rs = rows_of(rn, name)
-        say(f"  {name:<20} 429s {statistics.median(r['status_429'] for r in rs):5.0f}"
-            f"  limit at the end {statistics.median(r['limit_end'] for r in rs):3.0f}"
-            f"  decreases {statistics.median(r['limit_down'] for r in rs):4.0f}"
-            f"  increases {statistics.median(r['limit_up'] for r in rs):4.0f}"
-            f" (medians)")
+        med_of = {k: statistics.median(r[k] for r in rs)
+                  for k in ("status_429", "limit_end", "limit_down",
+                            "limit_up")}
+        say(f"  {name:<20} 429s {med_of['status_429']:5.0f}  limit at the "
+            f"end {med_of['limit_end']:3.0f}  decreases "
+            f"{med_of['limit_down']:4.0f}  increases "
+            f"{med_of['limit_up']:4.0f} (medians)")
     base = capped[0][0]
     for name, _x in capped[1:]:
         ratio = med[base]["wall_s"] / med[name]["wall_s"]
@@ -1717,7 +1722,8 @@ def main():
         description="amp2s3 benchmarks (see bench/README.md)")
     ap.add_argument("target", choices=list(TARGETS) + ["all"])
     ap.add_argument("--runs", type=int, help="runs per configuration "
-                    "(default 5; 3 for memory, upload, sweep)")
+                    "(default 5; 3 for memory, upload, sweep and adaptive's "
+                    "capped runs)")
     ap.add_argument("--quick", action="store_true", help="one run each")
     ap.add_argument("--bin", help="amp2s3 binary (default $AMP2S3_BIN, "
                     "else ./amp2s3 at the repo root)")
@@ -1733,7 +1739,8 @@ def main():
                     "(default: the system temporary directory)")
     args = ap.parse_args()
     names = (["limits", "capacity", "latency", "cpu", "memory", "upload",
-              "linear", "sweep"] if args.target == "all" else [args.target])
+              "linear", "sweep", "adaptive"] if args.target == "all"
+             else [args.target])
     try:
         for n in names:
             if n != "smoke":
