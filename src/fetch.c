@@ -31,9 +31,10 @@
  *   the pool uses its whole limit, and gives it back once the transfer is
  *   over with what came of it (give_slot): a 200 or 404 counts towards
  *   one more while other workers wait for a slot, a 429 lowers the
- *   limit.  The limiter's
- *   DESIGN says who changes the limit; the pool only mirrors it into the
- *   run's gauges and counters, and the planner reads it (fetch_limit).
+ *   limit.  The limiter's DESIGN says who changes the limit; the pool
+ *   only mirrors it into the run's gauge (a display, which two releases
+ *   may set out of order; fetch_join sets the final value) and counters,
+ *   and the planner reads it (fetch_limit).
  * - Retries: a worker keeps its window through backoff and sleeps on the
  *   run's cancel flag, holding no slot.  A 429 that lowered the limit is
  *   the pool finding the API's limit, not the window failing: it costs
@@ -203,7 +204,7 @@ limit_moved(struct fetch_pool *p, int was, int now)
 {
 	if (now == was)
 		return;
-	runctl_gauge_set(p->o.ctl, RUN_FETCH_LIMIT, now);
+	runctl_gauge_set(p->o.ctl, RUN_FETCH_LIMIT, limiter_limit(p->lim));
 	runctl_count(p->o.ctl, now < was ? RUN_FETCH_LIMIT_DOWN :
 	    RUN_FETCH_LIMIT_UP, 1);
 	log_debug(p->o.lg, "export requests at once: %d of %d (was %d)", now,
@@ -683,6 +684,8 @@ fetch_join(struct fetch_pool *p)
 	for (int i = 0; i < p->ncommitters; i++)
 		pthread_join(p->committer[i], NULL);
 	cancel_hook_remove(runctl_cancel_flag(p->o.ctl), &p->hook);
+	/* Every worker is gone: the limit as the run ends. */
+	runctl_gauge_set(p->o.ctl, RUN_FETCH_LIMIT, limiter_limit(p->lim));
 	while (queue_trypop(p->q, &item) == 0)
 		free(item);
 	while (queue_trypop(p->cq, &item) == 0) {

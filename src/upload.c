@@ -58,7 +58,9 @@ limit_moved(struct upload_pool *p, int was, int now)
 {
 	if (now == was)
 		return;
-	runctl_gauge_set(p->o.ctl, RUN_UPLOAD_LIMIT, now);
+	/* A display: two moves may set it out of order; upload_join sets
+	 * the final value. */
+	runctl_gauge_set(p->o.ctl, RUN_UPLOAD_LIMIT, limiter_limit(p->lim));
 	runctl_count(p->o.ctl, now < was ? RUN_UPLOAD_LIMIT_DOWN :
 	    RUN_UPLOAD_LIMIT_UP, 1);
 	log_debug(p->o.lg, "uploads at once: %d of %d (was %d)", now,
@@ -230,6 +232,7 @@ upload_join(struct upload_pool *p)
 	for (int i = 0; i < p->nth; i++)
 		pthread_join(p->th[i], NULL);
 	store_on_slowdown(p->o.store, NULL, NULL);
+	runctl_gauge_set(p->o.ctl, RUN_UPLOAD_LIMIT, limiter_limit(p->lim));
 	cancel_hook_remove(runctl_cancel_flag(p->o.ctl), &p->hook);
 	while (queue_trypop(p->q, &item) == 0)
 		free(item);
