@@ -192,9 +192,11 @@ struct planner {
  * The planner thread: cut the missing hours into windows, each sized for
  * the requests the fetch pool allows at once when it is cut (its limit:
  * the ceiling -j until the first answers, then what the API let it
- * reach), so a long backfill's windows are cut for the workers the API
- * allows, not for -j.  fetch_submit() blocks on the pool's bounded
- * queue, so windows are cut at most 2 x -j ahead of the workers.
+ * reach), so the windows cut after the first answers are cut for the
+ * workers the API allows, not for -j.  Those cut before them are sized
+ * for -j: all of a range that -j windows cover, since every worker wants
+ * one at once.  fetch_submit() blocks on the pool's bounded queue, so
+ * windows are cut at most 2 x -j ahead of the workers.
  */
 static void *
 planner_main(void *arg)
