@@ -52,6 +52,10 @@ enum run_counter {
 	RUN_HOURS_NOT_FOUND, /* hours of windows failed by a 404 that was
 	                        not the Export API's own (also counted in
 	                        RUN_HOURS_FAILED) */
+	RUN_FETCH_LIMIT_DOWN,  /* times the fetch pool lowered its limit */
+	RUN_FETCH_LIMIT_UP,    /* ... and raised it */
+	RUN_UPLOAD_LIMIT_DOWN, /* the same for the upload pool */
+	RUN_UPLOAD_LIMIT_UP,
 	RUN_NCOUNTERS
 };
 

@@ -8,6 +8,10 @@
  * (store.h) and deletes the local file only after the store confirmed that
  * very object.  A failed upload keeps its file and counts in
  * runctl.st.upload_failed; a fatal store error cancels the run.
+ *
+ * ${workers} is a ceiling: each upload takes a slot of the pool's
+ * concurrency limit (limiter.h), which S3's 503 SlowDown answers lower
+ * (through store_on_slowdown()) unless ${fixed_concurrency}.
  */
 #include "hour.h"
 
@@ -19,7 +23,8 @@ struct upload_opts {
 	struct store *store;
 	const char *data_dir;
 	int gzip;               /* local files are .jsonl.gz (localdir.h) */
-	int workers;
+	int workers;            /* the most uploads at once */
+	int fixed_concurrency;  /* hold the limit at ${workers} */
 	int queue_cap;
 	struct logger *lg;
 	struct runctl *ctl;

@@ -15,6 +15,15 @@
  * - Completion: upload_close() closes the queue; workers drain it and
  *   leave; a cancel closes it too (queued hours stay on disk for the next
  *   run).  Counters go to runctl; nothing is reported back otherwise.
+ * - Concurrency: the workers are a ceiling.  Each store_put() runs in a
+ *   slot of the pool's limiter (limiter.h; its DESIGN says who changes
+ *   the limit, under which lock): a worker waits for a slot before it
+ *   starts an upload and gives it back after, a stored object counting
+ *   towards one more.  S3 retries a 503 SlowDown inside the call, so the
+ *   pool learns of it through the store's slowdown hook (upload_slowdown,
+ *   set before the workers start and cleared after they are joined),
+ *   which lowers the limit at once: uploads in flight finish, no new one
+ *   starts until fewer than the limit are in flight.
  */
 #include <sys/stat.h>
 
@@ -29,6 +38,7 @@
 
 #include "cancel.h"
 #include "errbuf.h"
+#include "limiter.h"
 #include "localdir.h"
 #include "log.h"
 #include "queue.h"
@@ -41,6 +51,7 @@ struct upload_pool {
 	struct queue *q;
 	pthread_t *th;
 	int nth;
+	struct limiter *lim;        /* uploads at once (its own lock) */
 	struct cancel_hook hook;    /* upload_wake on cancel */
 };
 
@@ -97,6 +108,50 @@ remove_uploaded(struct upload_pool *p, const char *name, const char *path,
 		    path, ERRSTR(errno));
 }
 
+/* Mirror a move of the limit from ${was} to ${now} into the run. */
+static void
+limit_moved(struct upload_pool *p, int was, int now)
+{
+	if (now == was)
+		return;
+	/* A display: two moves may set it out of order; upload_join sets
+	 * the final value. */
+	runctl_gauge_set(p->o.ctl, RUN_UPLOAD_LIMIT, limiter_limit(p->lim));
+	runctl_count(p->o.ctl, now < was ? RUN_UPLOAD_LIMIT_DOWN :
+	    RUN_UPLOAD_LIMIT_UP, 1);
+	log_debug(p->o.lg, "uploads at once: %d of %d (was %d)", now,
+	    p->o.workers, was);
+}
+
+/* The store's slowdown hook: S3 asked a worker's call to slow down. */
+static void
+upload_slowdown(void *arg)
+{
+	struct upload_pool *p = arg;
+	int was, now;
+
+	now = limiter_refused(p->lim, &was);
+	limit_moved(p, was, now);
+}
+
+/* store_put() in a slot of the pool's limit.  STORE_CANCELLED if the run
+ * was cancelled while waiting for one. */
+static enum store_status
+put_in_slot(struct upload_pool *p, amp_hour h, int fd, char *err,
+    size_t errlen)
+{
+	enum store_status s;
+	int was, now;
+
+	if (limiter_acquire(p->lim))
+		return (STORE_CANCELLED);
+	s = store_put(p->o.store, h, fd, err, errlen);
+	now = limiter_release(p->lim, s == STORE_OK ? LIMITER_OK :
+	    LIMITER_OTHER, &was);
+	limit_moved(p, was, now);
+	return (s);
+}
+
 static void
 upload_one(struct upload_pool *p, amp_hour h)
 {
@@ -115,7 +170,7 @@ upload_one(struct upload_pool *p, amp_hour h)
 	}
 	if ((fd = open_hour(p, name, path, &sb)) < 0)
 		return;
-	s = store_put(p->o.store, h, fd, err, sizeof(err));
+	s = put_in_slot(p, h, fd, err, sizeof(err));
 	switch (s) {
 	case STORE_OK:
 		remove_uploaded(p, name, path, &sb);
@@ -171,15 +226,22 @@ upload_start(const struct upload_opts *opts)
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return (NULL);
 	p->o = *opts;
-	if ((p->q = queue_init((size_t)(opts->queue_cap > 0 ?
+	if ((p->lim = limiter_new(opts->workers, !opts->fixed_concurrency,
+	    runctl_cancel_flag(opts->ctl))) == NULL ||
+	    (p->q = queue_init((size_t)(opts->queue_cap > 0 ?
 	    opts->queue_cap : 1))) == NULL ||
 	    (p->th = calloc((size_t)opts->workers, sizeof(*p->th))) == NULL) {
 		log_error(opts->lg, "cannot start the upload workers");
+		limiter_free(p->lim);
 		queue_free(p->q);
 		free(p->th);
 		free(p);
 		return (NULL);
 	}
+	runctl_gauge_set(opts->ctl, RUN_UPLOAD_CEILING, opts->workers);
+	runctl_gauge_set(opts->ctl, RUN_UPLOAD_LIMIT, limiter_limit(p->lim));
+	/* Before the workers start: no call of the store runs now. */
+	store_on_slowdown(p->o.store, upload_slowdown, p);
 	cancel_hook_add(runctl_cancel_flag(opts->ctl), &p->hook, upload_wake,
 	    p);
 	for (int i = 0; i < opts->workers; i++) {
@@ -226,10 +288,13 @@ upload_join(struct upload_pool *p)
 	queue_close(p->q);
 	for (int i = 0; i < p->nth; i++)
 		pthread_join(p->th[i], NULL);
+	store_on_slowdown(p->o.store, NULL, NULL);
+	runctl_gauge_set(p->o.ctl, RUN_UPLOAD_LIMIT, limiter_limit(p->lim));
 	cancel_hook_remove(runctl_cancel_flag(p->o.ctl), &p->hook);
 	while (queue_trypop(p->q, &item) == 0)
 		free(item);
 	queue_free(p->q);
+	limiter_free(p->lim);
 	free(p->th);
 	free(p);
 }
