@@ -3,7 +3,7 @@
 
     bench/bench.py TARGET [--runs N] [--quick] [--bin PATH] [--tmpdir DIR]
     TARGET: smoke | limits | capacity | latency | cpu | memory | upload |
-            linear | sweep | all | compare (--against OTHER_AMP2S3)
+            linear | sweep | adaptive | all | compare (--against OTHER_AMP2S3)
 
 Every data set and metric is fixed in bench/BENCHMARKS.md; bench/README.md
 says how to run.  Each target starts what it needs (the bench Export API
@@ -1320,6 +1320,226 @@ def t_sweep(args, ds_name="sweep", js=(1, 2, 4, 8, 16),
     return med, png
 
 
+# ---- adaptive concurrency ----------------------------------------------
+
+# A stand-in for the Export API's concurrency cap, as issue 18 measured it:
+# 0.5 s to the first byte, 4 MB/s per connection, 6-hour windows.
+ADAPTIVE_KNOBS = dict(ttfb_ms=500, bandwidth=4_000_000)
+ADAPTIVE_WINDOW = 6
+# The cap over time (s after the first request): 4, then 2, then 5; the
+# fourth phase (5 again) only marks where the measured third one ends.
+ADAPTIVE_SCHEDULE = [(0, 4), (8, 2), (16, 5), (24, 5)]
+# Today's fixed pool; above the cap its windows need more than the
+# default 8 tries (each 429 is one), or some fail.
+FIXED = ["--fixed-concurrency", "--max-attempts", "30"]
+# smoke's miniature: seconds, not figures (refused windows come back
+# after a short backoff instead of a Retry-After of 1 s).
+ADAPTIVE_MINI = dict(knobs=dict(ttfb_ms=20, bandwidth=2_000_000,
+                                cap_retry_after="none"), window=1,
+                     schedule=[(0, 2), (0.05, 1), (0.1, 3), (0.2, 3)],
+                     argv=["--retry-base-ms", "20", "--retry-max-ms", "100"])
+
+
+def hour_digests(ds):
+    """{file name: sha256 hex} of every hour of ${ds}, from the bench
+    server's own --dump-hour."""
+    import hashlib
+    out = {}
+    for i in range(ds["hours"]):
+        h = hour_add(ds["start"], i)
+        r = subprocess.run(
+            [SERVER, "--hours-start", ds["start"], "--hours",
+             str(ds["hours"]), "--events-per-hour", str(ds["events"]),
+             "--parts-per-hour", str(ds["parts"]), "--seed", str(SEED),
+             "--dump-hour", h], capture_output=True)
+        if r.returncode != 0:
+            fail(f"export_server --dump-hour {h} exited {r.returncode}")
+        out[hour_file(h)] = hashlib.sha256(r.stdout).hexdigest()
+    return out
+
+
+def check_exact(config, wd, digests):
+    """Fail unless ${wd}/data holds exactly the hours of ${digests}."""
+    import hashlib
+    d = os.path.join(wd, "data")
+    got = sorted(n for n in os.listdir(d) if n.endswith(".jsonl")
+                 and not n.startswith("."))
+    if got != sorted(digests):
+        fail(f"{config}: {len(got)} hour files, expected {len(digests)}")
+    for name in got:
+        with open(os.path.join(d, name), "rb") as f:
+            if hashlib.sha256(f.read()).hexdigest() != digests[name]:
+                fail(f"{config}: {name} differs from the server's data")
+
+
+def read_prom(path):
+    out = {}
+    with open(path) as f:
+        for line in f:
+            if line.strip() and not line.startswith("#"):
+                k, _, v = line.rpartition(" ")
+                out[k] = float(v)
+    return out
+
+
+def adaptive_runs(rn, srv, ds, configs, runs, digests, window, mini):
+    """Each of ${configs} [(name, extra argv)] ${runs} times, the order
+    alternating; each run checked exact; its metrics and the server's
+    phases kept in the row."""
+    end = hour_add(ds["start"], ds["hours"] - 1)
+    common = ["fetch", "--start-date", ds["start"], "--end-date", end,
+              "--data-dir", "data", "--max-window-hours", str(window)]
+    if mini:
+        common += ADAPTIVE_MINI["argv"]
+    for i in range(runs):
+        for name, extra in (configs if i % 2 == 0 else configs[::-1]):
+            wd = rn.fresh()
+            try:
+                row = rn.run(name, common + ["--metrics-file", "m.prom"] +
+                             extra, wd, dev_env(srv), server=srv)
+                check_exact(name, wd, digests)
+                m = read_prom(os.path.join(wd, "m.prom"))
+                row["limit_end"] = m["amp2s3_fetch_concurrency_limit"]
+                row["limit_down"] = m["amp2s3_fetch_limit_decreases"]
+                row["limit_up"] = m["amp2s3_fetch_limit_increases"]
+                row["status_429"] = row["_stats"]["status_429"]
+                row["phases"] = row["_stats"].get("phases", [])
+            finally:
+                shutil.rmtree(wd, ignore_errors=True)
+
+
+def rows_of(rn, config):
+    return [r for r in rn.rows if r["config"] == config]
+
+
+def adaptive_capped(args, rn, mini):
+    """-j 4, 8 and 16 against a cap of 4 (2 for the miniature): the
+    throughput of -j 8 and -j 16 against -j 4's, and the 429s."""
+    ds = DATASETS["smoke" if mini else "latency"]
+    knobs = ADAPTIVE_MINI["knobs"] if mini else ADAPTIVE_KNOBS
+    window = ADAPTIVE_MINI["window"] if mini else ADAPTIVE_WINDOW
+    cap = 2 if mini else 4
+    ra = "none" if mini else "1"
+    sd = rn.fresh()
+    srv = ExportServer(ds, sd, max_concurrent=cap, **knobs)
+    js = (2, 4) if mini else (4, 8, 16)
+    configs = [(f"cap{cap} -j{j}", ["-j", str(j)]) for j in js]
+    if not mini:
+        configs += [(f"cap{cap} fixed -j{j}", FIXED + ["-j", str(j)])
+                    for j in (8, 16)]
+    say(f"adaptive, capped: {ds['hours']} hours x {ds['events']} events "
+        f"({srv.info['gzip_bytes'] / MB:.1f} MB gzip), 429 beyond {cap} "
+        f"in flight (Retry-After: {ra}), first byte {knobs['ttfb_ms']} ms, "
+        f"{knobs['bandwidth'] / MB:.0f} MB/s per connection, "
+        f"--max-window-hours {window}")
+    digests = hour_digests(ds)
+    adaptive_runs(rn, srv, ds, configs, runs_of(args, 3), digests,
+                  window, mini)
+    srv.stop()
+    shutil.rmtree(sd, ignore_errors=True)
+    return configs
+
+
+def phase_rates(row, schedule):
+    """MB/s of 200 answers per measured phase (all but the last) of a
+    run's server stats, by request arrival."""
+    out = []
+    for k, ph in enumerate(row["phases"][:len(schedule) - 1]):
+        length = schedule[k + 1][0] - schedule[k][0]
+        out.append(ph["bytes_served"] / MB / length)
+    return out
+
+
+def adaptive_schedule(args, rn, mini):
+    """The cap goes 4 -> 2 -> 5: each phase's throughput of -j 8 and
+    -j 16 against the best of --fixed-concurrency -j 2, 4 and 5."""
+    ds = (DATASETS["smoke"] if mini else
+          dict(start="20240101T00", hours=504, events=2000, parts=2))
+    knobs = ADAPTIVE_MINI["knobs"] if mini else ADAPTIVE_KNOBS
+    window = ADAPTIVE_MINI["window"] if mini else ADAPTIVE_WINDOW
+    sched = ADAPTIVE_MINI["schedule"] if mini else ADAPTIVE_SCHEDULE
+    sd = rn.fresh()
+    srv = ExportServer(ds, sd, cap_schedule=sched, **knobs)
+    caps = "->".join(str(c) for _t, c in sched[:-1])
+    fixed = sorted({c for _t, c in sched[:-1]})
+    configs = [(f"sched fixed -j{j}", FIXED + ["-j", str(j)]) for j in fixed]
+    configs += [(f"sched -j{j}", ["-j", str(j)])
+                for j in ((4,) if mini else (8, 16))]
+    say(f"adaptive, cap {caps} at "
+        f"{', '.join(f'{t:g}' for t, _c in sched[:-1])} s (measured until "
+        f"{sched[-1][0]:g} s): {ds['hours']} hours x {ds['events']} events "
+        f"({srv.info['gzip_bytes'] / MB:.1f} MB gzip), same knobs")
+    digests = hour_digests(ds)
+    adaptive_runs(rn, srv, ds, configs, runs_of(args, 3), digests,
+                  window, mini)
+    srv.stop()
+    shutil.rmtree(sd, ignore_errors=True)
+    return configs, sched
+
+
+def adaptive_uncapped(args, rn, mini):
+    """No cap: -j 8 adaptive against --fixed-concurrency -j 8, in pairs
+    (A B, then B A), the ratio pair by pair."""
+    ds = DATASETS["smoke" if mini else "latency"]
+    knobs = ADAPTIVE_MINI["knobs"] if mini else ADAPTIVE_KNOBS
+    window = ADAPTIVE_MINI["window"] if mini else ADAPTIVE_WINDOW
+    sd = rn.fresh()
+    srv = ExportServer(ds, sd, **knobs)
+    configs = [("nocap -j8", ["-j", "8"]),
+               ("nocap fixed -j8", FIXED + ["-j", "8"])]
+    say(f"adaptive, no cap: {ds['hours']} hours, same knobs, pairs")
+    digests = hour_digests(ds)
+    adaptive_runs(rn, srv, ds, configs, runs_of(args, 5), digests,
+                  window, mini)
+    srv.stop()
+    shutil.rmtree(sd, ignore_errors=True)
+    a, b = rows_of(rn, configs[0][0]), rows_of(rn, configs[1][0])
+    return [rb["wall_s"] / ra["wall_s"] for ra, rb in zip(a, b)]
+
+
+def t_adaptive(args, mini=False):
+    """Issue 18's targets: the adaptive concurrency limit against a capped
+    stand-in, a cap that changes mid-run, and no cap."""
+    ensure_built()
+    rn = Runner(args, "smoke-adaptive" if mini else "adaptive")
+    capped = adaptive_capped(args, rn, mini)
+    sched_configs, sched = adaptive_schedule(args, rn, mini)
+    pairs = adaptive_uncapped(args, rn, mini)
+    med = rn.report("adaptive concurrency")
+    for name, _x in capped + sched_configs:
+        rs = rows_of(rn, name)
+        med_of = {k: statistics.median(r[k] for r in rs)
+                  for k in ("status_429", "limit_end", "limit_down",
+                            "limit_up")}
+        say(f"  {name:<20} 429s {med_of['status_429']:5.0f}  limit at the "
+            f"end {med_of['limit_end']:3.0f}  decreases "
+            f"{med_of['limit_down']:4.0f}  increases "
+            f"{med_of['limit_up']:4.0f} (medians)")
+    base = capped[0][0]
+    for name, _x in capped[1:]:
+        ratio = med[base]["wall_s"] / med[name]["wall_s"]
+        say(f"  {name:<20} throughput {100 * ratio:.0f}% of {base}'s "
+            f"(target >= 90% adaptive)")
+    # Per phase: the median run of each config, against the best fixed.
+    rates = {n: [statistics.median(v) for v in
+                 zip(*[phase_rates(r, sched) for r in rows_of(rn, n)])]
+             for n, _x in sched_configs}
+    fixed = [n for n, x in sched_configs if "--fixed-concurrency" in x]
+    for k in range(len(sched) - 1):
+        best = max(fixed, key=lambda n: rates[n][k])
+        line = ", ".join(f"{n} {rates[n][k]:.2f}" for n, _x in sched_configs)
+        say(f"  phase {k + 1} (cap {sched[k][1]}, {sched[k][0]:g}-"
+            f"{sched[k + 1][0]:g} s) MB/s: {line}")
+        for n, _x in sched_configs:
+            if n not in fixed and rates[best][k] > 0:
+                say(f"    {n}: {100 * rates[n][k] / rates[best][k]:.0f}% of "
+                    f"the best fixed ({best}) (target >= 80%)")
+    say(f"  no cap: fixed -j8 wall / adaptive -j8 wall, pair by pair: "
+        f"{', '.join(f'{x:.3f}' for x in pairs)}; median "
+        f"{statistics.median(pairs):.3f} (1.000 = as fast)")
+    return med
+
+
 def t_smoke(args):
     """Every piece, tiny data, seconds.  Non-zero exit when one is broken."""
     args.runs = 1
@@ -1412,6 +1632,9 @@ def t_smoke(args):
     t_compare(args, ds_name="smoke", against=rn.bin, runs=1,
               tag="smoke-compare")
     say("smoke: compare ran")
+    # The adaptive target in miniature: a cap of 2, a changing cap, none.
+    t_adaptive(args, mini=True)
+    say("smoke: adaptive ran (every run's hours exact)")
     rn.report("smoke")
     say(f"smoke: OK in {time.monotonic() - t0:.1f} s (no timing is asserted)")
 
@@ -1490,7 +1713,7 @@ TARGETS = {
     "smoke": t_smoke, "limits": t_limits, "capacity": t_capacity,
     "latency": t_latency, "cpu": t_cpu, "memory": t_memory,
     "upload": t_upload, "linear": t_linear, "sweep": t_sweep,
-    "compare": t_compare, "share": t_share,
+    "compare": t_compare, "share": t_share, "adaptive": t_adaptive,
 }
 
 
@@ -1499,7 +1722,8 @@ def main():
         description="amp2s3 benchmarks (see bench/README.md)")
     ap.add_argument("target", choices=list(TARGETS) + ["all"])
     ap.add_argument("--runs", type=int, help="runs per configuration "
-                    "(default 5; 3 for memory, upload, sweep)")
+                    "(default 5; 3 for memory, upload, sweep and adaptive's "
+                    "capped runs)")
     ap.add_argument("--quick", action="store_true", help="one run each")
     ap.add_argument("--bin", help="amp2s3 binary (default $AMP2S3_BIN, "
                     "else ./amp2s3 at the repo root)")
@@ -1515,7 +1739,8 @@ def main():
                     "(default: the system temporary directory)")
     args = ap.parse_args()
     names = (["limits", "capacity", "latency", "cpu", "memory", "upload",
-              "linear", "sweep"] if args.target == "all" else [args.target])
+              "linear", "sweep", "adaptive"] if args.target == "all"
+             else [args.target])
     try:
         for n in names:
             if n != "smoke":

@@ -2,8 +2,10 @@
 #define AMP2S3_CANCEL_H
 /*
  * cancel: a run's one way to stop — a flag with the reason it was set,
- * the one sleep every retry and backoff waits in, and wake hooks that
- * interrupt whatever a thread blocks in (a transfer, a queue).
+ * the one sleep every retry and backoff waits in, the one wait for a
+ * condition of the caller's (cancel_wait: a free slot of a pool), and
+ * wake hooks that interrupt whatever a thread blocks in (a transfer, a
+ * queue).
  *
  * cancel_trigger() sets the flag (the first reason wins), calls every
  * registered hook and wakes every cancel_sleep(), so no thread waits
@@ -69,5 +71,24 @@ void cancel_hook_remove(struct cancel *c, struct cancel_hook *h);
 /* cancel_clock_ms(): the monotonic clock cancel_sleep() counts in, in
  * milliseconds. */
 int64_t cancel_clock_ms(void);
+
+/*
+ * cancel_wait(c, ready, arg): wait, without a time limit, until
+ * ready(${arg}) returns non-zero or ${c} is triggered.  ready() is called
+ * under the flag's mutex, first at once and then each time the waiter
+ * wakes (cancel_notify(), a trigger, or the wake-ups of other waiters):
+ * it may take a leaf lock of its own and change the caller's state
+ * (e.g. take a free slot), and must not call into this module.  Whoever
+ * changes what ready() looks at calls cancel_notify(c) afterwards (not
+ * while holding a lock ready() takes).  Returns 0 once ready() returned
+ * non-zero, -1 if cancelled (at once, without calling ready(), if
+ * already cancelled).  ${c} must not be NULL.
+ */
+int cancel_wait(struct cancel *c, int (*ready)(void *), void *arg);
+
+/* cancel_notify(c): wake every cancel_wait() so that it calls its ready()
+ * again (cancel_sleep()s wake too, and go back to sleep).  ${c} NULL: a
+ * no-op. */
+void cancel_notify(struct cancel *c);
 
 #endif

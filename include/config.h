@@ -29,6 +29,7 @@ struct config {
 	char *secret_key;       /* secret */
 	char *ca_bundle;        /* NULL: system CAs */
 	int fetch_workers;
+	int fixed_concurrency;  /* -j and -u exactly: no adaptive limit */
 	int max_window_hours;
 	int max_attempts;
 	int64_t retry_base_ms;

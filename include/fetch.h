@@ -14,6 +14,10 @@
  * ones (404).  The pool ends by itself when the planner is done and every
  * submitted window (and its splits) is finished; fetch_join() waits for
  * that.  Cancellation and counters go through runctl.
+ *
+ * ${workers} is a ceiling: a worker takes a slot of the pool's
+ * concurrency limit (limiter.h) before each request, and the limit
+ * follows the API's 429s unless ${fixed_concurrency}.
  */
 #include <stdint.h>
 
@@ -33,7 +37,8 @@ struct fetch_opts {
 	/* What to check when the API refuses the credentials (401/403): the
 	 * configuration layer's words, naming its settings. */
 	const char *auth_hint;
-	int workers;
+	int workers;            /* the most requests at once (limiter.h) */
+	int fixed_concurrency;  /* hold the limit at ${workers} */
 	int queue_cap;          /* windows waiting; >= 1 */
 	int max_attempts;
 	int64_t retry_base_ms;
@@ -59,6 +64,10 @@ struct fetch_pool *fetch_start(const struct fetch_opts *opts);
 /* fetch_submit(p, w): queue a copy of ${w}.  Returns 0, or -1 if the run
  * was cancelled (stop planning). */
 int fetch_submit(struct fetch_pool *p, const struct window *w);
+
+/* fetch_limit(p): the requests ${p} allows at once now (its concurrency
+ * limit, 1..workers), for sizing the windows still to cut. */
+int fetch_limit(struct fetch_pool *p);
 
 /* fetch_plan_done(p): no more fetch_submit() calls will follow. */
 void fetch_plan_done(struct fetch_pool *p);

@@ -31,6 +31,7 @@ struct window {
 	amp_hour first;
 	int n;
 	int attempts; /* tries made so far */
+	int refused;  /* 429s that lowered the pool's limit (no attempt) */
 };
 
 /* coverage_init(cov, start, end): all hours of [start, end] missing.

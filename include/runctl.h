@@ -57,6 +57,10 @@ enum run_counter {
 	RUN_HOURS_REPLACED, /* refresh: stored objects replaced by exports */
 	RUN_HOURS_NEW,      /* refresh: exports of hours the store lacked */
 	RUN_HOURS_CHANGED,  /* fetch --refresh: exports kept, they differ */
+	RUN_FETCH_LIMIT_DOWN,  /* times the fetch pool lowered its limit */
+	RUN_FETCH_LIMIT_UP,    /* ... and raised it */
+	RUN_UPLOAD_LIMIT_DOWN, /* the same for the upload pool */
+	RUN_UPLOAD_LIMIT_UP,
 	RUN_NCOUNTERS
 };
 

@@ -20,7 +20,8 @@
  * s3_xml.c (the answers' XML) and s3_multipart.c (multipart uploads).
  *
  * Thread-safety: a struct s3 is immutable after s3_init() (but for a
- * locked pool of idle handles); any number of threads may call
+ * locked pool of idle handles, and the slowdown hook, which
+ * s3_on_slowdown() sets while no call runs); any number of threads may call
  * s3_list/s3_put_file/s3_delete on it concurrently (each call borrows an
  * easy handle of its own from the pool; the connection it keeps open is
  * reused by the next call, and the DNS cache is shared).
@@ -188,6 +189,21 @@ enum s3_status s3_same(struct s3 *s3, const char *key, int fd,
  */
 enum s3_status s3_head(struct s3 *s3, const char *key,
     struct s3_object *obj, char sha256[65], struct s3_error *err);
+
+/*
+ * s3_slowdown_fn(arg): S3 asked to slow down: it answered a request with
+ * 503 (SlowDown), 429, or a SlowDown error in a 200.  Called in the
+ * thread making the call, once per such answer, before the client's own
+ * backoff and retry; it must not call into the client.
+ */
+typedef void s3_slowdown_fn(void *arg);
+
+/*
+ * s3_on_slowdown(s3, fn, arg): call fn(${arg}) on each slow-down answer
+ * from now on; ${fn} NULL: no more.  Call it while no other call on ${s3}
+ * runs (before starting the threads that use it, after joining them).
+ */
+void s3_on_slowdown(struct s3 *s3, s3_slowdown_fn *fn, void *arg);
 
 /* s3_delete(s3, key, err): delete one object (tests, cleanup). */
 enum s3_status s3_delete(struct s3 *s3, const char *key,

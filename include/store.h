@@ -128,6 +128,14 @@ enum store_status store_same(struct store *st, amp_hour hour, int fd,
     uint64_t size, const struct store_object *known, int *same, char *err,
     size_t errlen);
 
+/*
+ * store_on_slowdown(st, fn, arg): an S3 store calls fn(${arg}) each time
+ * S3 asks it to slow down (s3_on_slowdown()); ${fn} NULL: no more.  A
+ * folder store is never throttled: a no-op.  Call it while no
+ * store_list/store_put runs.
+ */
+void store_on_slowdown(struct store *st, s3_slowdown_fn *fn, void *arg);
+
 /* store_describe(st): "s3://bucket/prefix" or "dir:path/prefix", for logs. */
 const char *store_describe(const struct store *st);
 

@@ -29,6 +29,10 @@
  * RUN_LOCAL_REMOVED, RUN_HOURS_CONFLICT, RUN_HOURS_CHECKED,
  * RUN_HOURS_UNCHANGED, RUN_HOURS_REPLACED, RUN_HOURS_NEW,
  * RUN_HOURS_CHANGED).
+ *
+ * ${workers} is a ceiling: each upload takes a slot of the pool's
+ * concurrency limit (limiter.h), which S3's 503 SlowDown answers lower
+ * (through store_on_slowdown()) unless ${fixed_concurrency}.
  */
 #include <stdint.h>
 
@@ -61,7 +65,8 @@ struct upload_opts {
 	struct store *store;
 	const char *data_dir;
 	int gzip;               /* local files are .jsonl.gz (localdir.h) */
-	int workers;
+	int workers;            /* the most uploads at once */
+	int fixed_concurrency;  /* hold the limit at ${workers} */
 	int queue_cap;
 	struct logger *lg;
 	struct runctl *ctl;

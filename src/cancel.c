@@ -10,7 +10,15 @@
  *   woken, still under ${mu}: a sleeper checks the flag under the same
  *   mutex before it waits, so no wake-up is lost, and a hook being
  *   removed is never running.
- * - Lock order: ${mu} is a leaf; hooks run under it (see cancel.h).
+ * - Waits: cancel_wait() sleeps on the same ${cv}, calling the caller's
+ *   ready() under ${mu} before each wait; cancel_notify() broadcasts ${cv}
+ *   under ${mu}.  A changer updates its state (under its own lock), lets
+ *   go of that lock, then notifies: a waiter that saw the old state still
+ *   holds ${mu} until it waits, so the broadcast cannot come before the
+ *   wait.  The broadcast wakes the sleepers of cancel_sleep() as well;
+ *   they find their time not yet up and wait again.
+ * - Lock order: ${mu} is a leaf but for the hooks and ready(), which run
+ *   under it (see cancel.h): ${mu} before any lock they take.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -166,5 +174,32 @@ cancel_hook_remove(struct cancel *c, struct cancel_hook *h)
 			break;
 		}
 	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+int
+cancel_wait(struct cancel *c, int (*ready)(void *), void *arg)
+{
+	int rc = -1;
+
+	pthread_mutex_lock(&c->mu);
+	while (atomic_load(&c->flag) == 0) {
+		if (ready(arg)) {
+			rc = 0;
+			break;
+		}
+		pthread_cond_wait(&c->cv, &c->mu);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return (rc);
+}
+
+void
+cancel_notify(struct cancel *c)
+{
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->mu);
+	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->mu);
 }

@@ -26,12 +26,27 @@
  *   (a split adds two, finishes one).  The queue is closed when the
  *   planner is done and outstanding reaches zero, or at once on cancel;
  *   workers leave when queue_pop() reports closed-and-empty.
+ * - Concurrency: the workers are a ceiling.  Before each request a
+ *   worker takes a slot of the pool's limiter (limiter.h), waiting while
+ *   the pool uses its whole limit, and gives it back once the transfer is
+ *   over with what came of it (give_slot): a 200 or 404 counts towards
+ *   one more while other workers wait for a slot, a 429 lowers the
+ *   limit.  The limiter's DESIGN says who changes the limit; the pool
+ *   only mirrors it into the run's gauge (a display, which two releases
+ *   may set out of order; fetch_join sets the final value) and counters,
+ *   and the planner reads it (fetch_limit).
  * - Retries: a worker keeps its window through backoff and sleeps on the
- *   run's cancel flag.  A 429 also moves the pool-wide `not_before`
- *   forward, so every worker pauses: the pool slows down as a whole.
+ *   run's cancel flag, holding no slot.  A 429 that lowered the limit is
+ *   the pool finding the API's limit, not the window failing: it costs
+ *   the window no attempt, and the window waits its Retry-After (or a
+ *   backoff) alone while the other workers go on within the new limit.
+ *   A 429 at limit 1, or with --fixed-concurrency, moves the pool-wide
+ *   `not_before` forward instead, so every worker pauses: the pool can
+ *   slow down no other way.
  * - Lock order: the pool mutex is a leaf.  The cancel hook (pool_wake,
  *   run under the cancel flag's mutex) closes the queues (their own leaf
- *   mutexes) and wakes the multi handles, and takes no lock of ours.
+ *   mutexes) and wakes the multi handles, and takes no lock of ours.  The
+ *   limiter's mutex is a leaf of its own, never held with ours.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -43,6 +58,7 @@
 
 #include "errbuf.h"
 #include "fetch_internal.h"
+#include "limiter.h"
 #include "localdir.h"
 #include "log.h"
 #include "queue.h"
@@ -173,6 +189,46 @@ split_window(struct fetch_pool *p, const struct window *w)
 			finish_window(p);
 		}
 	}
+}
+
+int
+fetch_limit(struct fetch_pool *p)
+{
+	return (limiter_limit(p->lim));
+}
+
+/* Mirror a move of the limit from ${was} to ${now} into the run. */
+static void
+limit_moved(struct fetch_pool *p, int was, int now)
+{
+	if (now == was)
+		return;
+	runctl_gauge_set(p->o.ctl, RUN_FETCH_LIMIT, limiter_limit(p->lim));
+	runctl_count(p->o.ctl, now < was ? RUN_FETCH_LIMIT_DOWN :
+	    RUN_FETCH_LIMIT_UP, 1);
+	log_debug(p->o.lg, "export requests at once: %d of %d (was %d)", now,
+	    p->o.workers, was);
+}
+
+/*
+ * Give back the slot of the request just made, with what came of it: the
+ * status of an answer (wk->status, if the transfer itself went through,
+ * ${res}).  *${was}: the limit before.  Returns the limit after.
+ */
+static int
+give_slot(struct worker *wk, int res, int *was)
+{
+	struct fetch_pool *p = wk->p;
+	enum limiter_outcome o = LIMITER_OTHER;
+	int now;
+
+	if (wk->status == 429 && res == CURLE_OK)
+		o = LIMITER_REFUSED;
+	else if (wk->status == 200 || wk->status == 404)
+		o = LIMITER_OK; /* let in, whatever the body did */
+	now = limiter_release(p->lim, o, was);
+	limit_moved(p, *was, now);
+	return (now);
 }
 
 /* Wait for the pool-wide 429 pause, if any.  -1 if cancelled. */
@@ -440,33 +496,47 @@ retry_reason(const struct worker *wk, int res, char *buf, size_t len)
 /*
  * A transient failure (${act} BACKOFF or SLOWDOWN) of ${w}'s try: wait
  * and return 0 to try again, or return 1 (given up, or cancelled).
+ * ${was}, ${now}: the pool's limit before and after this try's answer.
  */
 static int
 back_off(struct worker *wk, struct window *w, enum retry_action act,
-    int res, const char *name, const char *why)
+    int res, const char *name, const char *why, int was, int now)
 {
 	struct fetch_pool *p = wk->p;
 	int64_t delay, until;
 	char msg[700], reason[24];
+	int alone = act == RETRY_SLOWDOWN && limiter_adaptive(p->lim) &&
+	    was > 1;
 
-	if (w->attempts >= p->o.max_attempts) {
+	if (alone && now < was && w->refused < p->o.max_attempts) {
+		/* The pool found the API's limit: not this window's try
+		 * (up to --max-attempts times). */
+		w->attempts--;
+		w->refused++;
+	} else if (w->attempts >= p->o.max_attempts) {
 		snprintf(msg, sizeof(msg), "giving up after %d attempts; last: "
 		    "%s", w->attempts, why);
 		fail_window(p, w, msg);
 		return (1);
 	}
 	runctl_count_retry(p->o.ctl, res == CURLE_OK ? wk->status : 0);
-	delay = retry_delay_ms(w->attempts, act == RETRY_SLOWDOWN ?
-	    wk->retry_after_ms : -1, p->o.retry_base_ms, p->o.retry_max_ms,
-	    retry_jitter(&wk->rnd));
-	log_warn(p->o.lg, "%s: %s; retry %d/%d in %" PRId64 " ms", name, why,
-	    w->attempts, p->o.max_attempts - 1, delay);
-	if (act != RETRY_SLOWDOWN) {
+	delay = retry_delay_ms(w->attempts > 0 ? w->attempts : 1,
+	    act == RETRY_SLOWDOWN ? wk->retry_after_ms : -1,
+	    p->o.retry_base_ms, p->o.retry_max_ms, retry_jitter(&wk->rnd));
+	if (alone)
+		log_debug(p->o.lg, "%s: %s; %d requests at once (of %d), this "
+		    "one again in %" PRId64 " ms", name, why, now,
+		    p->o.workers, delay);
+	else
+		log_warn(p->o.lg, "%s: %s; retry %d/%d in %" PRId64 " ms",
+		    name, why, w->attempts, p->o.max_attempts - 1, delay);
+	if (act != RETRY_SLOWDOWN || alone) {
 		retry_reason(wk, res, reason, sizeof(reason));
 		return (runctl_retry_sleep(p->o.ctl, delay, w->first, w->n,
 		    reason) != 0);
 	}
-	/* 429: the whole pool pauses (wait_pool before the next try). */
+	/* 429 with no lower limit to go to: the whole pool pauses
+	 * (wait_pool before the next try). */
 	until = cancel_clock_ms() + delay;
 	pthread_mutex_lock(&p->mu);
 	if (until > p->not_before_ms)
@@ -490,7 +560,7 @@ try_window(struct worker *wk, struct window *w, const char *name,
 	struct unpack_stats ust;
 	enum unpack_status us;
 
-	if (w->attempts > 0)
+	if (w->attempts > 0 || w->refused > 0)
 		runctl_count(ctl, RUN_RETRIES, 1);
 	w->attempts++;
 	*res = fetch_download(wk, w, &us, &ust, &pp, why, whylen);
@@ -520,12 +590,15 @@ process_window(struct worker *wk, struct window *w)
 	struct fetch_pool *p = wk->p;
 	char name[64], why[512];
 	enum retry_action act = RETRY_FAIL;
-	int res;
+	int res, done, was, now;
 
 	window_name(w, name, sizeof(name));
 	for (;;) {
-		if (wait_pool(wk) ||
-		    try_window(wk, w, name, &act, &res, why, sizeof(why)))
+		if (wait_pool(wk) || limiter_acquire(p->lim))
+			return;
+		done = try_window(wk, w, name, &act, &res, why, sizeof(why));
+		now = give_slot(wk, res, &was);
+		if (done)
 			return;
 		switch (act) {
 		case RETRY_DONE:
@@ -554,7 +627,7 @@ process_window(struct worker *wk, struct window *w)
 			return;
 		case RETRY_BACKOFF:
 		case RETRY_SLOWDOWN:
-			if (back_off(wk, w, act, res, name, why))
+			if (back_off(wk, w, act, res, name, why, was, now))
 				return;
 			break;
 		}
@@ -613,6 +686,7 @@ pool_free(struct fetch_pool *p)
 	free(p->w);
 	queue_free(p->cq);
 	queue_free(p->q);
+	limiter_free(p->lim);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 }
@@ -632,7 +706,9 @@ fetch_start(const struct fetch_opts *opts)
 		free(p);
 		return (NULL);
 	}
-	if ((p->q = queue_init((size_t)(opts->queue_cap > 0 ?
+	if ((p->lim = limiter_new(p->nw, !opts->fixed_concurrency,
+	    runctl_cancel_flag(opts->ctl))) == NULL ||
+	    (p->q = queue_init((size_t)(opts->queue_cap > 0 ?
 	    opts->queue_cap : 1))) == NULL ||
 	    (p->cq = queue_init((size_t)p->nw + 1)) == NULL ||
 	    (p->w = calloc((size_t)p->nw, sizeof(*p->w))) == NULL)
@@ -640,6 +716,8 @@ fetch_start(const struct fetch_opts *opts)
 	for (int i = 0; i < p->nw; i++)
 		if (fetch_worker_init(&p->w[i], p, i))
 			goto fail;
+	runctl_gauge_set(opts->ctl, RUN_FETCH_CEILING, p->nw);
+	runctl_gauge_set(opts->ctl, RUN_FETCH_LIMIT, limiter_limit(p->lim));
 	cancel_hook_add(runctl_cancel_flag(opts->ctl), &p->hook, pool_wake, p);
 	for (int i = 0; i < p->nw && i < FETCH_MAX_COMMITTERS; i++) {
 		if ((rc = pthread_create(&p->committer[i], NULL,
@@ -676,6 +754,8 @@ fetch_join(struct fetch_pool *p)
 	for (int i = 0; i < p->ncommitters; i++)
 		pthread_join(p->committer[i], NULL);
 	cancel_hook_remove(runctl_cancel_flag(p->o.ctl), &p->hook);
+	/* Every worker is gone: the limit as the run ends. */
+	runctl_gauge_set(p->o.ctl, RUN_FETCH_LIMIT, limiter_limit(p->lim));
 	while (queue_trypop(p->q, &item) == 0)
 		free(item);
 	while (queue_trypop(p->cq, &item) == 0) {

@@ -76,6 +76,7 @@ struct fetch_pool {
 	int ncommitters;          /* started */
 	struct worker *w;
 	int nw;
+	struct limiter *lim;      /* requests at once (its own lock) */
 	struct cancel_hook hook;  /* pool_wake on cancel */
 	pthread_mutex_t mu;       /* outstanding, plan_done, not_before_ms */
 	uint64_t outstanding;

@@ -185,6 +185,7 @@ xfer_begin(struct worker *wk, const struct window *w)
 	wk->res = CURLE_OK;
 	wk->headlen = 0;
 	wk->refused = ANSWER_OK;  /* before any early return: see answered() */
+	wk->status = 0;     /* no answer yet, whatever the last try got */
 	if (snprintf(name, sizeof(name), "%s/w%s-%d.zip", p->o.data_dir, a,
 	    w->n) >= (int)sizeof(name) ||
 	    snprintf(url, sizeof(url), "%s%cstart=%s&end=%s", p->o.api_url,

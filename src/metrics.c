@@ -94,6 +94,32 @@ static const struct {
 	  RUN_REQUESTS },
 	{ "amp2s3_window_splits", "Windows split in halves (504/400) in the "
 	  "last run.", RUN_SPLITS },
+	{ "amp2s3_fetch_limit_decreases", "Times the fetch pool lowered its "
+	  "concurrency limit (429) in the last run.", RUN_FETCH_LIMIT_DOWN },
+	{ "amp2s3_fetch_limit_increases", "Times the fetch pool raised its "
+	  "concurrency limit in the last run.", RUN_FETCH_LIMIT_UP },
+	{ "amp2s3_upload_limit_decreases", "Times the upload pool lowered its "
+	  "concurrency limit (S3 SlowDown) in the last run.",
+	  RUN_UPLOAD_LIMIT_DOWN },
+	{ "amp2s3_upload_limit_increases", "Times the upload pool raised its "
+	  "concurrency limit in the last run.", RUN_UPLOAD_LIMIT_UP },
+};
+
+/* The run's gauges, as they were at its end. */
+static const struct {
+	const char *name, *help;
+	enum run_gauge g;
+} LEVELS[] = {
+	{ "amp2s3_fetch_concurrency_limit", "Export requests the fetch pool "
+	  "allowed at once at the end of the last run (0: no fetch).",
+	  RUN_FETCH_LIMIT },
+	{ "amp2s3_fetch_concurrency_ceiling", "The most export requests at "
+	  "once (-j) in the last run (0: no fetch).", RUN_FETCH_CEILING },
+	{ "amp2s3_upload_concurrency_limit", "Uploads the upload pool allowed "
+	  "at once at the end of the last run (0: no upload).",
+	  RUN_UPLOAD_LIMIT },
+	{ "amp2s3_upload_concurrency_ceiling", "The most uploads at once (-u) "
+	  "in the last run (0: no upload).", RUN_UPLOAD_CEILING },
 };
 
 /* The whole file's text into ${f}. */
@@ -104,6 +130,9 @@ render(FILE *f, struct runctl *ctl, int exit_code, int64_t started_s,
 	for (size_t i = 0; i < sizeof(GAUGES) / sizeof(GAUGES[0]); i++)
 		counter(f, GAUGES[i].name, GAUGES[i].help, "gauge",
 		    runctl_counter(ctl, GAUGES[i].c));
+	for (size_t i = 0; i < sizeof(LEVELS) / sizeof(LEVELS[0]); i++)
+		counter(f, LEVELS[i].name, LEVELS[i].help, "gauge",
+		    (uint64_t)runctl_gauge(ctl, LEVELS[i].g));
 	fprintf(f, "# HELP amp2s3_retries Export requests repeated in the last "
 	    "run, by the HTTP status that caused them (0: transport error).\n"
 	    "# TYPE amp2s3_retries gauge\n");

@@ -99,6 +99,7 @@ plan_next(const struct coverage *cov, size_t *pos, int size,
 	w->first = cov->start + (amp_hour)i;
 	w->n = (int)(j - i);
 	w->attempts = 0;
+	w->refused = 0;
 	*pos = j;
 	return (1);
 }

@@ -85,21 +85,36 @@ struct planner {
 	pthread_t th;
 };
 
+/*
+ * The planner thread: cut the missing hours into windows, each sized for
+ * the requests the fetch pool allows at once when it is cut (its limit:
+ * the ceiling -j until the first answers, then what the API let it
+ * reach), so the windows cut after the first answers are cut for the
+ * workers the API allows, not for -j.  Those cut before them are sized
+ * for -j: all of a range that -j windows cover, since every worker wants
+ * one at once.  fetch_submit() blocks on the pool's bounded queue, so
+ * windows are cut at most 2 x -j ahead of the workers.
+ */
 static void *
 planner_main(void *arg)
 {
 	struct planner *pl = arg;
 	size_t pos = 0, missing, nwin = 0;
 	struct window w;
-	int size;
+	int size, last = 0, limit;
 
 	missing = coverage_count(pl->cov, PLAN_ALL, 0);
-	size = plan_window_size(missing, pl->cfg->fetch_workers,
-	    pl->cfg->max_window_hours);
-	log_debug(pl->lg, "planner: %zu missing hours, windows of up to %d "
-	    "hours", missing, size);
-	while (plan_next(pl->cov, &pos, size, &w)) {
-		if (fetch_submit(pl->fp, &w))
+	log_debug(pl->lg, "planner: %zu missing hours", missing);
+	for (;;) {
+		limit = fetch_limit(pl->fp);
+		size = plan_window_size(missing, limit,
+		    pl->cfg->max_window_hours);
+		if (size != last)
+			log_debug(pl->lg, "planner: windows of up to %d hours "
+			    "(%d requests at once)", size, limit);
+		last = size;
+		if (!plan_next(pl->cov, &pos, size, &w) ||
+		    fetch_submit(pl->fp, &w))
 			break;
 		nwin++;
 	}
@@ -144,6 +159,23 @@ exit_code(struct runctl *ctl)
 	return (EXIT_OK);
 }
 
+/* "concurrency 4 of 16, 5 decreases, 2 increases" for a pool whose
+ * gauges and counters are ${limit}, ${ceiling}, ${down} and ${up}. */
+static void
+concurrency_text(const struct config *cfg, struct runctl *ctl,
+    enum run_gauge limit, enum run_gauge ceiling, enum run_counter down,
+    enum run_counter up, char *buf, size_t len)
+{
+	if (cfg->fixed_concurrency)
+		snprintf(buf, len, "concurrency %" PRId64 " (fixed)",
+		    runctl_gauge(ctl, ceiling));
+	else
+		snprintf(buf, len, "concurrency %" PRId64 " of %" PRId64 ", %"
+		    PRIu64 " decreases, %" PRIu64 " increases",
+		    runctl_gauge(ctl, limit), runctl_gauge(ctl, ceiling),
+		    runctl_counter(ctl, down), runctl_counter(ctl, up));
+}
+
 /* The summary's line about --refresh. */
 static void
 summary_refresh(const struct config *cfg, struct logger *lg,
@@ -167,6 +199,12 @@ summary(const struct config *cfg, struct logger *lg, struct runctl *ctl,
     size_t already, int rc, double peak)
 {
 	double secs = (double)runctl_elapsed_ms(ctl) / 1000.0;
+	char fc[128], uc[128];
+
+	concurrency_text(cfg, ctl, RUN_FETCH_LIMIT, RUN_FETCH_CEILING,
+	    RUN_FETCH_LIMIT_DOWN, RUN_FETCH_LIMIT_UP, fc, sizeof(fc));
+	concurrency_text(cfg, ctl, RUN_UPLOAD_LIMIT, RUN_UPLOAD_CEILING,
+	    RUN_UPLOAD_LIMIT_DOWN, RUN_UPLOAD_LIMIT_UP, uc, sizeof(uc));
 
 	if (rc == EXIT_USAGE && only_foreign_404s(ctl))
 		log_error(lg, "every export request got a 404 that is not the "
@@ -178,7 +216,7 @@ summary(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 		    PRIu64 " failed, %zu already complete; %" PRIu64
 		    " events, %.1f MB written, %.1f MB downloaded (peak %.1f "
 		    "MB/s); %" PRIu64 " requests, %" PRIu64 " retries, %" PRIu64
-		    " splits; %.2f s", runctl_counter(ctl, RUN_HOURS_DATA),
+		    " splits; %s; %.2f s", runctl_counter(ctl, RUN_HOURS_DATA),
 		    runctl_counter(ctl, RUN_HOURS_EMPTY),
 		    runctl_counter(ctl, RUN_HOURS_FAILED), already,
 		    runctl_counter(ctl, RUN_EVENTS),
@@ -186,17 +224,17 @@ summary(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 		    (double)runctl_counter(ctl, RUN_BYTES_ZIP) / 1e6,
 		    peak / 1e6, runctl_counter(ctl, RUN_REQUESTS),
 		    runctl_counter(ctl, RUN_RETRIES),
-		    runctl_counter(ctl, RUN_SPLITS), secs);
+		    runctl_counter(ctl, RUN_SPLITS), fc, secs);
 	if (cfg->cmd != CMD_FETCH)
 		log_msg(lg, rc == 0 ? LOG_INFO : LOG_WARN,
 		    "sync: %" PRIu64 " hours uploaded (%.1f MB), %" PRIu64
 		    " failed, %" PRIu64 " local files already stored and "
-		    "removed, %" PRIu64 " in conflict (kept); %.2f s",
+		    "removed, %" PRIu64 " in conflict (kept); %s; %.2f s",
 		    runctl_counter(ctl, RUN_UPLOADS),
 		    (double)runctl_counter(ctl, RUN_UPLOAD_BYTES) / 1e6,
 		    runctl_counter(ctl, RUN_UPLOAD_FAILED),
 		    runctl_counter(ctl, RUN_LOCAL_REMOVED),
-		    runctl_counter(ctl, RUN_HOURS_CONFLICT), secs);
+		    runctl_counter(ctl, RUN_HOURS_CONFLICT), uc, secs);
 	summary_refresh(cfg, lg, ctl, rc);
 }
 
@@ -226,6 +264,7 @@ run_upload_opts(const struct config *cfg, struct logger *lg,
 		.store = store, .data_dir = cfg->data_dir,
 		.gzip = cfg->gzip,
 		.workers = cfg->upload_workers,
+		.fixed_concurrency = cfg->fixed_concurrency,
 		.queue_cap = 2 * cfg->upload_workers + 2 * cfg->fetch_workers,
 		.lg = lg, .ctl = ctl, .dry = cfg->dry_run,
 	};
@@ -271,6 +310,7 @@ start_fetch(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 		.ca_bundle = cfg->ca_bundle, .data_dir = cfg->data_dir,
 		.auth_hint = config_api_auth_hint(),
 		.workers = cfg->fetch_workers,
+		.fixed_concurrency = cfg->fixed_concurrency,
 		.queue_cap = 2 * cfg->fetch_workers,
 		.max_attempts = cfg->max_attempts,
 		.retry_base_ms = cfg->retry_base_ms,

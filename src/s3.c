@@ -227,6 +227,13 @@ fail:
 }
 
 void
+s3_on_slowdown(struct s3 *s3, s3_slowdown_fn *fn, void *arg)
+{
+	s3->slowdown = fn;
+	s3->slowdown_arg = fn != NULL ? arg : NULL;
+}
+
+void
 s3_free(struct s3 *s3)
 {
 	if (s3 == NULL)

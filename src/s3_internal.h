@@ -39,6 +39,9 @@
  *   RequestTimeout, BadDigest), with retry_delay_ms() backoff and jitter
  *   (Retry-After wins).  Every attempt re-reads the body from its start
  *   (the read callback works with pread() from a per-attempt position).
+ *   Each answer that asks to slow down (503, 429, SlowDown) is also told
+ *   to the caller's slowdown hook before the backoff, so a pool can
+ *   lower its own concurrency while the client retries.
  *   Fatal at once, S3_FATAL: 401, 403, 301/PermanentRedirect and
  *   AuthorizationHeaderMalformed (region), NoSuchBucket, expired tokens,
  *   TLS verification failure.  The message names the bucket, the region
@@ -101,6 +104,8 @@ struct s3 {
 	struct cancel *cancel;
 	s3_hint_fn *hint;
 	struct logger *lg;
+	s3_slowdown_fn *slowdown; /* s3_on_slowdown(), or NULL */
+	void *slowdown_arg;
 
 	CURLSH *sh;
 	pthread_mutex_t dns_mu;  /* the CURLSH's DNS cache */

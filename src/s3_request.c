@@ -577,6 +577,15 @@ classify(const struct req *r, CURLcode cc)
 	return (V_FAIL);
 }
 
+/* Whether the answer asks the client to slow down (S3's 503 SlowDown;
+ * 429 from S3-compatible stores). */
+static int
+slow_down(const struct req *r, CURLcode cc)
+{
+	return (cc == CURLE_OK && (r->status == 503 || r->status == 429 ||
+	    code_is(r, "SlowDown")));
+}
+
 /* What a fatal answer (${cc} its transfer result) refused. */
 static enum s3_refusal
 refusal_of(const struct req *r, CURLcode cc)
@@ -737,6 +746,8 @@ s3_request(struct s3 *s3, struct req *r, struct s3_error *err)
 		if (cc == CURLE_OK)
 			s3_xml_finish(&r->x);
 		v = was_cancelled ? V_CANCEL : classify(r, cc);
+		if (v != V_CANCEL && slow_down(r, cc) && s3->slowdown != NULL)
+			s3->slowdown(s3->slowdown_arg);
 		if (v != V_RETRY || attempt >= attempts)
 			break;
 		delay = retry_delay_ms(attempt, r->retry_after_ms,

@@ -750,6 +750,13 @@ store_same(struct store *st, amp_hour hour, int fd, uint64_t size,
 	return (s);
 }
 
+void
+store_on_slowdown(struct store *st, s3_slowdown_fn *fn, void *arg)
+{
+	if (st->kind == B_S3)
+		s3_on_slowdown(st->s3, fn, arg);
+}
+
 const char *
 store_describe(const struct store *st)
 {

@@ -15,7 +15,18 @@
  *   names the file that was stored.
  * - Completion: upload_close() closes the queue; workers drain it and
  *   leave; a cancel closes it too (queued hours stay on disk for the next
- *   run).  Counters go to runctl; nothing is reported back otherwise.
+ *   run).  Counters go to runctl; in a dry run the verdicts go to the
+ *   caller's callback, from the workers' threads.
+ * - Concurrency: the workers are a ceiling.  Each store_put(), and each
+ *   store_same() (proving reads the store too), runs in a slot of the
+ *   pool's limiter (limiter.h; its DESIGN says who changes the limit,
+ *   under which lock): a worker waits for a slot before it starts a
+ *   request and gives it back after, an answer counting towards one
+ *   more.  S3 retries a 503 SlowDown inside the call, so the
+ *   pool learns of it through the store's slowdown hook (upload_slowdown,
+ *   set before the workers start and cleared after they are joined),
+ *   which lowers the limit at once: uploads in flight finish, no new one
+ *   starts until fewer than the limit are in flight.
  */
 #include <sys/stat.h>
 
@@ -30,6 +41,7 @@
 
 #include "cancel.h"
 #include "errbuf.h"
+#include "limiter.h"
 #include "localdir.h"
 #include "log.h"
 #include "queue.h"
@@ -43,6 +55,7 @@ struct upload_pool {
 	pthread_t *th;
 	int nth;
 	struct cancel_hook hook;    /* upload_wake on cancel */
+	struct limiter *lim;        /* uploads at once (its own lock) */
 };
 
 /*
@@ -98,6 +111,50 @@ remove_uploaded(struct upload_pool *p, const char *name, const char *path,
 		    path, ERRSTR(errno));
 }
 
+/* Mirror a move of the limit from ${was} to ${now} into the run. */
+static void
+limit_moved(struct upload_pool *p, int was, int now)
+{
+	if (now == was)
+		return;
+	/* A display: two moves may set it out of order; upload_join sets
+	 * the final value. */
+	runctl_gauge_set(p->o.ctl, RUN_UPLOAD_LIMIT, limiter_limit(p->lim));
+	runctl_count(p->o.ctl, now < was ? RUN_UPLOAD_LIMIT_DOWN :
+	    RUN_UPLOAD_LIMIT_UP, 1);
+	log_debug(p->o.lg, "uploads at once: %d of %d (was %d)", now,
+	    p->o.workers, was);
+}
+
+/* The store's slowdown hook: S3 asked a worker's call to slow down. */
+static void
+upload_slowdown(void *arg)
+{
+	struct upload_pool *p = arg;
+	int was, now;
+
+	now = limiter_refused(p->lim, &was);
+	limit_moved(p, was, now);
+}
+
+/* store_put() in a slot of the pool's limit.  STORE_CANCELLED if the run
+ * was cancelled while waiting for one. */
+static enum store_status
+put_in_slot(struct upload_pool *p, amp_hour h, int fd, char *err,
+    size_t errlen)
+{
+	enum store_status s;
+	int was, now;
+
+	if (limiter_acquire(p->lim))
+		return (STORE_CANCELLED);
+	s = store_put(p->o.store, h, fd, err, errlen);
+	now = limiter_release(p->lim, s == STORE_OK ? LIMITER_OK :
+	    LIMITER_OTHER, &was);
+	limit_moved(p, was, now);
+	return (s);
+}
+
 /* Store the file open at ${fd} as ${h}; 0 once the store confirmed it,
  * then the local name is removed.  -1 (logged, counted) otherwise. */
 static int
@@ -107,7 +164,7 @@ put(struct upload_pool *p, amp_hour h, const char *name, const char *path,
 	struct runctl *ctl = p->o.ctl;
 	char err[600];
 
-	switch (store_put(p->o.store, h, fd, err, sizeof(err))) {
+	switch (put_in_slot(p, h, fd, err, sizeof(err))) {
 	case STORE_OK:
 		remove_uploaded(p, name, path, sb);
 		runctl_count(ctl, RUN_UPLOADS, 1);
@@ -131,6 +188,25 @@ put(struct upload_pool *p, amp_hour h, const char *name, const char *path,
 	}
 }
 
+/* store_same() in a slot of the pool's limit: proving reads the store
+ * too (HEAD, GET), and S3 throttles them like writes. */
+static enum store_status
+same_in_slot(struct upload_pool *p, const struct upload_item *it, int fd,
+    uint64_t size, int *same, char *why, size_t whylen)
+{
+	enum store_status s;
+	int was, now;
+
+	if (limiter_acquire(p->lim))
+		return (STORE_CANCELLED);
+	s = store_same(p->o.store, it->hour, fd, size, &it->obj, same, why,
+	    whylen);
+	now = limiter_release(p->lim, s == STORE_OK ? LIMITER_OK :
+	    LIMITER_OTHER, &was);
+	limit_moved(p, was, now);
+	return (s);
+}
+
 /* What the store holds of ${it}, against the file open at ${fd} of
  * ${size} bytes; ${why}: the reason when UPLOAD_UNPROVEN. */
 static enum upload_verdict
@@ -144,8 +220,7 @@ verdict_of(struct upload_pool *p, const struct upload_item *it, int fd,
 	runctl_count(p->o.ctl, RUN_HOURS_CHECKED, 1);
 	if (it->obj.size != size)
 		return (UPLOAD_OTHER_SIZE);
-	if (store_same(p->o.store, it->hour, fd, size, &it->obj, &same, why,
-	    whylen) != STORE_OK)
+	if (same_in_slot(p, it, fd, size, &same, why, whylen) != STORE_OK)
 		return (UPLOAD_UNPROVEN);
 	return (same ? UPLOAD_SAME : UPLOAD_OTHER_BYTES);
 }
@@ -284,15 +359,22 @@ upload_start(const struct upload_opts *opts)
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return (NULL);
 	p->o = *opts;
-	if ((p->q = queue_init((size_t)(opts->queue_cap > 0 ?
+	if ((p->lim = limiter_new(opts->workers, !opts->fixed_concurrency,
+	    runctl_cancel_flag(opts->ctl))) == NULL ||
+	    (p->q = queue_init((size_t)(opts->queue_cap > 0 ?
 	    opts->queue_cap : 1))) == NULL ||
 	    (p->th = calloc((size_t)opts->workers, sizeof(*p->th))) == NULL) {
 		log_error(opts->lg, "cannot start the upload workers");
+		limiter_free(p->lim);
 		queue_free(p->q);
 		free(p->th);
 		free(p);
 		return (NULL);
 	}
+	runctl_gauge_set(opts->ctl, RUN_UPLOAD_CEILING, opts->workers);
+	runctl_gauge_set(opts->ctl, RUN_UPLOAD_LIMIT, limiter_limit(p->lim));
+	/* Before the workers start: no call of the store runs now. */
+	store_on_slowdown(p->o.store, upload_slowdown, p);
 	cancel_hook_add(runctl_cancel_flag(opts->ctl), &p->hook, upload_wake,
 	    p);
 	for (int i = 0; i < opts->workers; i++) {
@@ -339,10 +421,13 @@ upload_join(struct upload_pool *p)
 	queue_close(p->q);
 	for (int i = 0; i < p->nth; i++)
 		pthread_join(p->th[i], NULL);
+	store_on_slowdown(p->o.store, NULL, NULL);
+	runctl_gauge_set(p->o.ctl, RUN_UPLOAD_LIMIT, limiter_limit(p->lim));
 	cancel_hook_remove(runctl_cancel_flag(p->o.ctl), &p->hook);
 	while (queue_trypop(p->q, &item) == 0)
 		free(item);
 	queue_free(p->q);
+	limiter_free(p->lim);
 	free(p->th);
 	free(p);
 }

@@ -570,6 +570,14 @@ class Metrics(FetchCase):
                 "amp2s3_bytes_written",
                 "amp2s3_bytes_uploaded", "amp2s3_events", "amp2s3_requests",
                 "amp2s3_window_splits", "amp2s3_retries",
+                "amp2s3_fetch_limit_decreases",
+                "amp2s3_fetch_limit_increases",
+                "amp2s3_upload_limit_decreases",
+                "amp2s3_upload_limit_increases",
+                "amp2s3_fetch_concurrency_limit",
+                "amp2s3_fetch_concurrency_ceiling",
+                "amp2s3_upload_concurrency_limit",
+                "amp2s3_upload_concurrency_ceiling",
                 "amp2s3_run_duration_seconds", "amp2s3_exit_code",
                 "amp2s3_last_run_timestamp_seconds",
                 "amp2s3_last_success_timestamp_seconds"]
@@ -623,7 +631,17 @@ class Metrics(FetchCase):
                 "amp2s3_hours_conflict": 0,
                 "amp2s3_bytes_written": size, "amp2s3_bytes_uploaded": size,
                 "amp2s3_events": events, "amp2s3_requests": 2,
-                "amp2s3_window_splits": 0, "amp2s3_exit_code": 0}
+                "amp2s3_window_splits": 0, "amp2s3_exit_code": 0,
+                # -j 1 (the suite's default) and -u 4; a 503 is no
+                # reason to change either limit.
+                "amp2s3_fetch_concurrency_ceiling": 1,
+                "amp2s3_fetch_concurrency_limit": 1,
+                "amp2s3_fetch_limit_decreases": 0,
+                "amp2s3_fetch_limit_increases": 0,
+                "amp2s3_upload_concurrency_ceiling": 4,
+                "amp2s3_upload_concurrency_limit": 4,
+                "amp2s3_upload_limit_decreases": 0,
+                "amp2s3_upload_limit_increases": 0}
         self.assertEqual({k: metric(m, k) for k in want}, want)
         self.assertEqual(metric(m, "amp2s3_retries", code="503"), 1)
         self.assertEqual(metric(m, "amp2s3_retries", code="0"), 0)

@@ -1,4 +1,4 @@
-/* Unit tests: cancel (flag, reason, sleep, hooks) and errbuf. */
+/* Unit tests: cancel (flag, reason, sleep, wait, hooks) and errbuf. */
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
@@ -68,6 +68,119 @@ test_sleep_woken(void)
 	cancel_free(c);
 }
 
+/* A condition of the test's own, for cancel_wait(). */
+struct cond {
+	pthread_mutex_t mu;
+	int open;      /* what ready() waits for */
+	int asked;     /* ready() calls */
+	struct cancel *c;
+	int rc;        /* cancel_wait()'s result */
+	int done;
+};
+
+static int
+cond_ready(void *arg)
+{
+	struct cond *k = arg;
+	int v;
+
+	pthread_mutex_lock(&k->mu);
+	k->asked++;
+	v = k->open;
+	pthread_mutex_unlock(&k->mu);
+	return (v);
+}
+
+static int
+cond_get(struct cond *k, int *field)
+{
+	int v;
+
+	pthread_mutex_lock(&k->mu);
+	v = *field;
+	pthread_mutex_unlock(&k->mu);
+	return (v);
+}
+
+static void *
+waiter(void *arg)
+{
+	struct cond *k = arg;
+	int rc = cancel_wait(k->c, cond_ready, k);
+
+	pthread_mutex_lock(&k->mu);
+	k->rc = rc;
+	k->done = 1;
+	pthread_mutex_unlock(&k->mu);
+	return (NULL);
+}
+
+/* Poll (bounded) until *${field} of ${k} is at least ${want}. */
+static int
+cond_reached(struct cond *k, int *field, int want)
+{
+	for (int i = 0; i < 10000; i++) {
+		if (cond_get(k, field) >= want)
+			return (1);
+		(void)cancel_sleep(NULL, 1);
+	}
+	return (0);
+}
+
+/* cancel_wait(): ready at once; woken by a notify after the condition
+ * changed; ended by a trigger; not even asked once cancelled. */
+static void
+test_wait_notify(void)
+{
+	struct cond k = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	pthread_t th;
+
+	CHECK((k.c = cancel_new()) != NULL);
+	k.open = 1;
+	CHECK_EQ_INT(cancel_wait(k.c, cond_ready, &k), 0);
+	CHECK_EQ_INT(k.asked, 1);
+
+	/* A waiter that found the condition closed wakes on the notify. */
+	k.open = 0;
+	k.asked = 0;
+	CHECK(pthread_create(&th, NULL, waiter, &k) == 0);
+	CHECK(cond_reached(&k, &k.asked, 1));
+	cancel_notify(k.c);             /* nothing changed: waits on */
+	CHECK(cond_reached(&k, &k.asked, 2));
+	CHECK_EQ_INT(cond_get(&k, &k.done), 0);
+	pthread_mutex_lock(&k.mu);
+	k.open = 1;
+	pthread_mutex_unlock(&k.mu);
+	cancel_notify(k.c);
+	/* Bounded: a waiter the notify missed fails the test, then the
+	 * trigger lets it go. */
+	if (!cond_reached(&k, &k.done, 1)) {
+		CHECK(!"the notify woke the waiter");
+		cancel_trigger(k.c, 9);
+	}
+	pthread_join(th, NULL);
+	CHECK_EQ_INT(k.done, 1);
+	CHECK_EQ_INT(k.rc, 0);
+
+	/* A trigger ends the wait with -1. */
+	k.open = 0;
+	k.asked = 0;
+	k.done = 0;
+	CHECK(pthread_create(&th, NULL, waiter, &k) == 0);
+	CHECK(cond_reached(&k, &k.asked, 1));
+	cancel_trigger(k.c, 3);
+	pthread_join(th, NULL);
+	CHECK_EQ_INT(k.rc, -1);
+
+	/* Already cancelled: -1 at once, ready() not called. */
+	k.open = 1;
+	k.asked = 0;
+	CHECK_EQ_INT(cancel_wait(k.c, cond_ready, &k), -1);
+	CHECK_EQ_INT(k.asked, 0);
+	cancel_notify(NULL);
+	cancel_free(k.c);
+}
+
 static void
 test_errbuf(void)
 {
@@ -93,4 +206,5 @@ test_errbuf(void)
 UNIT_MAIN("cancel",
     TEST(test_flag_and_hooks),
     TEST(test_sleep_woken),
+    TEST(test_wait_notify),
     TEST(test_errbuf))
