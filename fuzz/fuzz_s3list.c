@@ -31,16 +31,23 @@ struct keys {
 };
 
 static int
-on_key(void *ctx, const char *key, uint64_t size)
+on_key(void *ctx, const char *key, const struct s3_object *obj)
 {
 	struct keys *k = ctx;
 	size_t len = strlen(key), i;
 
 	FUZZ_CHECK(len <= 1024);
+	/* An ETag is printable and holds no quote of its own. */
+	for (i = 0; obj->etag[i] != '\0'; i++)
+		FUZZ_CHECK(obj->etag[i] >= 0x20 && obj->etag[i] < 0x7f &&
+		    obj->etag[i] != '"');
 	for (i = 0; i < len; i++)
 		k->hash = (k->hash ^ (unsigned char)key[i]) *
 		    1099511628211ull;
-	k->hash = (k->hash ^ size) * 1099511628211ull;
+	for (i = 0; obj->etag[i] != '\0'; i++)
+		k->hash = (k->hash ^ (unsigned char)obj->etag[i]) *
+		    1099511628211ull;
+	k->hash = (k->hash ^ obj->size) * 1099511628211ull;
 	k->n++;
 	return (k->stop_first);
 }

@@ -69,7 +69,9 @@ struct config {
 	char *log_file;
 	int progress;           /* -1 auto (TTY), 0 off, 1 on */
 	int progress_interval_s; /* without a live line: a record every S s */
-	int json;               /* status: JSON output */
+	int refresh;            /* fetch, all: export every hour again */
+	int dry_run;            /* print the plan, change nothing */
+	int json;               /* status, --dry-run: JSON output */
 	int color;              /* status: -1 auto (TTY), 0, 1 */
 	char *metrics_file;     /* Prometheus textfile, NULL: none */
 	int shard_index;        /* this process's shard, 0..shard_count-1 */

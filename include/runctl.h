@@ -52,6 +52,11 @@ enum run_counter {
 	RUN_HOURS_NOT_FOUND, /* hours of windows failed by a 404 that was
 	                        not the Export API's own (also counted in
 	                        RUN_HOURS_FAILED) */
+	RUN_HOURS_CHECKED,  /* local hours compared with a stored object */
+	RUN_HOURS_UNCHANGED, /* refresh: exports equal to the stored object */
+	RUN_HOURS_REPLACED, /* refresh: stored objects replaced by exports */
+	RUN_HOURS_NEW,      /* refresh: exports of hours the store lacked */
+	RUN_HOURS_CHANGED,  /* fetch --refresh: exports kept, they differ */
 	RUN_FETCH_LIMIT_DOWN,  /* times the fetch pool lowered its limit */
 	RUN_FETCH_LIMIT_UP,    /* ... and raised it */
 	RUN_UPLOAD_LIMIT_DOWN, /* the same for the upload pool */

@@ -46,6 +46,7 @@ enum s3_refusal {
 	S3_REFUSED_BUCKET,   /* NoSuchBucket */
 	S3_REFUSED_REGION,   /* 301, AuthorizationHeaderMalformed: region */
 	S3_REFUSED_LIST,     /* AccessDenied, 403 on a listing: the policy */
+	S3_REFUSED_READ,     /* AccessDenied, 403 on HEAD/GET of an object */
 	S3_REFUSED_WRITE,    /* AccessDenied, 403 on a write: the policy, a
 	                        bucket policy requiring encryption */
 	S3_REFUSED_ENDPOINT, /* TLS verification, unusable URL */
@@ -105,12 +106,20 @@ struct s3;
 struct s3 *s3_init(const struct s3_config *cfg, struct logger *lg,
     struct s3_error *err);
 
+/* An object as a listing or a HEAD sees it. */
+#define S3_ETAG_MAX 128
+struct s3_object {
+	uint64_t size;
+	char etag[S3_ETAG_MAX];   /* without its quotes, printable; "" if none */
+};
+
 /*
- * Called once per key of a listing; ${key} is the full key, ${size} its
- * size.  Return 0 to go on, non-zero to stop the listing (s3_list then
- * returns S3_OK).
+ * Called once per key of a listing; ${key} is the full key, ${obj} its
+ * size and ETag (valid during the call).  Return 0 to go on, non-zero to
+ * stop the listing (s3_list then returns S3_OK).
  */
-typedef int s3_list_cb(void *ctx, const char *key, uint64_t size);
+typedef int s3_list_cb(void *ctx, const char *key,
+    const struct s3_object *obj);
 
 /* s3_list(s3, prefix, cb, ctx, err): every key under ${prefix}, all
  * pages.  A page that lists a key outside ${prefix}, or that hands back a
@@ -147,10 +156,39 @@ int s3_parse_list_xml(const char *xml, size_t len, const char *prev_token,
  * s3_put_file(s3, key, fd, content_type, err): upload the regular file
  * open at ${fd} (the caller's; read with pread, never closed here) as
  * ${key}, single PUT with Content-MD5 up to the threshold, multipart
- * above it.  Returns S3_OK only once S3 confirmed the object.
+ * above it.  Either way the object carries the file's SHA-256 in its
+ * metadata (S3_META_SHA256), so that s3_same() can prove a multipart
+ * object's content without reading it.  Returns S3_OK only once S3
+ * confirmed the object.
  */
+#define S3_META_SHA256 "x-amz-meta-amp2s3-sha256"
 enum s3_status s3_put_file(struct s3 *s3, const char *key, int fd,
     const char *content_type, struct s3_error *err);
+
+/*
+ * s3_same(s3, key, fd, size, known, same, err): whether the object ${key}
+ * holds exactly the ${size} bytes of the open file ${fd}.  ${known}: the
+ * object as a listing saw it (NULL: not listed; a HEAD finds out).  The
+ * cheapest proof wins: the sizes; the ETag, when it is the MD5 of a
+ * single PUT (32 hex digits) and equals the file's; the SHA-256 in the
+ * object's metadata (S3_META_SHA256, one HEAD); else the object is read
+ * (GET) and hashed.  Returns S3_OK with *${same} 1 (proven the same) or 0
+ * (proven different, or absent); any other status means it could not be
+ * proven either way (e.g. S3_FATAL with refusal S3_REFUSED_READ: the
+ * credentials may not read objects), ${err} says why.
+ */
+enum s3_status s3_same(struct s3 *s3, const char *key, int fd,
+    uint64_t size, const struct s3_object *known, int *same,
+    struct s3_error *err);
+
+/*
+ * s3_head(s3, key, obj, sha256, err): the object's size and ETag, and its
+ * S3_META_SHA256 metadata into ${sha256} (65 bytes; "" if none).  S3_OK
+ * with obj->size set, or S3_FAIL with err->http_status 404 if there is no
+ * such object.
+ */
+enum s3_status s3_head(struct s3 *s3, const char *key,
+    struct s3_object *obj, char sha256[65], struct s3_error *err);
 
 /*
  * s3_slowdown_fn(arg): S3 asked to slow down: it answered a request with

@@ -39,14 +39,15 @@ enum store_status {
 	STORE_CANCELLED
 };
 
-/* store_open_dir(root, prefix, file_mode, err, errlen): a folder store
- * writing ${root}/<key> (default ${root}/${prefix}YYYY-MM-DD_HH.jsonl);
- * ${root} is created at once, the directories a key needs at its first
- * put, all of localdir_dir_mode(${file_mode}); an object copied (not
- * linked) gets ${file_mode} (0: 0600), less the umask; a listing walks
- * only as deep as the template has '/'. */
+/* store_open_dir(root, prefix, file_mode, create, err, errlen): a folder
+ * store writing ${root}/<key> (default ${root}/${prefix}YYYY-MM-DD_HH.jsonl);
+ * ${root} is created at once if ${create} (else a missing one is an empty
+ * store), the directories a key needs at its first put, all of
+ * localdir_dir_mode(${file_mode}); an object copied (not linked) gets
+ * ${file_mode} (0: 0600), less the umask; a listing walks only as deep as
+ * the template has '/'. */
 struct store *store_open_dir(const char *root, const char *prefix,
-    unsigned file_mode, char *err, size_t errlen);
+    unsigned file_mode, int create, char *err, size_t errlen);
 
 /* store_open_s3(cfg, prefix, lg, err, errlen): an S3 store. */
 struct store *store_open_s3(const struct s3_config *cfg, const char *prefix,
@@ -62,9 +63,18 @@ struct store *store_open_s3(const struct s3_config *cfg, const char *prefix,
 int store_set_layout(struct store *st, const char *tmpl, int gzip, char *err,
     size_t errlen);
 
-/* Called once per hour present in the store, with the object's size.
- * store_list may call it from several threads, never two at once. */
-typedef void store_hour_cb(void *ctx, amp_hour hour, uint64_t size);
+/* An hour's object as a listing sees it: its size, and for S3 its ETag
+ * ("" in a folder store). */
+struct store_object {
+	uint64_t size;
+	char etag[S3_ETAG_MAX];
+};
+
+/* Called once per hour present in the store, with its object (valid
+ * during the call).  store_list may call it from several threads, never
+ * two at once. */
+typedef void store_hour_cb(void *ctx, amp_hour hour,
+    const struct store_object *obj);
 
 /* Hours first..last, both included. */
 struct store_span {
@@ -103,6 +113,20 @@ enum store_status store_list(struct store *st, const struct store_span *spans,
  * symlink meanwhile is never followed. */
 enum store_status store_put(struct store *st, amp_hour hour, int fd,
     char *err, size_t errlen);
+
+/*
+ * store_same(st, hour, fd, size, known, same, err, errlen): whether the
+ * store holds exactly the ${size} bytes of the open file ${fd} as
+ * ${hour}: *${same} 1 (proven), 0 (proven different, or absent).
+ * ${known}: the object as store_list() saw it (NULL: not listed).  S3:
+ * s3_same() (sizes, ETag, metadata, else a read of the object); a folder
+ * store compares the files byte for byte.  STORE_OK, or a failure with
+ * ${err} when it could not be proven either way (STORE_FATAL if the
+ * credentials may not read objects).
+ */
+enum store_status store_same(struct store *st, amp_hour hour, int fd,
+    uint64_t size, const struct store_object *known, int *same, char *err,
+    size_t errlen);
 
 /*
  * store_on_slowdown(st, fn, arg): an S3 store calls fn(${arg}) each time

@@ -152,8 +152,12 @@ static const struct opt OPTS[] = {
 	{ "progress-interval", 0, "AMP_PROGRESS_INTERVAL", K_INT, "60", 0,
 	  86400, OFF(progress_interval_s), "S",
 	  "no live line: a progress record every S s (0: none)" },
+	{ "refresh", 0, NULL, K_BOOL, "0", NO, OFF(refresh), NULL,
+	  "fetch, all: export every hour again, replace what differs" },
+	{ "dry-run", 0, NULL, K_BOOL, "0", NO, OFF(dry_run), NULL,
+	  "print the plan; request, write, upload, delete nothing" },
 	{ "json", 0, NULL, K_BOOL, "0", NO, OFF(json), NULL,
-	  "status: print JSON instead of the grid" },
+	  "status, --dry-run: print JSON" },
 	{ "color", 0, "AMP2S3_COLOR", K_TRI, "auto", NO, OFF(color), NULL,
 	  "status: colour the grid" },
 	{ "metrics-file", 0, "AMP2S3_METRICS_FILE", K_STR, NULL, NO,
@@ -764,6 +768,12 @@ cross_check(struct config *cfg, char *err, size_t errlen)
 	if (keytmpl_check(cfg->key_template, cfg->s3_prefix, cfg->gzip,
 	    cfg->dev, msg, sizeof(msg)))
 		return (errbuf_set(err, errlen, "--key-template: %s", msg));
+	if (cfg->refresh && cfg->cmd != CMD_FETCH && cfg->cmd != CMD_ALL)
+		return (errbuf_set(err, errlen, "--refresh goes with fetch or all "
+		    "(it exports the range again)"));
+	if (cfg->dry_run && cfg->cmd == CMD_STATUS)
+		return (errbuf_set(err, errlen, "--dry-run goes with fetch, sync "
+		    "or all (status changes nothing anyway)"));
 	(void)hour_from_ymdh(2014, 11, 12, 0, &daily_end);
 	if ((cfg->cmd == CMD_FETCH || cfg->cmd == CMD_ALL) &&
 	    cfg->start < daily_end)
@@ -853,6 +863,10 @@ config_s3_hint(enum s3_refusal why, const char *region, char *buf,
 	case S3_REFUSED_LIST:
 		snprintf(buf, len, "the credentials may not list this bucket "
 		    "(s3:ListBucket on the prefix)");
+		break;
+	case S3_REFUSED_READ:
+		snprintf(buf, len, "the credentials may not read objects "
+		    "(s3:GetObject), which proving a stored hour needs");
 		break;
 	case S3_REFUSED_WRITE:
 		snprintf(buf, len, "the credentials may not write to this "

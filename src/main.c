@@ -242,8 +242,10 @@ open_store(const struct app *a)
 	struct store *st;
 
 	if (cfg->dev) {
+		/* Read-only commands leave a missing folder missing. */
 		st = store_open_dir(cfg->dev_dir, cfg->s3_prefix,
-		    cfg->file_mode, err, sizeof(err));
+		    cfg->file_mode, cfg->cmd != CMD_STATUS && !cfg->dry_run,
+		    err, sizeof(err));
 	} else {
 		struct s3_config sc = {
 			.bucket = cfg->bucket, .region = cfg->aws_region,
@@ -429,6 +431,22 @@ warn_open_data_dir(struct app *a)
 		    (unsigned)sb.st_mode & 0777, want, cfg->data_dir);
 }
 
+/* fetch, sync, all --dry-run: no lock (a real run may go on), no
+ * cleaning, nothing created. */
+static int
+cmd_dry(struct app *a)
+{
+	struct store *st = NULL;
+	int rc;
+
+	if (config_need_store(&a->cfg) && (st = open_store(a)) == NULL)
+		return (EXIT_USAGE);
+	if ((rc = check_dev_dir(a, 0)) == 0)
+		rc = run_command(&a->cfg, a->lg, a->ctl, st);
+	store_free(st);
+	return (rc);
+}
+
 /* fetch, sync, all: under the lock. */
 static int
 cmd_run(struct app *a)
@@ -436,6 +454,8 @@ cmd_run(struct app *a)
 	struct store *st = NULL;
 	int rc;
 
+	if (a->cfg.dry_run)
+		return (cmd_dry(a));
 	warn_open_data_dir(a);
 	if ((rc = take_lock(a)) != 0)
 		return (rc);
@@ -538,7 +558,8 @@ write_metrics(struct app *a, int rc)
 {
 	char err[600];
 
-	if (a->cfg.cmd == CMD_STATUS || a->cfg.metrics_file == NULL)
+	if (a->cfg.cmd == CMD_STATUS || a->cfg.dry_run ||
+	    a->cfg.metrics_file == NULL)
 		return (rc);
 	if (metrics_write(a->cfg.metrics_file, a->ctl, rc, a->started_s,
 	    (int64_t)time(NULL), err, sizeof(err))) {

@@ -67,7 +67,19 @@ static const struct {
 	{ "amp2s3_local_removed", "Local hours found already stored and "
 	  "removed in the last run.", RUN_LOCAL_REMOVED },
 	{ "amp2s3_hours_conflict", "Local hours whose stored object has "
-	  "another size, both kept, in the last run.", RUN_HOURS_CONFLICT },
+	  "other bytes, both kept, in the last run.", RUN_HOURS_CONFLICT },
+	{ "amp2s3_hours_checked", "Local hours compared with their stored "
+	  "object in the last run.", RUN_HOURS_CHECKED },
+	{ "amp2s3_hours_unchanged", "--refresh: hours exported again and "
+	  "found equal to their stored object in the last run.",
+	  RUN_HOURS_UNCHANGED },
+	{ "amp2s3_hours_replaced", "--refresh: stored objects replaced by a "
+	  "new export that differed, in the last run.", RUN_HOURS_REPLACED },
+	{ "amp2s3_hours_new", "--refresh: hours exported again that the store "
+	  "lacked, in the last run.", RUN_HOURS_NEW },
+	{ "amp2s3_hours_changed", "fetch --refresh: exports kept in the data "
+	  "directory because they differ from the stored object, in the last "
+	  "run.", RUN_HOURS_CHANGED },
 	{ "amp2s3_bytes_downloaded", "Export answer bytes in the last run.",
 	  RUN_BYTES_ZIP },
 	{ "amp2s3_answers_reread", "Export answers that could not be "

@@ -1,18 +1,23 @@
 /*
- * run: list, plan, fetch and upload, summarise.
+ * run: one fetch, sync or all, from listing to summary.
  *
  * DESIGN
  * - Threads: the caller's (main) thread lists the data directory and the
- *   store, then starts the upload pool (sync, all), the fetch pool (fetch,
- *   all) and one planner thread that cuts the missing hours into windows
- *   and feeds them to the fetch pool's bounded queue.  Meanwhile the main
- *   thread queues the hours already on disk that the store lacks.
+ *   store (run_list.c), then starts the upload pool (sync, all, and fetch
+ *   --refresh), the fetch pool (fetch, all) and one planner thread that
+ *   cuts the hours to fetch into windows and feeds them to the fetch
+ *   pool's bounded queue.  Meanwhile the main thread queues the hours
+ *   already on disk for the upload pool, each with what the listing said
+ *   of it.
  * - Pipelining (all): each fetch worker hands an hour to the upload queue
  *   the moment the hour's file is complete, so uploads run while fetching
- *   goes on.
+ *   goes on.  With --refresh every hour of the range is exported again
+ *   and handed over with its stored object, for the upload pool to keep
+ *   or replace (upload.h).
  * - Shutdown: planner joined, fetch pool joined (it ends by itself once
  *   every window is finished), then the upload queue is closed and the
  *   upload pool joined.  A cancel (signal, auth, disk) closes every queue.
+ * - --dry-run: the same listing and plan, printed instead (run_plan.c).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,163 +30,51 @@
 #include "config.h"
 #include "errbuf.h"
 #include "fetch.h"
-#include "localdir.h"
 #include "log.h"
 #include "plan.h"
 #include "progress.h"
 #include "run.h"
+#include "run_internal.h"
 #include "runctl.h"
-#include "status.h"
 #include "store.h"
 #include "upload.h"
 
-/* Zip-bomb guards: JSON events compress about 5-20x; a member inflating
- * 1000x its size, or a single line of 64 MiB, is not an export; nor is
- * an answer of more than 100,000 members (a few per hour in practice),
- * which bounds what reading one costs in memory. */
-#define RUN_MAX_RATIO 1000
-#define RUN_MAX_LINE ((size_t)64 << 20)
-#define RUN_MAX_MEMBERS 100000
-#define PLAN_ALL (PLAN_LOCAL | PLAN_REMOTE | PLAN_OTHER)
+int
+run_refreshes(const struct config *cfg, amp_hour h)
+{
+	return (cfg->refresh && cfg->cmd != CMD_SYNC && h >= cfg->start &&
+	    h <= cfg->end && plan_shard_of(h, cfg->shard_count) ==
+	    cfg->shard_index);
+}
 
-/* Hours with their sizes, sorted by hour once filled. */
-struct hourset {
-	struct hsize {
-		amp_hour h;
-		uint64_t size;
-	} *v;
-	size_t n, cap;
-	int oom;
+struct upload_item
+run_item(const struct listing *l, amp_hour h, enum upload_mode mode)
+{
+	const struct hsize *r = run_find(&l->remote, h);
+	struct upload_item it = { .hour = h, .mode = mode };
+
+	if (r != NULL) {
+		it.stored = 1;
+		it.obj = r->obj;
+	}
+	return (it);
+}
+
+/* What the fetch pool hands over in `all` and with --refresh. */
+struct handoff {
+	struct upload_pool *up;
+	const struct listing *l;
+	enum upload_mode mode;
 };
 
+/* Fetch pool callback: queue the finished hour with its stored object. */
 static void
-hourset_add(void *ctx, amp_hour h, uint64_t size)
+hour_to_upload(void *ctx, amp_hour h)
 {
-	struct hourset *s = ctx;
+	const struct handoff *ho = ctx;
+	struct upload_item it = run_item(ho->l, h, ho->mode);
 
-	if (s->n == s->cap) {
-		size_t ncap = s->cap ? s->cap * 2 : 256;
-		struct hsize *nv = realloc(s->v, ncap * sizeof(*nv));
-		if (nv == NULL) {
-			s->oom = 1;
-			return;
-		}
-		s->v = nv;
-		s->cap = ncap;
-	}
-	s->v[s->n++] = (struct hsize){ h, size };
-}
-
-static int
-cmp_hour(const void *a, const void *b)
-{
-	amp_hour x = *(const amp_hour *)a, y = *(const amp_hour *)b;
-
-	return ((x > y) - (x < y));
-}
-
-/* The entry of ${h}, or NULL. */
-static const struct hsize *
-hourset_find(const struct hourset *s, amp_hour h)
-{
-	return (s->n > 0 ? bsearch(&h, s->v, s->n, sizeof(*s->v),
-	    cmp_hour) : NULL);
-}
-
-static void
-hourset_sort(struct hourset *s)
-{
-	if (s->n > 1)
-		qsort(s->v, s->n, sizeof(*s->v), cmp_hour);
-}
-
-/* What a run starts from: the hours on disk and those in the store. */
-struct listing {
-	struct hourset local, remote;
-};
-
-static void
-listing_free(struct listing *l)
-{
-	free(l->local.v);
-	free(l->remote.v);
-}
-
-/*
- * The store spans a run asks about: the range (${range}) and the runs of
- * consecutive local hours (${with_local}).  *${n} set; NULL if no memory.
- */
-static struct store_span *
-spans_of(const struct config *cfg, const struct hourset *local, int range,
-    int with_local, size_t *n)
-{
-	struct store_span *sp;
-
-	*n = 0;
-	if ((sp = malloc((local->n + 1) * sizeof(*sp))) == NULL)
-		return (NULL);
-	if (range)
-		sp[(*n)++] = (struct store_span){ cfg->start, cfg->end };
-	for (size_t i = 0; with_local && i < local->n; i++) {
-		if (i > 0 && local->v[i].h == local->v[i - 1].h + 1)
-			sp[*n - 1].last = local->v[i].h;
-		else
-			sp[(*n)++] = (struct store_span){ local->v[i].h,
-			    local->v[i].h };
-	}
-	return (sp);
-}
-
-/*
- * list_hours(cfg, lg, store, range, with_local, l): fill ${l} with the
- * complete hours of the data directory, then (${store} not NULL) the
- * store's hours of the range (${range}) and of the local hours
- * (${with_local}), both sorted.  Returns 0 or the exit code of the
- * failure (logged).  The caller frees ${l}.
- */
-static int
-list_hours(const struct config *cfg, struct logger *lg, struct store *store,
-    int range, int with_local, struct listing *l)
-{
-	struct store_span *spans;
-	enum store_status s;
-	char err[600];
-	size_t n;
-
-	memset(l, 0, sizeof(*l));
-	if (localdir_scan(cfg->data_dir, cfg->gzip, hourset_add, &l->local) &&
-	    errno != ENOENT) {
-		log_error(lg, "cannot read data directory %s: %s",
-		    cfg->data_dir, ERRSTR(errno));
-		return (EXIT_IO);
-	}
-	hourset_sort(&l->local);
-	if (store == NULL)
-		return (l->local.oom ? EXIT_IO : 0);
-	if (store_set_layout(store, cfg->key_template, cfg->gzip, err,
-	    sizeof(err))) {
-		log_error(lg, "%s", err);
-		return (EXIT_USAGE);
-	}
-	if ((spans = spans_of(cfg, &l->local, range, with_local, &n)) ==
-	    NULL || l->local.oom) {
-		free(spans);
-		log_error(lg, "out of memory listing hours");
-		return (EXIT_IO);
-	}
-	s = store_list(store, spans, n, hourset_add, &l->remote, err,
-	    sizeof(err));
-	free(spans);
-	if (s != STORE_OK) {
-		log_error(lg, "%s", err);
-		return (s == STORE_FATAL ? EXIT_AUTH : EXIT_PARTIAL);
-	}
-	if (l->remote.oom) {
-		log_error(lg, "out of memory listing hours");
-		return (EXIT_IO);
-	}
-	hourset_sort(&l->remote);
-	return (0);
+	(void)upload_submit(ho->up, &it);
 }
 
 struct planner {
@@ -228,13 +121,6 @@ planner_main(void *arg)
 	log_debug(pl->lg, "planner: %zu windows queued", nwin);
 	fetch_plan_done(pl->fp);
 	return (NULL);
-}
-
-/* Fetch pool callback in `all`: queue the finished hour for upload. */
-static void
-hour_to_upload(void *ctx, amp_hour h)
-{
-	(void)upload_submit(ctx, h);
 }
 
 /* 1 if every window of the run that ended got a 404 that was not the
@@ -290,6 +176,23 @@ concurrency_text(const struct config *cfg, struct runctl *ctl,
 		    runctl_counter(ctl, down), runctl_counter(ctl, up));
 }
 
+/* The summary's line about --refresh. */
+static void
+summary_refresh(const struct config *cfg, struct logger *lg,
+    struct runctl *ctl, int rc)
+{
+	if (!cfg->refresh)
+		return;
+	log_msg(lg, rc == 0 ? LOG_INFO : LOG_WARN, "refresh: %" PRIu64
+	    " hours compared with the store: %" PRIu64 " unchanged, %"
+	    PRIu64 " %s; %" PRIu64 " new", runctl_counter(ctl,
+	    RUN_HOURS_CHECKED), runctl_counter(ctl, RUN_HOURS_UNCHANGED),
+	    cfg->cmd == CMD_ALL ? runctl_counter(ctl, RUN_HOURS_REPLACED) :
+	    runctl_counter(ctl, RUN_HOURS_CHANGED), cfg->cmd == CMD_ALL ?
+	    "replaced" : "differ (kept in the data directory)",
+	    runctl_counter(ctl, RUN_HOURS_NEW));
+}
+
 /* The summary; ${peak}: the peak download rate in bytes/s. */
 static void
 summary(const struct config *cfg, struct logger *lg, struct runctl *ctl,
@@ -332,84 +235,7 @@ summary(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 		    runctl_counter(ctl, RUN_UPLOAD_FAILED),
 		    runctl_counter(ctl, RUN_LOCAL_REMOVED),
 		    runctl_counter(ctl, RUN_HOURS_CONFLICT), uc, secs);
-}
-
-/* The cell of hour index ${i} of the range for `status`. */
-static uint8_t
-status_cell(const struct config *cfg, const struct listing *l,
-    const struct store *store, size_t i)
-{
-	amp_hour h = cfg->start + (amp_hour)i;
-	const struct hsize *r = hourset_find(&l->remote, h);
-	const struct hsize *loc = hourset_find(&l->local, h);
-
-	if (plan_shard_of(h, cfg->shard_count) != cfg->shard_index)
-		return (CELL_OTHER);
-	if (r != NULL && loc != NULL && r->size != loc->size)
-		return (CELL_CONFLICT);
-	if (r != NULL)
-		return (r->size > 0 ? CELL_STORED : CELL_EMPTY);
-	if (loc == NULL)
-		return (CELL_MISSING);
-	if (store != NULL)
-		return (CELL_LOCAL);
-	return (loc->size == 0 ? CELL_EMPTY : CELL_STORED);
-}
-
-/* Draw the grid of ${cells} on stdout.  The exit code. */
-static int
-status_draw(const struct config *cfg, struct logger *lg,
-    const struct store *store, const uint8_t *cells)
-{
-	struct status_totals t;
-	char where[1200], shardbuf[24];
-	const char *shard = NULL;       /* "K/N" when sharded */
-	int color;
-
-	if (cfg->shard_count > 1) {
-		snprintf(shardbuf, sizeof(shardbuf), "%d/%d", cfg->shard_index,
-		    cfg->shard_count);
-		shard = shardbuf;
-	}
-	snprintf(where, sizeof(where), "%s%s%s/", store ?
-	    store_describe(store) : "", store ? " + " : "", cfg->data_dir);
-	color = cfg->color == -1 ? isatty(STDOUT_FILENO) &&
-	    getenv("NO_COLOR") == NULL : cfg->color;
-	if (status_print(stdout, cfg->start, cfg->end, cells, where, shard,
-	    cfg->json, color, &t)) {
-		log_error(lg, "cannot write to standard output");
-		return (EXIT_IO);
-	}
-	return (t.missing == 0 && t.conflict == 0 ? EXIT_OK : EXIT_PARTIAL);
-}
-
-int
-run_status(const struct config *cfg, struct logger *lg, struct store *store)
-{
-	struct listing l;
-	uint8_t *cells = NULL;
-	int rc;
-	size_t n;
-
-	if ((uint64_t)(cfg->end - cfg->start) >= (uint64_t)200 * 366 * 24) {
-		log_error(lg, "the range is too large to show");
-		return (EXIT_USAGE);
-	}
-	n = (size_t)(cfg->end - cfg->start) + 1;
-	if ((rc = list_hours(cfg, lg, store, 1, 0, &l)) != 0)
-		goto done;
-	if ((cells = malloc(n)) == NULL) {
-		log_error(lg, "out of memory");
-		rc = EXIT_IO;
-		goto done;
-	}
-	for (size_t i = 0; i < n; i++)
-		cells[i] = status_cell(cfg, &l, store, i);
-	rc = status_draw(cfg, lg, store, cells);
-done:
-	free(cells);
-	listing_free(&l);
-	return (rc);
+	summary_refresh(cfg, lg, ctl, rc);
 }
 
 /* Log how many of this run's hours are already on disk and stored. */
@@ -423,65 +249,15 @@ report_listing(const struct config *cfg, struct logger *lg,
 	for (size_t i = 0; i < l->remote.n; i++) {
 		amp_hour h = l->remote.v[i].h;
 		if ((do_fetch && h >= cfg->start && h <= cfg->end) ||
-		    (do_upload && hourset_find(&l->local, h) != NULL))
+		    (do_upload && run_find(&l->local, h) != NULL))
 			stored++;
 	}
 	log_info(lg, "%zu hours on disk, %zu of this run's hours in %s",
 	    l->local.n, stored, store ? store_describe(store) : "(no store)");
 }
 
-/* A local hour of ${local} bytes whose stored object has ${stored}: keep
- * both (neither is known to be the right one; a re-export decides). */
-static void
-report_conflict(const struct config *cfg, struct logger *lg,
-    struct runctl *ctl, amp_hour h, uint64_t local, uint64_t stored)
-{
-	char name[HOUR_API_LEN];
-
-	hour_format_api(h, name);
-	runctl_count(ctl, RUN_HOURS_CONFLICT, 1);
-	log_warn(lg, "hour %s: the stored object has %" PRIu64 " bytes, the "
-	    "local file in %s %" PRIu64 ": conflict, both kept (neither "
-	    "deleted nor uploaded over the other)", name, stored,
-	    cfg->data_dir, local);
-}
-
-/*
- * The upload side: delete the local hours the store already has with
- * the same size, keep those it has with another (conflicts); what is
- * left of l->local are the uploads, in hour order.
- */
-static void
-prune_stored(const struct config *cfg, struct logger *lg, struct runctl *ctl,
-    struct listing *l)
-{
-	const struct hsize *r;
-	size_t keep = 0;
-	char path[4096];
-
-	for (size_t i = 0; i < l->local.n; i++) {
-		amp_hour h = l->local.v[i].h;
-
-		if ((r = hourset_find(&l->remote, h)) == NULL) {
-			l->local.v[keep++] = l->local.v[i];
-			continue;
-		}
-		if (r->size != l->local.v[i].size) {
-			report_conflict(cfg, lg, ctl, h, l->local.v[i].size,
-			    r->size);
-			continue;
-		}
-		if (localdir_path(cfg->data_dir, cfg->gzip, h, path,
-		    sizeof(path)) == 0 && unlink(path) == 0) {
-			runctl_count(ctl, RUN_LOCAL_REMOVED, 1);
-			log_debug(lg, "%s is already stored: removed", path);
-		}
-	}
-	l->local.n = keep;
-}
-
-static struct upload_pool *
-start_uploads(const struct config *cfg, struct logger *lg,
+struct upload_opts
+run_upload_opts(const struct config *cfg, struct logger *lg,
     struct runctl *ctl, struct store *store)
 {
 	struct upload_opts uo = {
@@ -490,49 +266,43 @@ start_uploads(const struct config *cfg, struct logger *lg,
 		.workers = cfg->upload_workers,
 		.fixed_concurrency = cfg->fixed_concurrency,
 		.queue_cap = 2 * cfg->upload_workers + 2 * cfg->fetch_workers,
-		.lg = lg, .ctl = ctl,
+		.lg = lg, .ctl = ctl, .dry = cfg->dry_run,
 	};
 
-	return (upload_start(&uo));
+	return (uo);
 }
 
-/*
- * The coverage of the range: the hours on disk (before prune_stored()
- * removed those the store has, which are therefore stored), the hours in
- * the store, and other shards' hours.  *${already}: hours complete.
- * Returns 0 or the exit code (logged).
- */
-static int
-plan_coverage(const struct config *cfg, struct logger *lg,
-    struct runctl *ctl, const struct listing *l, struct coverage *cov,
-    size_t *already)
+int
+run_coverage(const struct config *cfg, struct logger *lg,
+    const struct listing *l, struct coverage *cov, size_t *already)
 {
-	uint64_t todo;
+	size_t todo;
 
 	if (coverage_init(cov, cfg->start, cfg->end)) {
 		log_error(lg, "the range is too large to plan");
 		return (EXIT_USAGE);
 	}
-	for (size_t i = 0; i < l->local.n; i++)
+	/* --refresh: every hour again, whatever is on disk or stored. */
+	for (size_t i = 0; !cfg->refresh && i < l->local.n; i++)
 		coverage_mark(cov, l->local.v[i].h, PLAN_LOCAL);
-	for (size_t i = 0; i < l->remote.n; i++)
+	for (size_t i = 0; !cfg->refresh && i < l->remote.n; i++)
 		coverage_mark(cov, l->remote.v[i].h, PLAN_REMOTE);
 	coverage_shard(cov, cfg->shard_index, cfg->shard_count);
 	todo = coverage_count(cov, PLAN_ALL, 0);
-	runctl_set_total_hours(ctl, todo);
 	*already = cov->n - todo - coverage_count(cov, PLAN_ALL, PLAN_OTHER);
 	if (cfg->shard_count > 1)
 		log_info(lg, "shard %d/%d: %zu hours of the range are other "
 		    "shards'", cfg->shard_index, cfg->shard_count,
 		    coverage_count(cov, PLAN_ALL, PLAN_OTHER));
-	log_info(lg, "range %zu hours: %zu complete, %" PRIu64 " to fetch",
-	    cov->n, *already, todo);
+	log_info(lg, "range %zu hours: %zu complete, %zu to fetch%s", cov->n,
+	    *already, todo, cfg->refresh ? " (--refresh: every hour again)" :
+	    "");
 	return (0);
 }
 
 static struct fetch_pool *
 start_fetch(const struct config *cfg, struct logger *lg, struct runctl *ctl,
-    struct upload_pool *up)
+    struct upload_pool *up, struct handoff *ho)
 {
 	struct fetch_opts fo = {
 		.api_url = cfg->api_url, .api_key = cfg->api_key,
@@ -562,7 +332,7 @@ start_fetch(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 		    cfg->no_validate ? UNPACK_FMT_GZIP_RAW : UNPACK_FMT_GZIP,
 		.lg = lg, .ctl = ctl,
 		.on_hour = up ? hour_to_upload : NULL,
-		.on_hour_ctx = up,
+		.on_hour_ctx = ho,
 	};
 
 	return (fetch_start(&fo));
@@ -599,6 +369,22 @@ start_planner(struct planner *pl, struct runctl *ctl)
 	return (0);
 }
 
+void
+run_queue_local(const struct config *cfg, struct upload_pool *up,
+    const struct listing *l)
+{
+	for (size_t i = 0; i < l->local.n; i++) {
+		amp_hour h = l->local.v[i].h;
+		struct upload_item it;
+
+		if (run_refreshes(cfg, h))
+			continue;
+		it = run_item(l, h, UPLOAD_SYNC);
+		if (upload_submit(up, &it))
+			break;
+	}
+}
+
 int
 run_command(const struct config *cfg, struct logger *lg, struct runctl *ctl,
     struct store *store)
@@ -609,39 +395,46 @@ run_command(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 	struct upload_pool *up = NULL;
 	struct progress *pg = NULL;
 	struct planner pl = { .cfg = cfg, .cov = &cov, .lg = lg };
+	struct handoff ho = { .l = &l, .mode = !cfg->refresh ? UPLOAD_SYNC :
+	    cfg->cmd == CMD_ALL ? UPLOAD_REFRESH : UPLOAD_CHECK };
+	struct upload_opts uo;
 	int do_fetch = cfg->cmd != CMD_SYNC, do_upload = cfg->cmd != CMD_FETCH;
 	int planner_started = 0, rc;
 	size_t already = 0;
 	double peak;
 
 	/* 1. What is there. */
-	if ((rc = list_hours(cfg, lg, store, do_fetch, do_upload, &l)) != 0)
+	if ((rc = run_list(cfg, lg, store, do_fetch, do_upload, &l)) != 0)
 		goto done;
 	report_listing(cfg, lg, store, &l);
+	if (cfg->dry_run) {
+		rc = run_dry(cfg, lg, ctl, store, &l);
+		goto done;
+	}
 	pg = start_progress(cfg, lg, ctl);
 	rc = EXIT_PARTIAL;
 
-	/* 2. The upload side. */
-	if (do_upload) {
-		prune_stored(cfg, lg, ctl, &l);
-		if ((up = start_uploads(cfg, lg, ctl, store)) == NULL)
+	/* 2. The upload side (fetch --refresh: only compares). */
+	if (do_upload || (cfg->refresh && store != NULL)) {
+		uo = run_upload_opts(cfg, lg, ctl, store);
+		if ((up = ho.up = upload_start(&uo)) == NULL)
 			goto done;
 	}
 
 	/* 3. The fetch side. */
 	if (do_fetch) {
-		if ((rc = plan_coverage(cfg, lg, ctl, &l, &cov, &already)) != 0)
+		if ((rc = run_coverage(cfg, lg, &l, &cov, &already)) != 0)
 			goto done;
+		runctl_set_total_hours(ctl, coverage_count(&cov, PLAN_ALL, 0));
 		rc = EXIT_PARTIAL;
-		if ((fp = pl.fp = start_fetch(cfg, lg, ctl, up)) == NULL)
+		if ((fp = pl.fp = start_fetch(cfg, lg, ctl, up, &ho)) == NULL)
 			goto done;
 		planner_started = start_planner(&pl, ctl) == 0;
 	}
 
 	/* 4. Meanwhile: queue the hours already on disk for upload. */
-	for (size_t i = 0; up != NULL && i < l.local.n; i++)
-		if (upload_submit(up, l.local.v[i].h))
-			break;
+	if (do_upload)
+		run_queue_local(cfg, up, &l);
 
 	/* 5. Wind down in dependency order. */
 	if (planner_started)
@@ -668,6 +461,6 @@ done:
 	}
 	(void)progress_stop(pg);
 	coverage_free(&cov);
-	listing_free(&l);
+	run_listing_free(&l);
 	return (rc);
 }

@@ -453,11 +453,28 @@ put_single(struct s3 *s3, const char *key, int fd, uint64_t size,
 	r.content_type = ctype;
 	r.sha256 = sha;
 	r.md5_b64 = md5;
+	r.meta_sha256 = sha; /* the whole file's: the same digest */
 	r.body = &body;
 	r.body_max = SMALL_BODY_MAX;
 	st = s3_request(s3, &r, err);
 	s3_xml_clear(&r.x);
 	return (st);
+}
+
+/* Multipart: the whole file's SHA-256 first, for the metadata. */
+static enum s3_status
+put_parts(struct s3 *s3, const char *key, int fd, uint64_t size,
+    const char *ctype, struct s3_error *err)
+{
+	char sha[65], md5[25];
+
+	if (s3_hash_range(fd, 0, size, sha, md5) != 0) {
+		err->status = S3_IO;
+		s3_set_msg(err, "s3: PUT '%s': cannot read the local file: %s",
+		    key, ERRSTR(errno));
+		return (S3_IO);
+	}
+	return (s3_put_multipart(s3, key, fd, size, ctype, sha, err));
 }
 
 enum s3_status
@@ -486,7 +503,7 @@ s3_put_file(struct s3 *s3, const char *key, int fd, const char *content_type,
 		return (S3_IO);
 	}
 	if ((uint64_t)sb.st_size > s3->threshold)
-		st = s3_put_multipart(s3, key, fd, (uint64_t)sb.st_size,
+		st = put_parts(s3, key, fd, (uint64_t)sb.st_size,
 		    content_type, err);
 	else
 		st = put_single(s3, key, fd, (uint64_t)sb.st_size,

@@ -81,7 +81,7 @@
 #define FIELD_MAX 4096                      /* one XML text field */
 #define KEY_MAX 1024                        /* S3's own limit, bytes */
 #define XPATH_MAX 256
-#define ETAG_MAX 128
+#define ETAG_MAX S3_ETAG_MAX
 
 /* An idle transfer context: an easy handle and its own multi handle. */
 struct conn {
@@ -117,10 +117,10 @@ struct s3 {
 	atomic_uint seq;         /* jitter seeds */
 };
 
-/* A key and its size, from a listing page. */
+/* A key, its size and ETag, from a listing page. */
 struct list_ent {
 	char *key;
-	uint64_t size;
+	struct s3_object obj;
 };
 
 /* A response body being parsed (s3_xml.c). */
@@ -145,7 +145,7 @@ struct xml {
 	size_t n, cap;
 	char cur_key[FIELD_MAX + 1];
 	int have_key;
-	uint64_t cur_size;
+	struct s3_object cur;
 	int truncated;
 	char token[FIELD_MAX + 1];
 
@@ -161,6 +161,13 @@ struct src {
 	int err;                   /* errno of a failed read */
 };
 
+/* Where a GET's body goes instead of the XML parser (s3_object.c). */
+struct sink {
+	void (*reset)(void *ctx);          /* a new attempt begins */
+	int (*feed)(void *ctx, const void *p, size_t n); /* 0, or -1: stop */
+	void *ctx;
+};
+
 /* One request (s3_request.c). */
 struct req {
 	/* In. */
@@ -171,6 +178,8 @@ struct req {
 	const char *sha256;        /* NULL: the empty body's */
 	const char *md5_b64;       /* NULL: no Content-MD5 */
 	struct src *body;          /* NULL: no body */
+	const char *meta_sha256;   /* NULL: no S3_META_SHA256 header */
+	struct sink *sink;         /* NULL: a 2xx body is XML */
 	uint64_t body_max;         /* bound on the answer's body */
 	int no_cancel;             /* runs even once cancelled (abort) */
 	int attempts;              /* 0: cfg->max_attempts */
@@ -180,6 +189,9 @@ struct req {
 	struct xml x;
 	char etag[ETAG_MAX];
 	char bucket_region[64];    /* x-amz-bucket-region, printable */
+	char meta[65];             /* S3_META_SHA256 of the answer, or "" */
+	uint64_t content_length;   /* of the answer (HEAD) */
+	long hstatus;              /* the status line's code, as it came */
 	int64_t retry_after_ms;
 	uint64_t body_bytes;
 	int body_over;
@@ -213,8 +225,12 @@ int s3_list_page_check(const struct xml *x, const char *prev,
     const char **why);
 int s3_list_page_emit(const struct xml *x, s3_list_cb *cb, void *ctx);
 
+/* s3_object.c */
+void s3_strip_etag(const char *in, char *out, size_t outlen);
+
 /* s3_multipart.c */
 enum s3_status s3_put_multipart(struct s3 *s3, const char *key, int fd,
-    uint64_t size, const char *ctype, struct s3_error *err);
+    uint64_t size, const char *ctype, const char *sha256,
+    struct s3_error *err);
 
 #endif

@@ -108,13 +108,15 @@ xml_escape(const char *in, char *out, size_t outlen)
 	out[o] = '\0';
 }
 
-/* POST ?uploads=: start the upload (the object's Content-Type is given
- * here); mp->eid set. */
+/* POST ?uploads=: start the upload (the object's Content-Type and
+ * metadata are given here); mp->eid set. */
 static enum s3_status
-initiate(struct mp *mp, const char *ctype, struct s3_error *err)
+initiate(struct mp *mp, const char *ctype, const char *sha256,
+    struct s3_error *err)
 {
 	struct req r = { .method = "POST", .key = mp->key, .query = "uploads=",
-	    .content_type = ctype, .body_max = SMALL_BODY_MAX };
+	    .content_type = ctype, .meta_sha256 = sha256,
+	    .body_max = SMALL_BODY_MAX };
 	enum s3_status st;
 
 	if ((st = s3_request(mp->s3, &r, err)) != S3_OK)
@@ -228,7 +230,7 @@ complete(struct mp *mp, struct s3_error *err)
 
 enum s3_status
 s3_put_multipart(struct s3 *s3, const char *key, int fd, uint64_t size,
-    const char *ctype, struct s3_error *err)
+    const char *ctype, const char *sha256, struct s3_error *err)
 {
 	struct mp mp = { .s3 = s3, .key = key, .fd = fd, .size = size,
 	    .part = s3->part_size };
@@ -243,7 +245,7 @@ s3_put_multipart(struct s3 *s3, const char *key, int fd, uint64_t size,
 		err->status = S3_FAIL;
 		return (S3_FAIL);
 	}
-	if ((st = initiate(&mp, ctype, err)) == S3_OK) {
+	if ((st = initiate(&mp, ctype, sha256, err)) == S3_OK) {
 		log_debug(s3->lg, "s3: multipart upload of '%s': %" PRIu64
 		    " parts of %" PRIu64 " bytes", key, mp.nparts, mp.part);
 		for (uint64_t i = 0; st == S3_OK && i < mp.nparts; i++)

@@ -225,6 +225,8 @@ on_write(char *p, size_t size, size_t nmemb, void *ud)
 		return (0);
 	}
 	stall_add(&r->stall, n, cancel_clock_ms());
+	if (r->sink != NULL && r->hstatus >= 200 && r->hstatus < 300)
+		return (r->sink->feed(r->sink->ctx, p, n) == 0 ? n : 0);
 	s3_xml_feed(&r->x, p, n);
 	return (n);
 }
@@ -259,11 +261,22 @@ on_header(char *p, size_t size, size_t nmemb, void *ud)
 
 	stall_add(&r->stall, n, cancel_clock_ms());
 	if (n >= 5 && strncmp(p, "HTTP/", 5) == 0) { /* a new response */
+		const char *sp = memchr(p, ' ', n);
+
 		r->etag[0] = '\0';
 		r->bucket_region[0] = '\0';
+		r->meta[0] = '\0';
+		r->content_length = 0;
 		r->retry_after_ms = -1;
+		r->hstatus = sp != NULL ? strtol(sp + 1, NULL, 10) : 0;
 	} else if (header_value(p, n, "ETag", r->etag, sizeof(r->etag))) {
 		;
+	} else if (header_value(p, n, S3_META_SHA256, v, sizeof(v))) {
+		/* Only a well-formed digest counts. */
+		if (strlen(v) == 64 && strspn(v, "0123456789abcdef") == 64)
+			memcpy(r->meta, v, 65);
+	} else if (header_value(p, n, "Content-Length", v, sizeof(v))) {
+		r->content_length = strtoull(v, NULL, 10);
 	} else if (header_value(p, n, "x-amz-bucket-region", v, sizeof(v))) {
 		errbuf_escape(v, strlen(v), r->bucket_region,
 		    sizeof(r->bucket_region));
@@ -351,12 +364,13 @@ make_headers(const struct s3 *s3, const struct req *r)
 {
 	struct curl_slist *h = NULL, *t;
 	char line[FIELD_MAX + 64];
-	const char *v[4][2] = {
+	const char *v[5][2] = {
 		{ "x-amz-content-sha256",
 		    r->sha256 != NULL ? r->sha256 : EMPTY_SHA256 },
 		{ "Content-Type", r->content_type },
 		{ "Content-MD5", r->md5_b64 },
 		{ "x-amz-security-token", s3->session_token },
+		{ S3_META_SHA256, r->meta_sha256 },
 	};
 	size_t i;
 
@@ -422,7 +436,9 @@ setup(struct s3 *s3, CURL *e, struct req *r, const char *url,
 		curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE,
 		    (curl_off_t)r->body->len);
 	}
-	if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "PUT") != 0)
+	if (strcmp(r->method, "HEAD") == 0)
+		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+	else if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "PUT") != 0)
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
 }
 
@@ -590,9 +606,13 @@ refusal_of(const struct req *r, CURLcode cc)
 	if (r->status == 301 || code_is(r, "PermanentRedirect") ||
 	    code_is(r, "AuthorizationHeaderMalformed"))
 		return (S3_REFUSED_REGION);
-	if (code_is(r, "AccessDenied") || r->status == 403)
+	if (code_is(r, "AccessDenied") || r->status == 403) {
+		if (strcmp(r->method, "HEAD") == 0 ||
+		    (strcmp(r->method, "GET") == 0 && r->key != NULL))
+			return (S3_REFUSED_READ);
 		return (strcmp(r->method, "GET") == 0 ? S3_REFUSED_LIST :
 		    S3_REFUSED_WRITE);
+	}
 	return (S3_REFUSED_OTHER);
 }
 
@@ -708,6 +728,11 @@ s3_request(struct s3 *s3, struct req *r, struct s3_error *err)
 		r->body_bytes = 0;
 		r->body_over = 0;
 		r->curl_err[0] = '\0';
+		r->meta[0] = '\0';
+		r->content_length = 0;
+		r->hstatus = 0;
+		if (r->sink != NULL)
+			r->sink->reset(r->sink->ctx);
 		if (s3_xml_reset(&r->x) != 0) {
 			cc = CURLE_OUT_OF_MEMORY;
 			v = V_FAIL;

@@ -46,7 +46,7 @@ xml_start(void *ud, const XML_Char *name, const XML_Char **atts)
 		x->complete_seen = 1;
 	else if (strcmp(x->path, "ListBucketResult/Contents") == 0) {
 		x->have_key = 0;
-		x->cur_size = 0;
+		memset(&x->cur, 0, sizeof(x->cur));
 	}
 }
 
@@ -103,7 +103,7 @@ xml_field(struct xml *x)
 		memcpy(x->cur_key, t, x->textlen + 1);
 		x->have_key = 1;
 	} else if (strcmp(p, "ListBucketResult/Contents/Size") == 0) {
-		if (parse_u64(t, &x->cur_size) != 0)
+		if (parse_u64(t, &x->cur.size) != 0)
 			xml_fail(x);
 	} else if (strcmp(p, "ListBucketResult/Contents") == 0) {
 		if (!x->have_key) {
@@ -125,7 +125,9 @@ xml_field(struct xml *x)
 			xml_fail(x);
 			return;
 		}
-		x->ents[x->n++].size = x->cur_size;
+		x->ents[x->n++].obj = x->cur;
+	} else if (strcmp(p, "ListBucketResult/Contents/ETag") == 0) {
+		s3_strip_etag(t, x->cur.etag, sizeof(x->cur.etag));
 	} else if (strcmp(p, "ListBucketResult/IsTruncated") == 0) {
 		x->truncated = strcmp(t, "true") == 0;
 	} else if (strcmp(p, "ListBucketResult/NextContinuationToken") == 0) {
@@ -252,7 +254,7 @@ s3_list_page_emit(const struct xml *x, s3_list_cb *cb, void *ctx)
 	size_t i;
 
 	for (i = 0; i < x->n; i++)
-		if (cb(ctx, x->ents[i].key, x->ents[i].size) != 0)
+		if (cb(ctx, x->ents[i].key, &x->ents[i].obj) != 0)
 			return (1);
 	return (0);
 }

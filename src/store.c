@@ -103,7 +103,7 @@ out:
 
 struct store *
 store_open_dir(const char *root, const char *prefix, unsigned file_mode,
-    char *err, size_t errlen)
+    int create, char *err, size_t errlen)
 {
 	struct store *st = NULL;
 	char msg[512];
@@ -135,7 +135,8 @@ store_open_dir(const char *root, const char *prefix, unsigned file_mode,
 		errbuf_set(err, errlen, "store: %s", msg);
 		goto fail;
 	}
-	if (mkdirs(st->root, localdir_dir_mode(st->file_mode)) != 0) {
+	if (create && mkdirs(st->root, localdir_dir_mode(st->file_mode)) !=
+	    0) {
 		errbuf_set(err, errlen, "store: cannot create %s: %s", st->root,
 		    ERRSTR(errno));
 		goto fail;
@@ -285,7 +286,10 @@ walk_dir(struct walk *w, int dfd, int depth)
 		    keytmpl_match(w->kt, w->key, w->keylen + n, &h) == 0 &&
 		    fstatat(dirfd(d), de->d_name, &sb, 0) == 0 &&
 		    S_ISREG(sb.st_mode)) {
-			w->cb(w->ctx, h, (uint64_t)sb.st_size);
+			struct store_object obj = { .size =
+			    (uint64_t)sb.st_size };
+
+			w->cb(w->ctx, h, &obj);
 		}
 		errno = 0;
 	}
@@ -481,14 +485,16 @@ struct lister {
 };
 
 static int
-list_one(void *arg, const char *key, uint64_t size)
+list_one(void *arg, const char *key, const struct s3_object *o)
 {
 	struct lister *l = arg;
+	struct store_object obj = { .size = o->size };
 	amp_hour h;
 
 	if (keytmpl_match(l->st->kt, key, strlen(key), &h) == 0) {
+		memcpy(obj.etag, o->etag, sizeof(obj.etag));
 		pthread_mutex_lock(&l->mu);
-		l->cb(l->ctx, h, size);
+		l->cb(l->ctx, h, &obj);
 		pthread_mutex_unlock(&l->mu);
 	}
 	return (0);
@@ -657,6 +663,89 @@ store_put(struct store *st, amp_hour hour, int fd, char *err, size_t errlen)
 		return (dir_put(st, key, fd, err, errlen));
 	if ((s = from_s3(s3_put_file(st->s3, key, fd,
 	    st->gzip ? CT_GZIP : CT_JSONL, &e))) != STORE_OK)
+		errbuf_set(err, errlen, "%s", e.msg);
+	return (s);
+}
+
+/* A folder store: the file of ${key} against ${fd}, byte for byte. */
+static enum store_status
+dir_same(struct store *st, const char *key, int fd, uint64_t size,
+    int *same, char *err, size_t errlen)
+{
+	char *path, *a = NULL, *b = NULL;
+	uint64_t off = 0;
+	struct stat sb;
+	int ofd = -1, rc = -1;
+	size_t n = strlen(st->root) + strlen(key) + 2;
+
+	*same = 0;
+	if ((path = malloc(n)) == NULL || (a = malloc(COPY_BUF)) == NULL ||
+	    (b = malloc(COPY_BUF)) == NULL) {
+		errbuf_set(err, errlen, "store: out of memory");
+		goto out;
+	}
+	snprintf(path, n, "%s/%s", st->root, key);
+	if ((ofd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		rc = errno == ENOENT ? 0 : errbuf_set(err, errlen, "store: %s: "
+		    "%s", path, ERRSTR(errno));
+		goto out;
+	}
+	if (fstat(ofd, &sb) != 0 || !S_ISREG(sb.st_mode) ||
+	    (uint64_t)sb.st_size != size) {
+		rc = 0;
+		goto out;
+	}
+	while (off < size) {
+		size_t want = size - off < COPY_BUF ? (size_t)(size - off) :
+		    COPY_BUF;
+		ssize_t x = pread(fd, a, want, (off_t)off);
+		ssize_t y = pread(ofd, b, want, (off_t)off);
+
+		if (x < 0 || y < 0) {
+			errbuf_set(err, errlen, "store: cannot compare with %s: "
+			    "%s", path, ERRSTR(errno));
+			goto out;
+		}
+		if (x != y || x == 0 || memcmp(a, b, (size_t)x) != 0) {
+			rc = 0;
+			goto out;
+		}
+		off += (uint64_t)x;
+	}
+	*same = 1;
+	rc = 0;
+out:
+	if (ofd >= 0)
+		close(ofd);
+	free(path);
+	free(a);
+	free(b);
+	return (rc == 0 ? STORE_OK : STORE_FAIL);
+}
+
+enum store_status
+store_same(struct store *st, amp_hour hour, int fd, uint64_t size,
+    const struct store_object *known, int *same, char *err, size_t errlen)
+{
+	char key[KEYTMPL_MAX_KEY + 1];
+	struct s3_object obj, *kp = NULL;
+	struct s3_error e;
+	enum store_status s;
+
+	*same = 0;
+	if (keytmpl_format(st->kt, hour, key, sizeof(key)) < 0) {
+		errbuf_set(err, errlen, "store: key too long");
+		return (STORE_FAIL);
+	}
+	if (st->kind == B_DIR)
+		return (dir_same(st, key, fd, size, same, err, errlen));
+	if (known != NULL) {
+		obj.size = known->size;
+		memcpy(obj.etag, known->etag, sizeof(obj.etag));
+		kp = &obj;
+	}
+	if ((s = from_s3(s3_same(st->s3, key, fd, size, kp, same, &e))) !=
+	    STORE_OK)
 		errbuf_set(err, errlen, "%s", e.msg);
 	return (s);
 }

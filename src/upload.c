@@ -1,5 +1,6 @@
 /*
- * upload: store complete hour files, then delete them locally.
+ * upload: store complete hour files, or prove the store holds them, then
+ * delete them locally (see upload.h for what each mode does).
  *
  * DESIGN
  * - Threads: M workers popping hours from one bounded queue (queue.h).
@@ -14,12 +15,14 @@
  *   names the file that was stored.
  * - Completion: upload_close() closes the queue; workers drain it and
  *   leave; a cancel closes it too (queued hours stay on disk for the next
- *   run).  Counters go to runctl; nothing is reported back otherwise.
- * - Concurrency: the workers are a ceiling.  Each store_put() runs in a
- *   slot of the pool's limiter (limiter.h; its DESIGN says who changes
- *   the limit, under which lock): a worker waits for a slot before it
- *   starts an upload and gives it back after, a stored object counting
- *   towards one more.  S3 retries a 503 SlowDown inside the call, so the
+ *   run).  Counters go to runctl; in a dry run the verdicts go to the
+ *   caller's callback, from the workers' threads.
+ * - Concurrency: the workers are a ceiling.  Each store_put(), and each
+ *   store_same() (proving reads the store too), runs in a slot of the
+ *   pool's limiter (limiter.h; its DESIGN says who changes the limit,
+ *   under which lock): a worker waits for a slot before it starts a
+ *   request and gives it back after, an answer counting towards one
+ *   more.  S3 retries a 503 SlowDown inside the call, so the
  *   pool learns of it through the store's slowdown hook (upload_slowdown,
  *   set before the workers start and cleared after they are joined),
  *   which lowers the limit at once: uploads in flight finish, no new one
@@ -51,8 +54,8 @@ struct upload_pool {
 	struct queue *q;
 	pthread_t *th;
 	int nth;
-	struct limiter *lim;        /* uploads at once (its own lock) */
 	struct cancel_hook hook;    /* upload_wake on cancel */
+	struct limiter *lim;        /* uploads at once (its own lock) */
 };
 
 /*
@@ -152,47 +155,178 @@ put_in_slot(struct upload_pool *p, amp_hour h, int fd, char *err,
 	return (s);
 }
 
-static void
-upload_one(struct upload_pool *p, amp_hour h)
+/* Store the file open at ${fd} as ${h}; 0 once the store confirmed it,
+ * then the local name is removed.  -1 (logged, counted) otherwise. */
+static int
+put(struct upload_pool *p, amp_hour h, const char *name, const char *path,
+    int fd, const struct stat *sb)
 {
 	struct runctl *ctl = p->o.ctl;
-	char path[4096], name[HOUR_FILE_LEN], err[600];
-	struct stat sb;
-	enum store_status s;
-	int fd;
+	char err[600];
 
-	hour_format_file(h, name);
-	if (localdir_path(p->o.data_dir, p->o.gzip, h, path, sizeof(path))) {
-		log_error(p->o.lg, "upload %s: path too long in %s", name,
-		    p->o.data_dir);
-		runctl_count(ctl, RUN_UPLOAD_FAILED, 1);
-		return;
-	}
-	if ((fd = open_hour(p, name, path, &sb)) < 0)
-		return;
-	s = put_in_slot(p, h, fd, err, sizeof(err));
-	switch (s) {
+	switch (put_in_slot(p, h, fd, err, sizeof(err))) {
 	case STORE_OK:
-		remove_uploaded(p, name, path, &sb);
+		remove_uploaded(p, name, path, sb);
 		runctl_count(ctl, RUN_UPLOADS, 1);
-		runctl_count(ctl, RUN_UPLOAD_BYTES, (uint64_t)sb.st_size);
+		runctl_count(ctl, RUN_UPLOAD_BYTES, (uint64_t)sb->st_size);
 		log_debug(p->o.lg, "uploaded %s (%" PRIu64 " bytes) to %s",
-		    name, (uint64_t)sb.st_size, store_describe(p->o.store));
-		break;
+		    name, (uint64_t)sb->st_size, store_describe(p->o.store));
+		return (0);
 	case STORE_CANCELLED:
-		break;
+		return (-1);
 	case STORE_FATAL:
 		runctl_count(ctl, RUN_UPLOAD_FAILED, 1);
 		log_error(p->o.lg, "%s", err);
 		runctl_cancel(ctl, STOP_AUTH);
-		break;
+		return (-1);
 	case STORE_FAIL:
 	default:
 		runctl_count(ctl, RUN_UPLOAD_FAILED, 1);
 		log_error(p->o.lg, "upload %s failed (file kept): %s", name,
 		    err);
+		return (-1);
+	}
+}
+
+/* store_same() in a slot of the pool's limit: proving reads the store
+ * too (HEAD, GET), and S3 throttles them like writes. */
+static enum store_status
+same_in_slot(struct upload_pool *p, const struct upload_item *it, int fd,
+    uint64_t size, int *same, char *why, size_t whylen)
+{
+	enum store_status s;
+	int was, now;
+
+	if (limiter_acquire(p->lim))
+		return (STORE_CANCELLED);
+	s = store_same(p->o.store, it->hour, fd, size, &it->obj, same, why,
+	    whylen);
+	now = limiter_release(p->lim, s == STORE_OK ? LIMITER_OK :
+	    LIMITER_OTHER, &was);
+	limit_moved(p, was, now);
+	return (s);
+}
+
+/* What the store holds of ${it}, against the file open at ${fd} of
+ * ${size} bytes; ${why}: the reason when UPLOAD_UNPROVEN. */
+static enum upload_verdict
+verdict_of(struct upload_pool *p, const struct upload_item *it, int fd,
+    uint64_t size, char *why, size_t whylen)
+{
+	int same = 0;
+
+	if (!it->stored)
+		return (UPLOAD_NOT_STORED);
+	runctl_count(p->o.ctl, RUN_HOURS_CHECKED, 1);
+	if (it->obj.size != size)
+		return (UPLOAD_OTHER_SIZE);
+	if (same_in_slot(p, it, fd, size, &same, why, whylen) != STORE_OK)
+		return (UPLOAD_UNPROVEN);
+	return (same ? UPLOAD_SAME : UPLOAD_OTHER_BYTES);
+}
+
+/* A local hour the store holds with the same bytes: remove it. */
+static void
+remove_stored(struct upload_pool *p, const struct upload_item *it,
+    const char *name, const char *path, const struct stat *sb)
+{
+	remove_uploaded(p, name, path, sb);
+	runctl_count(p->o.ctl, it->mode == UPLOAD_SYNC ? RUN_LOCAL_REMOVED :
+	    RUN_HOURS_UNCHANGED, 1);
+	log_debug(p->o.lg, "%s is already stored with the same bytes: "
+	    "removed", path);
+}
+
+/* A local hour (SYNC) whose stored object differs: keep both. */
+static void
+conflict(struct upload_pool *p, const struct upload_item *it,
+    const char *path, uint64_t size, enum upload_verdict v, const char *why)
+{
+	char name[HOUR_API_LEN];
+
+	hour_format_api(it->hour, name);
+	runctl_count(p->o.ctl, RUN_HOURS_CONFLICT, 1);
+	log_warn(p->o.lg, "hour %s: the stored object (%" PRIu64 " bytes) %s "
+	    "the local file %s (%" PRIu64 " bytes): conflict, both kept "
+	    "(`--refresh` re-exports the hour and replaces what differs)%s%s",
+	    name, it->obj.size, v == UPLOAD_UNPROVEN ? "cannot be compared "
+	    "with" : "differs from", path, size, v == UPLOAD_UNPROVEN ?
+	    ": " : "", v == UPLOAD_UNPROVEN ? why : "");
+}
+
+/* A fresh export (REFRESH) that differs from its stored object: upload
+ * it over the object. */
+static void
+replace(struct upload_pool *p, const struct upload_item *it,
+    const char *name, const char *path, int fd, const struct stat *sb,
+    enum upload_verdict v, const char *why)
+{
+	if (put(p, it->hour, name, path, fd, sb) != 0)
+		return;
+	runctl_count(p->o.ctl, RUN_HOURS_REPLACED, 1);
+	log_info(p->o.lg, "replaced %s in %s: %" PRIu64 " bytes, now %" PRIu64
+	    "%s%s", name, store_describe(p->o.store), it->obj.size,
+	    (uint64_t)sb->st_size, v == UPLOAD_UNPROVEN ? " (the old one "
+	    "could not be read to compare: " : "", v == UPLOAD_UNPROVEN ?
+	    why : "");
+}
+
+/* Do what ${it}'s mode says for the verdict ${v} (see upload.h). */
+static void
+act(struct upload_pool *p, const struct upload_item *it,
+    enum upload_verdict v, const char *name, const char *path, int fd,
+    const struct stat *sb, const char *why)
+{
+	if (v == UPLOAD_SAME) {
+		remove_stored(p, it, name, path, sb);
+		return;
+	}
+	if (v == UPLOAD_NOT_STORED) {
+		if (it->mode != UPLOAD_SYNC)
+			runctl_count(p->o.ctl, RUN_HOURS_NEW, 1);
+		if (it->mode != UPLOAD_CHECK)
+			(void)put(p, it->hour, name, path, fd, sb);
+		return;
+	}
+	switch (it->mode) {
+	case UPLOAD_SYNC:
+		conflict(p, it, path, (uint64_t)sb->st_size, v, why);
+		break;
+	case UPLOAD_REFRESH:
+		replace(p, it, name, path, fd, sb, v, why);
+		break;
+	case UPLOAD_CHECK:
+		runctl_count(p->o.ctl, RUN_HOURS_CHANGED, 1);
+		log_info(p->o.lg, "%s differs from the stored object (%" PRIu64
+		    " bytes, the export %" PRIu64 "): kept in %s", name,
+		    it->obj.size, (uint64_t)sb->st_size, p->o.data_dir);
 		break;
 	}
+}
+
+static void
+upload_one(struct upload_pool *p, const struct upload_item *it)
+{
+	char path[4096], name[HOUR_FILE_LEN], why[600] = "";
+	enum upload_verdict v;
+	struct stat sb;
+	int fd;
+
+	hour_format_file(it->hour, name);
+	if (localdir_path(p->o.data_dir, p->o.gzip, it->hour, path,
+	    sizeof(path))) {
+		log_error(p->o.lg, "upload %s: path too long in %s", name,
+		    p->o.data_dir);
+		runctl_count(p->o.ctl, RUN_UPLOAD_FAILED, 1);
+		return;
+	}
+	if ((fd = open_hour(p, name, path, &sb)) < 0)
+		return;
+	v = verdict_of(p, it, fd, (uint64_t)sb.st_size, why, sizeof(why));
+	if (p->o.dry)
+		p->o.verdict(p->o.verdict_ctx, it, v, (uint64_t)sb.st_size);
+	else if (!runctl_cancelled(p->o.ctl))
+		act(p, it, v, name, path, fd, &sb, why);
 	close(fd);
 }
 
@@ -203,10 +337,9 @@ upload_main(void *arg)
 	void *item;
 
 	while (queue_pop(p->q, &item) == 0) {
-		amp_hour h = *(amp_hour *)item;
-		free(item);
 		if (!runctl_cancelled(p->o.ctl))
-			upload_one(p, h);
+			upload_one(p, item);
+		free(item);
 	}
 	return (NULL);
 }
@@ -257,16 +390,16 @@ upload_start(const struct upload_opts *opts)
 }
 
 int
-upload_submit(struct upload_pool *p, amp_hour hour)
+upload_submit(struct upload_pool *p, const struct upload_item *it)
 {
-	amp_hour *h;
+	struct upload_item *c;
 
-	if (runctl_cancelled(p->o.ctl) || (h = malloc(sizeof(*h))) == NULL)
+	if (runctl_cancelled(p->o.ctl) || (c = malloc(sizeof(*c))) == NULL)
 		return (-1);
-	*h = hour;
+	*c = *it;
 	runctl_count(p->o.ctl, RUN_UPLOADS_QUEUED, 1);
-	if (queue_push(p->q, h)) {
-		free(h);
+	if (queue_push(p->q, c)) {
+		free(c);
 		return (-1);
 	}
 	return (0);

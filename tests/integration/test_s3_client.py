@@ -75,7 +75,7 @@ class S3Client(unittest.TestCase):
         out = self.ok("list", prefix, **env)
         keys = {}
         for line in out.splitlines():
-            size, key = line.split("\t", 1)
+            size, key, _etag = line.split("\t")
             keys[key] = int(size)
         return keys
 
@@ -127,6 +127,85 @@ class S3Client(unittest.TestCase):
                              hashlib.sha256(chunk).hexdigest())
             self.assertEqual(p["content_md5"], base64.b64encode(
                 hashlib.md5(chunk).digest()).decode())
+
+    # -- proving that an object holds a file's bytes (s3_same) ----------
+
+    def same(self, key, path, known=None, **env):
+        """s3tool same: ${known} None, "listed" or (size, etag)."""
+        if isinstance(known, tuple):
+            known = "%d:%s" % known
+        args = ["same", key, path] + ([known] if known else [])
+        return self.ok(*args, **env).strip()
+
+    def object_gets(self):
+        return [r for r in self.reqs("GET") if "list-type" not in r["query"]]
+
+    def test_uploads_carry_the_sha256_metadata(self):
+        small = os.urandom(1000)
+        big = os.urandom(2 * MiB + 17)
+        self.ok("put", "meta/small", self.file("s", small))
+        self.ok("put", "meta/big", self.file("b", big),
+                S3TEST_MULTIPART_THRESHOLD=MiB, S3TEST_PART_SIZE=MiB)
+        for key, data in (("meta/small", small), ("meta/big", big)):
+            meta = self.env.head(key)["Metadata"]
+            self.assertEqual(meta.get("amp2s3-sha256"),
+                             hashlib.sha256(data).hexdigest(), key)
+
+    def test_same_single_put_by_the_listed_etag_alone(self):
+        data = os.urandom(5000)
+        path = self.file("a", data)
+        self.ok("put", "same/a", path)
+        other = self.file("a2", data[:-1] + bytes([data[-1] ^ 1]))
+        self.env.clear_requests()
+        self.assertEqual(self.same("same/a", path, "listed"), "same")
+        # The listing's ETag (the MD5) decided: no HEAD, no GET.
+        self.assertEqual([r["method"] for r in self.reqs()], ["GET"])
+        self.assertIn("list-type=2", self.reqs()[0]["query"])
+        self.assertEqual(self.same("same/a", other, "listed"), "different")
+
+    def test_same_multipart_etag_by_the_metadata_not_the_bytes(self):
+        data = os.urandom(2 * MiB + 3)
+        path = self.file("m", data)
+        self.ok("put", "same/m", path, S3TEST_MULTIPART_THRESHOLD=MiB,
+                S3TEST_PART_SIZE=MiB)
+        flipped = bytearray(data)
+        flipped[MiB] ^= 1
+        other = self.file("m2", bytes(flipped))
+        # As S3 lists a multipart object: an ETag that is no MD5.
+        known = (len(data), "0123456789abcdef0123456789abcdef-3")
+        self.env.clear_requests()
+        self.assertEqual(self.same("same/m", path, known), "same")
+        self.assertEqual(self.same("same/m", other, known), "different")
+        self.assertEqual([r["method"] for r in self.reqs()],
+                         ["HEAD", "HEAD"])
+
+    def test_same_without_metadata_reads_the_object(self):
+        # As another tool left it: no metadata, an ETag that proves nothing.
+        data = os.urandom(300000)
+        path = self.file("o", data)
+        self.env.put_bytes("same/o", data)
+        flipped = bytearray(data)
+        flipped[-1] ^= 1
+        other = self.file("o2", bytes(flipped))
+        known = (len(data), "0123456789abcdef0123456789abcdef-2")
+        self.env.clear_requests()
+        self.assertEqual(self.same("same/o", path, known), "same")
+        self.assertEqual(self.same("same/o", other, known), "different")
+        self.assertEqual([r["method"] for r in self.reqs()],
+                         ["HEAD", "GET", "HEAD", "GET"])
+
+    def test_same_sizes_differ_or_absent(self):
+        path = self.file("x", b"0123456789")
+        self.ok("put", "same/x", self.file("y", b"012345678"))
+        self.env.clear_requests()
+        self.assertEqual(self.same("same/x", path, "listed"), "different")
+        self.assertEqual(self.same("same/none", path), "different")
+        # The sizes decided the first; the second was one HEAD (404).
+        self.assertEqual([r["method"] for r in self.reqs()], ["GET", "HEAD"])
+        rc, out, _ = self.tool("head", "same/none")
+        self.assertEqual((rc, out.strip()), (1, "404"))
+        self.assertEqual(self.same("same/x", self.file("z", b"012345678"),
+                                   "listed"), "same")
 
     def test_multipart_failure_aborts_upload(self):
         data = os.urandom(3 * MiB)
@@ -360,7 +439,7 @@ class S3SessionToken(unittest.TestCase):
         rc, _, err = self.tool("put", "tok/x", self.path)
         self.assertEqual(rc, 0, err)
         rc, out, err = self.tool("list", "tok/")
-        self.assertEqual((rc, out), (0, "6\ttok/x\n"), err)
+        self.assertEqual((rc, out.rsplit("\t", 1)[0]), (0, "6\ttok/x"), err)
 
     def test_wrong_token_is_fatal_and_not_printed(self):
         rc, _, err = self.tool("list", "", AWS_SESSION_TOKEN="bad-tok-91")

@@ -1,8 +1,15 @@
 /*
  * s3tool: a tiny command line over s3.h, for the integration tests.
  *
- *   s3tool list PREFIX               one "SIZE<TAB>KEY" line per key
+ *   s3tool list PREFIX               one "SIZE<TAB>KEY<TAB>ETAG" line per key
  *   s3tool put KEY FILE [TYPE]       upload (multipart above the threshold)
+ *   s3tool same KEY FILE [listed|SIZE:ETAG]
+ *                                    "same" or "different" (s3_same; with
+ *                                    "listed", the object as a listing of
+ *                                    KEY saw it is given; with SIZE:ETAG,
+ *                                    that object; else none)
+ *   s3tool head KEY                  "SIZE<TAB>ETAG<TAB>SHA256" (exit 1 and
+ *                                    "404" if there is no such object)
  *   s3tool delete KEY
  *   s3tool put-many KEYPREFIX FILE COUNT THREADS
  *                                    COUNT uploads of FILE as KEYPREFIX<i>
@@ -24,6 +31,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -72,11 +82,75 @@ put_path(struct s3 *s3, const char *key, const char *path, const char *ctype,
 }
 
 static int
-print_key(void *ctx, const char *key, uint64_t size)
+print_key(void *ctx, const char *key, const struct s3_object *obj)
 {
 	(void)ctx;
-	printf("%" PRIu64 "\t%s\n", size, key);
+	printf("%" PRIu64 "\t%s\t%s\n", obj->size, key, obj->etag);
 	return (0);
+}
+
+/* The listing of exactly ${key}: its object, if any. */
+struct one {
+	const char *key;
+	struct s3_object obj;
+	int found;
+};
+
+static int
+find_one(void *ctx, const char *key, const struct s3_object *obj)
+{
+	struct one *o = ctx;
+
+	if (strcmp(key, o->key) == 0) {
+		o->obj = *obj;
+		o->found = 1;
+	}
+	return (0);
+}
+
+static int
+cmd_same(struct s3 *s3, const char *key, const char *path, const char *known,
+    struct s3_error *e)
+{
+	struct one o = { .key = key };
+	const char *colon;
+	struct stat sb;
+	int fd, same = 0, rc = 0;
+
+	if ((fd = open(path, O_RDONLY)) < 0 || fstat(fd, &sb) != 0) {
+		perror(path);
+		return (1);
+	}
+	if (known != NULL && strcmp(known, "listed") == 0)
+		rc = exit_code(s3_list(s3, key, find_one, &o, e));
+	else if (known != NULL && (colon = strchr(known, ':')) != NULL) {
+		o.obj.size = strtoull(known, NULL, 10);
+		snprintf(o.obj.etag, sizeof(o.obj.etag), "%s", colon + 1);
+		o.found = 1;
+	}
+	if (rc != 0)
+		goto out;
+	rc = exit_code(s3_same(s3, key, fd, (uint64_t)sb.st_size,
+	    o.found ? &o.obj : NULL, &same, e));
+	if (rc == 0)
+		printf("%s\n", same ? "same" : "different");
+out:
+	close(fd);
+	return (rc);
+}
+
+static int
+cmd_head(struct s3 *s3, const char *key, struct s3_error *e)
+{
+	struct s3_object obj;
+	char sha[65];
+	int rc = exit_code(s3_head(s3, key, &obj, sha, e));
+
+	if (rc == 0)
+		printf("%" PRIu64 "\t%s\t%s\n", obj.size, obj.etag, sha);
+	else if (e->http_status == 404)
+		printf("404\n");
+	return (rc);
 }
 
 static void *
@@ -136,6 +210,8 @@ main(int argc, char **argv)
 	if (!((strcmp(cmd, "list") == 0 && argc == 3) ||
 	    (strcmp(cmd, "put") == 0 && (argc == 4 || argc == 5)) ||
 	    (strcmp(cmd, "delete") == 0 && argc == 3) ||
+	    (strcmp(cmd, "same") == 0 && (argc == 4 || argc == 5)) ||
+	    (strcmp(cmd, "head") == 0 && argc == 3) ||
 	    (strcmp(cmd, "put-many") == 0 && argc == 6))) {
 		fprintf(stderr, "usage: s3tool list PREFIX | put KEY FILE "
 		    "[TYPE] | delete KEY | put-many KEYPREFIX FILE COUNT "
@@ -181,6 +257,11 @@ main(int argc, char **argv)
 	else if (strcmp(cmd, "put") == 0)
 		rc = exit_code(put_path(s3, argv[2], argv[3], argc == 5 ?
 		    argv[4] : "application/octet-stream", &e));
+	else if (strcmp(cmd, "same") == 0)
+		rc = cmd_same(s3, argv[2], argv[3], argc == 5 ? argv[4] : NULL,
+		    &e);
+	else if (strcmp(cmd, "head") == 0)
+		rc = cmd_head(s3, argv[2], &e);
 	else if (strcmp(cmd, "delete") == 0)
 		rc = exit_code(s3_delete(s3, argv[2], &e));
 	else {
