@@ -12,7 +12,7 @@
 # mix.  Unit tests are tests/unit/test_*.c, one binary each, linked with
 # every module but main.
 
-PKGS     := libcurl zlib yajl libzip libarchive expat openssl
+PKGS     := libcurl zlib yajl libzip libarchive expat openssl inih
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
