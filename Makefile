@@ -123,13 +123,14 @@ FUZZ_CFLAGS  := $(CSTD) $(WARN) -Iinclude $(PKG_CFLAGS) -pthread -O1 -g \
                 -fno-omit-frame-pointer -fsanitize=address,undefined \
                 -fno-sanitize-recover=all
 FUZZ_LIBS    := $(PKG_LIBS) -lpthread -lm
-FUZZ_TARGETS := member unpack s3list envfile hour jsonl
+FUZZ_TARGETS := member unpack s3list envfile hour jsonl creds
 FUZZ_MODS_member  := member hour
 FUZZ_MODS_unpack  := unpack member hour jsonl localdir
 FUZZ_MODS_s3list  := s3 log retry hour version
 FUZZ_MODS_envfile := envfile errbuf
 FUZZ_MODS_hour    := hour retry
 FUZZ_MODS_jsonl   := jsonl
+FUZZ_MODS_creds   := creds_parse errbuf
 # fuzz_unpack checks every path unpack.c opens, renames or unlinks.
 FUZZ_LDFLAGS_unpack := -Wl,--wrap=open,--wrap=rename,--wrap=unlink
 

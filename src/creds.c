@@ -94,13 +94,6 @@ creds_now_ms(void)
 	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
-/* Not inlined: GCC 12 takes &c->cur for its first member and warns. */
-__attribute__((noinline)) void
-creds_value_wipe(struct creds_value *v)
-{
-	explicit_bzero(v, sizeof(*v));
-}
-
 static int
 set(const char *s)
 {

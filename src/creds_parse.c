@@ -73,6 +73,13 @@ creds_wipe_realloc(void *q, size_t n)
 	return (r);
 }
 
+/* Not inlined: GCC 12 takes &c->cur for its first member and warns. */
+__attribute__((noinline)) void
+creds_value_wipe(struct creds_value *v)
+{
+	explicit_bzero(v, sizeof(*v));
+}
+
 void
 creds_strwipe(char *s)
 {
@@ -880,6 +887,7 @@ creds_full_uri_check(const char *uri, char *err, size_t errlen)
 	CURLU *u;
 	char *scheme = NULL, *host = NULL;
 	int rc = -1;
+	size_t i;
 
 	if ((u = curl_url()) == NULL)
 		return (errbuf_set(err, errlen, "container: out of memory"));
@@ -896,6 +904,10 @@ creds_full_uri_check(const char *uri, char *err, size_t errlen)
 		errbuf_set(err, errlen, "container: the full URI must be http "
 		    "or https");
 	} else if (!host_allowed_http(host)) {
+		for (i = 0; host[i] != '\0'; i++)
+			if ((unsigned char)host[i] < 0x20 ||
+			    (unsigned char)host[i] >= 0x7f)
+				host[i] = '?';
 		errbuf_set(err, errlen, "container: http to %.80s is refused "
 		    "(only loopback, 169.254.170.2, 169.254.170.23 or "
 		    "fd00:ec2::23; any host over https)", host);
