@@ -56,7 +56,7 @@ sts (AssumeRoleWithWebIdentity, an unsigned request):
       AssumeRoleWithWebIdentityResponse XML.
 
 Request log (--request-log, JSON lines, one per request, control requests
-excluded): {"n", "method", "path", "status", "mode", and what matters:
+excluded; each line is written before the answer is sent): {"n", "method", "path", "status", "mode", and what matters:
 "imds_token" (the request carried X-aws-ec2-metadata-token), "ttl" (the TTL
 header), "authorization" ("none" | "ok" | "wrong"), "token_sha" (first 12
 hex of the SHA-256 of the token presented: Authorization or
@@ -204,9 +204,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     do_PUT = do_POST = do_DELETE = do_HEAD = do_GET
 
+    def log_entry(self):
+        """Write this request's log line (once), before its answer goes
+        out, so that a client that has the answer finds the line."""
+        entry, self._entry = getattr(self, "_entry", None), None
+        if entry is not None:
+            self.state.record(entry)
+
     def reply(self, status, body=b"", ctype="text/plain"):
         if isinstance(body, str):
             body = body.encode()
+        self.log_entry()
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -253,6 +261,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.control(path)
         entry = {"method": self.command, "path": path, "mode": st.args.mode,
                  "status": None, "issued": None}
+        self._entry = entry
         rule, delay = st.next_fault()
         try:
             if delay:
@@ -266,7 +275,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.reply(rule["status"], "injected failure\n")
             getattr(self, "serve_" + st.args.mode)(entry, path, query)
         finally:
-            st.record(entry)
+            self.log_entry()
 
     # -- IMDSv2 ---------------------------------------------------------
     def imds_token_ok(self):
@@ -302,6 +311,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with st.lock:
                 st.imds_tokens[tok] = time.monotonic() + ttl
             entry["status"] = 200
+            self.log_entry()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
             self.send_header("X-aws-ec2-metadata-token-ttl-seconds", str(ttl))

@@ -16,7 +16,8 @@ import unittest
 import urllib.error
 import urllib.request
 
-from s3harness import s3env
+from harness import BASE
+from s3harness import S3Case, s3env
 
 PY = "/usr/bin/python3"
 ROLE_ARN = "arn:aws:iam::123456789012:role/amp2s3-web"
@@ -262,6 +263,57 @@ class StandIns(unittest.TestCase):
             "Body"].read()
         self.assertEqual(body, b"y" * 2000)
         self.assertGreaterEqual(time.monotonic() - t0, 0.8)
+
+
+class HarnessOptions(S3Case):
+    """S3Case with the class options: a bucket policy requiring SSE, and
+    the proxy reading the class's registry of temporary keys."""
+
+    CREDENTIALS = True
+    S3_OPTIONS = {"require_sse": "AES256"}
+
+    def test_bucket_requiring_sse_refuses_a_plain_run(self):
+        data = b'{"a":1}\n'
+        self.write_hours({BASE: data})
+        res = self.run_amp(cmd="sync", env=self.s3_env())
+        self.assertNotEqual(res.rc, 0, self.explain(res))
+        self.assertEqual(self.local_bytes(), {self.hour_path(BASE).name:
+                                              data})
+        self.assertEqual(self.keys(), {})
+        puts = self.proxy_log("PUT")
+        self.assertTrue(puts)
+        self.assertEqual({(r["status"], r["sse"]) for r in puts},
+                         {(403, None)})
+
+    def test_issued_keys_reach_the_bucket(self):
+        srv = self.cred_server("imds", lifetime=600)
+        tok = urllib.request.urlopen(urllib.request.Request(
+            srv.url + "/latest/api/token", method="PUT", headers={
+                "X-aws-ec2-metadata-token-ttl-seconds": "60"}),
+            timeout=5).read().decode()
+        base = srv.url + "/latest/meta-data/iam/security-credentials/"
+        hdr = {"X-aws-ec2-metadata-token": tok}
+        role = urllib.request.urlopen(urllib.request.Request(
+            base, headers=hdr), timeout=5).read().decode()
+        doc = json.loads(urllib.request.urlopen(urllib.request.Request(
+            base + role, headers=hdr), timeout=5).read())
+        import boto3
+        from botocore.config import Config
+        c = boto3.client("s3", endpoint_url=self.s3.endpoint,
+                         region_name=self.s3.region,
+                         aws_access_key_id=doc["AccessKeyId"],
+                         aws_secret_access_key=doc["SecretAccessKey"],
+                         aws_session_token=doc["Token"],
+                         config=Config(s3={"addressing_style": "path"}))
+        self.addCleanup(c.close)
+        c.put_object(Bucket=self.bucket, Key="k", Body=b"v",
+                     ServerSideEncryption="AES256")
+        self.assertEqual(self.objects(), {"k": b"v"})
+        put = self.proxy_log("PUT")[-1]
+        self.assertEqual((put["access_key"], put["security_token"],
+                          put["sse"]), (doc["AccessKeyId"], True, "AES256"))
+        self.assertEqual([x["access_key"] for x in self.issued("imds")],
+                         [doc["AccessKeyId"]])
 
 
 if __name__ == "__main__":
