@@ -12,7 +12,7 @@
 # mix.  Unit tests are tests/unit/test_*.c, one binary each, linked with
 # every module but main.
 
-PKGS     := libcurl zlib yajl libzip libarchive expat openssl
+PKGS     := libcurl zlib yajl libzip libarchive expat openssl inih
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -127,7 +127,7 @@ FUZZ_CFLAGS  := $(CSTD) $(WARN) -Iinclude $(PKG_CFLAGS) -pthread -O1 -g \
                 -fno-omit-frame-pointer -fsanitize=address,undefined \
                 -fno-sanitize-recover=all
 FUZZ_LIBS    := $(PKG_LIBS) -lpthread -lm
-FUZZ_TARGETS := member unpack s3list envfile hour jsonl
+FUZZ_TARGETS := member unpack s3list envfile hour jsonl creds
 FUZZ_MODS_member  := member hour
 FUZZ_MODS_unpack  := unpack unpack_member unpack_zip unpack_stream member \
                      hour jsonl localdir atomicfile errbuf cancel
@@ -136,6 +136,7 @@ FUZZ_MODS_s3list  := s3 s3_xml s3_request s3_multipart log retry hour \
 FUZZ_MODS_envfile := envfile errbuf
 FUZZ_MODS_hour    := hour retry
 FUZZ_MODS_jsonl   := jsonl
+FUZZ_MODS_creds   := creds_parse errbuf
 # fuzz_unpack checks every path the unpack module opens, renames or unlinks
 # (through atomicfile).
 FUZZ_LDFLAGS_unpack := -Wl,--wrap=open,--wrap=rename,--wrap=unlink
