@@ -65,16 +65,19 @@ tsan:
 $(BIN): $(OBJS)
 	$(CC) $(CFLAGS_BASE) $(VFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/%.o: src/%.c $(wildcard include/*.h) | $(B)
+$(B)/%.o: src/%.c $(wildcard include/*.h src/*.h) | $(B)
 	$(CC) $(CFLAGS_BASE) $(VFLAGS) -c -o $@ $<
 
-# A unit test may wrap system calls at link time to inject failures.
+# A unit test may wrap system calls at link time to inject failures, and
+# one that tests a module's private parts includes its header from src/.
 UNIT_LDFLAGS_test_atomicfile := -Wl,--wrap=fsync,--wrap=rename
+UNIT_CFLAGS_test_creds := -Isrc
 
-$(B)/tests/%: tests/unit/%.c tests/unit/unit.h $(LIBOBJS) | $(B)
+$(B)/tests/%: tests/unit/%.c tests/unit/unit.h $(wildcard src/*.h) $(LIBOBJS) \
+    | $(B)
 	@mkdir -p $(B)/tests
-	$(CC) $(CFLAGS_BASE) $(VFLAGS) -Itests/unit -o $@ $< $(LIBOBJS) \
-	    $(UNIT_LDFLAGS_$*) $(LDLIBS)
+	$(CC) $(CFLAGS_BASE) $(VFLAGS) -Itests/unit $(UNIT_CFLAGS_$*) -o $@ $< \
+	    $(LIBOBJS) $(UNIT_LDFLAGS_$*) $(LDLIBS)
 
 $(B)/tools/%: tests/tools/%.c $(LIBOBJS) | $(B)
 	@mkdir -p $(B)/tools
@@ -137,6 +140,8 @@ FUZZ_MODS_envfile := envfile errbuf
 FUZZ_MODS_hour    := hour retry
 FUZZ_MODS_jsonl   := jsonl
 FUZZ_MODS_creds   := creds_parse errbuf
+# fuzz_creds tests the creds module's private parsers (src/creds_internal.h).
+FUZZ_CFLAGS_creds := -Isrc
 # fuzz_unpack checks every path the unpack module opens, renames or unlinks
 # (through atomicfile).
 FUZZ_LDFLAGS_unpack := -Wl,--wrap=open,--wrap=rename,--wrap=unlink
@@ -146,13 +151,14 @@ fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_B)/fuzz_%)
 fuzz:
 	FUZZ_CC=$(FUZZ_CC) scripts/fuzz.sh $(FUZZ_SECONDS)
 
-$(FUZZ_B)/%.o: src/%.c $(wildcard include/*.h) | $(FUZZ_B)
+$(FUZZ_B)/%.o: src/%.c $(wildcard include/*.h src/*.h) | $(FUZZ_B)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
 define FUZZ_TARGET_RULE
 $(FUZZ_B)/fuzz_$(1): fuzz/fuzz_$(1).c fuzz/fuzz.h \
     $(FUZZ_MODS_$(1):%=$(FUZZ_B)/%.o) | $(FUZZ_B)
-	$$(FUZZ_CC) $$(FUZZ_CFLAGS) -fsanitize=fuzzer -o $$@ $$< \
+	$$(FUZZ_CC) $$(FUZZ_CFLAGS) $(FUZZ_CFLAGS_$(1)) -fsanitize=fuzzer \
+	    -o $$@ $$< \
 	    $(FUZZ_MODS_$(1):%=$(FUZZ_B)/%.o) $(FUZZ_LDFLAGS_$(1)) $$(FUZZ_LIBS)
 endef
 $(foreach t,$(FUZZ_TARGETS),$(eval $(call FUZZ_TARGET_RULE,$(t))))
