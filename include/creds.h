@@ -57,10 +57,10 @@
  * the same handle.  The caller runs curl_global_init() before
  * creds_open() and curl_global_cleanup() after creds_free().
  */
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
+struct cancel;
 struct logger;
 
 /* Sizes of the fields of struct creds_value, NUL included. */
@@ -138,9 +138,37 @@ struct creds_options {
 	const char *ca_bundle;               /* AWS_CA_BUNDLE; NULL: system */
 	long http_timeout_ms;                /* STS and container, per
 	                                        request; 0: 10000 */
-	const atomic_int *cancel;            /* may be NULL; polled during
-	                                        transfers and while a
-	                                        credential_process runs */
+	struct cancel *cancel;               /* the run's (cancel.h); may be
+	                                        NULL.  Ends transfers, retry
+	                                        pauses and a running
+	                                        credential_process */
+};
+
+/* The sources, in the chain's order (creds_kind()). */
+enum creds_kind {
+	CREDS_STATIC,       /* "static" */
+	CREDS_WEB_IDENTITY, /* "web-identity" */
+	CREDS_PROFILE,      /* "profile": keys from the shared files */
+	CREDS_PROCESS,      /* "process": a profile's credential_process */
+	CREDS_CONTAINER,    /* "container" */
+	CREDS_IMDS          /* "imds" */
+};
+
+/*
+ * What creds_open() tried when no source gave credentials, by kind, for
+ * the caller to name its own settings in the message (the module names
+ * none).  Filled only when no_source is 1.
+ */
+struct creds_tried {
+	int no_source;             /* 1: no source is configured (and IMDS
+	                              gave nothing); 0: another failure */
+	char profile[128];         /* the profile looked for */
+	int profile_named;         /* opts->profile was set */
+	char credentials_file[512]; /* the files looked in; "" without */
+	char config_file[512];     /*   HOME and without the option */
+	int profile_found;         /* it is in a file but holds no keys */
+	int imds_disabled;         /* opts->imds_disabled */
+	char imds[256];            /* why IMDS gave none, when not disabled */
 };
 
 /* One set of credentials, in caller-owned storage. */
@@ -175,18 +203,20 @@ void creds_options_from(struct creds_options *opts, creds_lookup_fn *get,
     void *ctx);
 
 /*
- * creds_open(opts, lg, err, errlen): resolve the chain once (blocking: it
- * may run STS, container or IMDS requests or a credential_process).
- * Returns a handle holding the first set, or NULL with one line in ${err}:
- * either the configured source that failed and why, or, when no source
- * yields credentials, "no AWS credentials found (tried: static keys: not
- * set; web identity: ...; profile default: ...; container: ...; instance
- * metadata: ...)", every source tried with the reason it gave none.  The
- * line never holds a secret.  ${lg} (may be NULL) gets debug lines and a
- * warning when a refresh fails; it must outlive the handle.
+ * creds_open(opts, lg, tried, err, errlen): resolve the chain once
+ * (blocking: it may run STS, container or IMDS requests or a
+ * credential_process).  Returns a handle holding the first set, or NULL
+ * with one line in ${err}: either the configured source that failed and
+ * why, or, when no source yields credentials, "no AWS credentials found
+ * (tried: static keys: not set; web identity: ...; profile default: ...;
+ * container: ...; instance metadata: ...)", every source tried with the
+ * reason it gave none; ${tried} (may be NULL) then says the same by kind
+ * (tried->no_source = 1).  Neither ever holds a secret.  ${lg} (may be
+ * NULL) gets debug lines and a warning when a refresh fails; it must
+ * outlive the handle.
  */
 struct creds *creds_open(const struct creds_options *opts,
-    struct logger *lg, char *err, size_t errlen);
+    struct logger *lg, struct creds_tried *tried, char *err, size_t errlen);
 
 /*
  * creds_get(c, out): copy the current set into ${out}, refreshing first
@@ -216,6 +246,9 @@ int creds_invalidate(struct creds *c, uint64_t generation);
  * "profile", "process", "container", "imds"), for an info log.  Static
  * string; never a secret. */
 const char *creds_source(const struct creds *c);
+
+/* creds_kind(c): the source, as an enum (for hints that depend on it). */
+enum creds_kind creds_kind(const struct creds *c);
 
 /* creds_detail(c): a printable detail for the info log (the profile
  * name, the role ARN, the instance role, the container URI's host), or

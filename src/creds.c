@@ -38,6 +38,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "cancel.h"
 #include "creds_internal.h"
 #include "errbuf.h"
 #include "log.h"
@@ -50,14 +51,11 @@
 #define IMDS_ENDPOINT "http://169.254.169.254"
 #define TRIED_MAX 1536
 
-enum src { SRC_STATIC, SRC_WEB, SRC_PROFILE, SRC_PROCESS, SRC_CONTAINER,
-	SRC_IMDS };
-
 static const char *const src_names[] = { "static", "web-identity",
 	"profile", "process", "container", "imds" };
 
 struct creds {
-	enum src src;
+	enum creds_kind src;
 	int can_refresh;
 	char detail[160];
 	char *region;
@@ -72,7 +70,7 @@ struct creds {
 	char *ca_bundle;
 	struct creds_http http;      /* STS, container */
 	struct creds_http imds_http;
-	const atomic_int *cancel;
+	struct cancel *cancel;
 	struct logger *lg;
 
 	pthread_mutex_t mu;          /* everything below */
@@ -190,17 +188,17 @@ fetch(struct creds *c, struct creds_value *out, char *err, size_t errlen)
 	char role[160];
 
 	switch (c->src) {
-	case SRC_WEB:
+	case CREDS_WEB_IDENTITY:
 		return (creds_sts_fetch(&c->http, c->sts_endpoint, c->role_arn,
 		    c->session, c->token_file, out, err, errlen));
-	case SRC_PROCESS:
+	case CREDS_PROCESS:
 		return (creds_process_run(c->process_cmd, c->child_env,
 		    c->process_timeout_ms, c->cancel, out, err, errlen));
-	case SRC_CONTAINER:
+	case CREDS_CONTAINER:
 		return (creds_container_fetch(&c->http, c->container_url,
 		    c->container_token, c->container_token_file, out, err,
 		    errlen));
-	case SRC_IMDS:
+	case CREDS_IMDS:
 		/* The role's name stays the one creds_open() logged. */
 		return (creds_imds_fetch(&c->imds_http, c->imds_endpoint, role,
 		    sizeof(role), out, err, errlen));
@@ -288,13 +286,25 @@ profile_keys(struct creds *c, const char *ak, const char *sk,
 	return (1);
 }
 
+/* Note in ${t} the files a profile was looked for in. */
+static void
+tried_files(struct creds_tried *t, const char *cred_path,
+    const char *cfg_path)
+{
+	snprintf(t->credentials_file, sizeof(t->credentials_file), "%s",
+	    cred_path ? cred_path : "");
+	snprintf(t->config_file, sizeof(t->config_file), "%s",
+	    cfg_path ? cfg_path : "");
+}
+
 /*
  * Steps 2..5 of the chain.  Returns 1 with a source chosen and c->cur
- * filled, 0 if none (reasons in ${tried}), -1 on a hard error.
+ * filled, 0 if none (reasons in ${tried}, and by kind in ${t}), -1 on a
+ * hard error.
  */
 static int
 resolve(struct creds *c, const struct creds_options *o, char *tried,
-    char *err, size_t errlen)
+    struct creds_tried *t, char *err, size_t errlen)
 {
 	struct creds_profile prof;
 	char *cred_path = NULL, *cfg_path = NULL, perr[512], role[160];
@@ -328,7 +338,7 @@ resolve(struct creds *c, const struct creds_options *o, char *tried,
 		else
 			snprintf(sess, sizeof(sess), "amp2s3-%lld",
 			    (long long)(creds_now_ms() / 1000));
-		c->src = SRC_WEB;
+		c->src = CREDS_WEB_IDENTITY;
 		if ((c->sts_endpoint = sts_url(o->sts_endpoint, set(o->region) ?
 		    o->region : c->region)) == NULL ||
 		    (c->role_arn = strdup(o->role_arn)) == NULL ||
@@ -360,6 +370,7 @@ resolve(struct creds *c, const struct creds_options *o, char *tried,
 		tried_add(tried, "profile %s: not in %s, %s", pname,
 		    cred_path ? cred_path : "(no HOME)",
 		    cfg_path ? cfg_path : "(no HOME)");
+		tried_files(t, cred_path, cfg_path);
 	} else if (prof.unsupported[0] != '\0') {
 		errbuf_set(err, errlen, "profile %s uses %s, which amp2s3 does "
 		    "not support (use keys, credential_process, or a role "
@@ -367,7 +378,7 @@ resolve(struct creds *c, const struct creds_options *o, char *tried,
 		goto out;
 	} else {
 		snprintf(c->detail, sizeof(c->detail), "%s", pname);
-		c->src = SRC_PROFILE;
+		c->src = CREDS_PROFILE;
 		r = profile_keys(c, prof.cf_access, prof.cf_secret,
 		    prof.cf_token, cred_path, pname, err, errlen);
 		if (r != 0) {
@@ -375,7 +386,7 @@ resolve(struct creds *c, const struct creds_options *o, char *tried,
 			goto out;
 		}
 		if (set(prof.process)) {
-			c->src = SRC_PROCESS;
+			c->src = CREDS_PROCESS;
 			if ((c->process_cmd = strdup(prof.process)) == NULL ||
 			    copy_env(c, o->child_env) != 0)
 				goto oom;
@@ -392,11 +403,13 @@ resolve(struct creds *c, const struct creds_options *o, char *tried,
 			goto out;
 		}
 		tried_add(tried, "profile %s: no credentials in it", pname);
+		tried_files(t, cred_path, cfg_path);
+		t->profile_found = 1;
 	}
 
 	/* 4. Container. */
 	if (set(o->container_relative_uri) || set(o->container_full_uri)) {
-		c->src = SRC_CONTAINER;
+		c->src = CREDS_CONTAINER;
 		if (set(o->container_relative_uri)) {
 			const char *origin = set(o->container_origin) ?
 			    o->container_origin : CONTAINER_ORIGIN;
@@ -435,17 +448,18 @@ resolve(struct creds *c, const struct creds_options *o, char *tried,
 		rc = 0;
 		goto out;
 	}
-	c->src = SRC_IMDS;
+	c->src = CREDS_IMDS;
 	if ((c->imds_endpoint = strdup(set(o->imds_endpoint) ?
 	    o->imds_endpoint : IMDS_ENDPOINT)) == NULL)
 		goto oom;
 	if (creds_imds_fetch(&c->imds_http, c->imds_endpoint, role,
 	    sizeof(role), &c->cur, perr, sizeof(perr)) != 0) {
-		if (c->cancel != NULL && atomic_load(c->cancel) != 0) {
+		if (cancel_requested(c->cancel)) {
 			errbuf_set(err, errlen, "%s", perr);
 			goto out;
 		}
 		tried_add(tried, "%s", perr);
+		snprintf(t->imds, sizeof(t->imds), "%s", perr);
 		rc = 0;
 		goto out;
 	}
@@ -464,14 +478,22 @@ out:
 }
 
 struct creds *
-creds_open(const struct creds_options *o, struct logger *lg, char *err,
-    size_t errlen)
+creds_open(const struct creds_options *o, struct logger *lg,
+    struct creds_tried *t, char *err, size_t errlen)
 {
+	struct creds_tried tmp;
 	struct creds *c;
 	char tried[TRIED_MAX];
 	int r, mu_ok = 0, cv_ok = 0;
 
 	tried[0] = '\0';
+	if (t == NULL)
+		t = &tmp;
+	memset(t, 0, sizeof(*t));
+	snprintf(t->profile, sizeof(t->profile), "%s", set(o->profile) ?
+	    o->profile : "default");
+	t->profile_named = set(o->profile);
+	t->imds_disabled = o->imds_disabled != 0;
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		errbuf_set(err, errlen, "credentials: out of memory");
 		return (NULL);
@@ -516,7 +538,7 @@ creds_open(const struct creds_options *o, struct logger *lg, char *err,
 			    "a secret key" : "an access key");
 			goto err;
 		}
-		c->src = SRC_STATIC;
+		c->src = CREDS_STATIC;
 		if (take_static(c, o->access_key, o->secret_key,
 		    o->session_token, "static keys", err, errlen) != 0)
 			goto err;
@@ -524,16 +546,17 @@ creds_open(const struct creds_options *o, struct logger *lg, char *err,
 		r = 1;
 	} else {
 		tried_add(tried, "static keys: not set");
-		r = resolve(c, o, tried, err, errlen);
+		r = resolve(c, o, tried, t, err, errlen);
 		if (r < 0)
 			goto err;
 		if (r == 0) {
+			t->no_source = 1;
 			errbuf_set(err, errlen, "no AWS credentials found "
 			    "(tried: %s)", tried);
 			goto err;
 		}
 	}
-	if (c->src == SRC_STATIC && c->region == NULL) {
+	if (c->src == CREDS_STATIC && c->region == NULL) {
 		struct creds_profile prof;
 		char *cp, *fp, perr[256];
 
@@ -601,8 +624,7 @@ creds_get(struct creds *c, struct creds_value *out)
 		due = forced || (now >= c->cur.expires_ms - adv &&
 		    now >= c->obtained_ms + MIN_REFRESH_GAP_MS);
 		if (!due || (usable && (c->refreshing ||
-		    now < c->next_try_ms || (c->cancel != NULL &&
-		    atomic_load(c->cancel) != 0)))) {
+		    now < c->next_try_ms || cancel_requested(c->cancel)))) {
 			copy_out(c, out);
 			pthread_mutex_unlock(&c->mu);
 			return (0);
@@ -611,8 +633,7 @@ creds_get(struct creds *c, struct creds_value *out)
 			pthread_cond_wait(&c->cv, &c->mu);
 			continue;
 		}
-		if (now < c->next_try_ms || (c->cancel != NULL &&
-		    atomic_load(c->cancel) != 0)) {
+		if (now < c->next_try_ms || cancel_requested(c->cancel)) {
 			/* Refused or past E - M, and the last try failed. */
 			pthread_mutex_unlock(&c->mu);
 			creds_value_wipe(out);
@@ -681,6 +702,12 @@ const char *
 creds_source(const struct creds *c)
 {
 	return (src_names[c->src]);
+}
+
+enum creds_kind
+creds_kind(const struct creds *c)
+{
+	return (c->src);
 }
 
 const char *

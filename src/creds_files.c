@@ -124,7 +124,7 @@ parse_one(const char *path, struct pctx *x, char *err, size_t errlen)
 		if (errno == ENOENT || errno == ENOTDIR)
 			return (0);
 		return (errbuf_set(err, errlen, "cannot read %s: %s", path,
-		    strerror(errno)));
+		    ERRSTR(errno)));
 	}
 	r = ini_parse_file(f, on_pair, x);
 	fclose(f);

@@ -9,9 +9,9 @@
  *   nothing and a handle shared between refreshing threads would need a
  *   lock.  CURLOPT_NOSIGNAL, http/https only, no redirects, and no proxy
  *   for the link-local and loopback endpoints (IMDS, container).
- * - Cancel: the progress callback returns non-zero once *cancel is set,
- *   which ends the transfer at once; retry pauses are cut in 50 ms
- *   slices that look at the flag.
+ * - Cancel (cancel.h): the progress callback returns non-zero once the
+ *   run is cancelled, which ends the transfer; retry pauses are
+ *   cancel_sleep(), which a cancel wakes at once.
  * - Secrets: the answer is read into a buffer that is wiped when freed,
  *   the parsers wipe their own memory, and the request body that holds
  *   the web identity token is wiped too.  No message quotes an answer, a
@@ -31,6 +31,7 @@
 
 #include <curl/curl.h>
 
+#include "cancel.h"
 #include "creds_internal.h"
 #include "errbuf.h"
 
@@ -46,9 +47,9 @@ struct body {
 };
 
 static int
-cancelled(const atomic_int *c)
+cancelled(struct cancel *c)
 {
-	return (c != NULL && atomic_load(c) != 0);
+	return (cancel_requested(c));
 }
 
 static size_t
@@ -74,18 +75,11 @@ on_progress(void *v, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
 	return (cancelled(v));
 }
 
-/* Sleep ${ms} in slices; 1 if cancelled. */
+/* Sleep ${ms} (cancel.h's one sleep); 1 if cancelled. */
 static int
-pause_ms(const atomic_int *cancel, long ms)
+pause_ms(struct cancel *cancel, long ms)
 {
-	struct timespec ts = { 0, 50 * 1000000L };
-
-	for (; ms > 0; ms -= 50) {
-		if (cancelled(cancel))
-			return (1);
-		nanosleep(&ts, NULL);
-	}
-	return (cancelled(cancel));
+	return (cancel_sleep(cancel, ms) != 0);
 }
 
 /*
@@ -120,7 +114,7 @@ request(const struct creds_http *h, const char *what, const char *url,
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, b);
 	curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(e, CURLOPT_XFERINFODATA, (void *)h->cancel);
+	curl_easy_setopt(e, CURLOPT_XFERINFODATA, h->cancel);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "amp2s3");
 	if (noproxy)
 		curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
@@ -194,7 +188,7 @@ read_token_file(const char *what, const char *path, char *err,
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		errbuf_set(err, errlen, "%s: cannot read the token file %s: "
-		    "%s", what, path, strerror(errno));
+		    "%s", what, path, ERRSTR(errno));
 		return (NULL);
 	}
 	if ((buf = creds_wipe_malloc(CREDS_BODY_MAX + 1)) == NULL) {

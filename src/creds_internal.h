@@ -10,11 +10,12 @@
  * Error convention: functions return 0 on success and -1 with one line in
  * (err, errlen) (errbuf_set), which never holds a secret.
  */
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "creds.h"
+
+struct cancel;
 
 /* The most bytes of an answer or a credential_process output. */
 #define CREDS_BODY_MAX (64 * 1024)
@@ -121,7 +122,7 @@ struct creds_http {
 	const char *ca_bundle;    /* NULL: system CAs */
 	long timeout_ms;          /* whole request */
 	long connect_timeout_ms;
-	const atomic_int *cancel; /* may be NULL */
+	struct cancel *cancel;    /* may be NULL */
 };
 
 /*
@@ -192,7 +193,7 @@ void creds_profile_clear(struct creds_profile *p);
  * exit status must be 0; parse the output (CREDS_DOC_PROCESS).  0 or -1.
  */
 int creds_process_run(const char *cmd, char *const *env, long timeout_ms,
-    const atomic_int *cancel, struct creds_value *out, char *err,
+    struct cancel *cancel, struct creds_value *out, char *err,
     size_t errlen);
 
 /* creds_now_ms(): CLOCK_REALTIME in milliseconds. */

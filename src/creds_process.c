@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cancel.h"
 #include "creds_internal.h"
 #include "errbuf.h"
 
@@ -79,7 +80,7 @@ reap(pid_t pid, int kill_it)
 
 int
 creds_process_run(const char *cmd, char *const *env, long timeout_ms,
-    const atomic_int *cancel, struct creds_value *out, char *err,
+    struct cancel *cancel, struct creds_value *out, char *err,
     size_t errlen)
 {
 	posix_spawn_file_actions_t fa;
@@ -111,7 +112,7 @@ creds_process_run(const char *cmd, char *const *env, long timeout_ms,
 			envp[n++] = env[i];
 	if (pipe2(p, O_CLOEXEC) != 0) {
 		errbuf_set(err, errlen, "credential_process: pipe: %s",
-		    strerror(errno));
+		    ERRSTR(errno));
 		goto out;
 	}
 	if ((r = posix_spawn_file_actions_init(&fa)) != 0)
@@ -152,7 +153,7 @@ creds_process_run(const char *cmd, char *const *env, long timeout_ms,
 	for (;;) {
 		int64_t left = deadline - mono_ms();
 
-		if (cancel != NULL && atomic_load(cancel) != 0) {
+		if (cancel_requested(cancel)) {
 			reap(pid, 1);
 			errbuf_set(err, errlen, "credential_process: "
 			    "cancelled");
@@ -194,11 +195,10 @@ creds_process_run(const char *cmd, char *const *env, long timeout_ms,
 			break;
 		if (w < 0 && errno != EINTR) {
 			errbuf_set(err, errlen, "credential_process: waitpid: "
-			    "%s", strerror(errno));
+			    "%s", ERRSTR(errno));
 			goto out;
 		}
-		if (mono_ms() >= deadline || (cancel != NULL &&
-		    atomic_load(cancel) != 0)) {
+		if (mono_ms() >= deadline || cancel_requested(cancel)) {
 			reap(pid, 1);
 			errbuf_set(err, errlen, "credential_process: did not "
 			    "exit after closing its output (killed)");
@@ -225,7 +225,7 @@ creds_process_run(const char *cmd, char *const *env, long timeout_ms,
 	goto out;
 spawn_err:
 	errbuf_set(err, errlen, "credential_process: cannot run %s: %s",
-	    argv[0], strerror(r));
+	    argv[0], ERRSTR(r));
 out:
 	if (attr_ok)
 		posix_spawnattr_destroy(&attr);

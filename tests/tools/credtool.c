@@ -171,7 +171,7 @@ main(int argc, char **argv)
 	o.process_timeout_ms = env_long("CREDTOOL_PROCESS_TIMEOUT_MS");
 	if (getenv("CREDTOOL_LOG") != NULL)
 		lg = log_open(LOG_DEBUG, LOG_TEXT, NULL);
-	if ((c = creds_open(&o, lg, err, sizeof(err))) == NULL) {
+	if ((c = creds_open(&o, lg, NULL, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "credtool: %s\n", err);
 		log_close(lg);
 		curl_global_cleanup();
