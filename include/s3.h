@@ -15,6 +15,17 @@
  * and region, what was refused (enum s3_refusal) and, through the
  * caller's hint function, what to check; never the credentials.
  *
+ * Credentials come from a creds handle (creds.h), asked for the current
+ * set at every attempt, so a set refreshed while a run goes on is used
+ * from the next request on.  A request refused for its session token
+ * (ExpiredToken, InvalidToken, TokenRefreshRequired) reports that set as
+ * refused (creds_invalidate()) and, if the source can refresh, is sent
+ * again at once with the new set, once per request: many requests
+ * refused together cause one refresh.  A source that cannot refresh
+ * (static keys), or a new set refused again, is S3_FATAL.  No valid set
+ * at all (every refresh failed) fails the attempt like a transport error:
+ * backoff, then S3_FAIL.
+ *
  * The module is four files sharing src/s3_internal.h: s3.c (the client
  * and the public calls), s3_request.c (one request with its retries),
  * s3_xml.c (the answers' XML) and s3_multipart.c (multipart uploads).
@@ -26,12 +37,14 @@
  * reused by the next call, and the DNS cache is shared).
  *
  * The caller runs curl_global_init() before s3_init() and
- * curl_global_cleanup() after s3_free().
+ * curl_global_cleanup() after s3_free(), and frees the creds handle only
+ * after s3_free().
  */
 #include <stddef.h>
 #include <stdint.h>
 
 struct cancel;
+struct creds;
 struct logger;
 
 /* What a fatal answer refused: the caller's hint function turns it into
@@ -52,20 +65,19 @@ enum s3_refusal {
 };
 
 /*
- * s3_hint_fn(why, region, buf, len): write into ${buf} what to check for
- * the refusal ${why}; ${region} is the region S3 named for the bucket
- * ("" if none).
+ * s3_hint_fn(ctx, why, region, buf, len): write into ${buf} what to check
+ * for the refusal ${why}; ${ctx} is the caller's s3_config.hint_ctx,
+ * ${region} the region S3 named for the bucket ("" if none).
  */
-typedef void s3_hint_fn(enum s3_refusal why, const char *region, char *buf,
-    size_t len);
+typedef void s3_hint_fn(void *ctx, enum s3_refusal why, const char *region,
+    char *buf, size_t len);
 
 struct s3_config {
 	const char *bucket;        /* required */
 	const char *region;        /* required, e.g. "eu-west-2" */
 	const char *endpoint;      /* NULL: https://s3.<region>.amazonaws.com */
-	const char *access_key;    /* required */
-	const char *secret_key;    /* required */
-	const char *session_token; /* NULL unless temporary credentials */
+	struct creds *creds;       /* required; borrowed, must outlive the
+	                              client */
 	int path_style;            /* 1 path-style, 0 virtual-host, -1 auto
 	                              (path-style for an IP or localhost) */
 	const char *ca_bundle;     /* NULL: system CAs */
@@ -78,6 +90,7 @@ struct s3_config {
 	uint64_t min_speed;        /* ... and the bytes/s it must average */
 	struct cancel *cancel;     /* may be NULL; wakes transfers, sleeps */
 	s3_hint_fn *hint;          /* may be NULL: no hint */
+	void *hint_ctx;            /* handed to ${hint} */
 };
 
 enum s3_status {

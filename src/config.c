@@ -6,6 +6,9 @@
  * three steps: argv into per-row strings, `.env` into a key/value list,
  * then each row resolved (flag, else environment, else `.env`, else
  * default) and converted into struct config.  Secret rows have no flag.
+ * The AWS credential chain's variables (creds.h) are looked up the same
+ * way, environment then `.env`, into cfg->aws; the hints that name
+ * settings live in config_hint.c.
  */
 #include <sys/stat.h>
 
@@ -22,6 +25,8 @@
 #include "keytmpl.h"
 #include "secret.h"
 #include "version.h"
+
+extern char **environ;
 
 /* A row's kind: how its text is checked, and the C type of its field. */
 enum kind {
@@ -108,16 +113,11 @@ static const struct opt OPTS[] = {
 	  OFF(no_validate), NULL, "--gzip: copy, do not inflate or check" },
 	{ "bucket", 0, "AWS_BUCKET_NAME", K_STR, NULL, NO, OFF(bucket), "NAME",
 	  "S3 bucket" },
-	{ "aws-region", 0, "AWS_REGION|AWS_DEFAULT_REGION", K_STR, "us-east-1",
-	  NO, OFF(aws_region), "REGION", "S3 region" },
+	{ "aws-region", 0, "AWS_REGION|AWS_DEFAULT_REGION", K_STR, NULL,
+	  NO, OFF(aws_region), "REGION", "S3 region (else the profile's, "
+	  "else us-east-1)" },
 	{ "s3-endpoint", 0, "AWS_ENDPOINT_URL_S3|AWS_ENDPOINT_URL", K_STR,
 	  NULL, NO, OFF(s3_endpoint), "URL", "S3-compatible endpoint" },
-	{ NULL, 0, "AWS_PYTHON_USER_ACCESS_KEY|AWS_ACCESS_KEY_ID", K_STR, NULL,
-	  NO, OFF(aws_access_key), NULL, NULL },
-	{ NULL, 0, "AWS_PYTHON_USER_SECRET_KEY|AWS_SECRET_ACCESS_KEY", K_STR,
-	  NULL, NO, OFF(aws_secret_key), NULL, NULL },
-	{ NULL, 0, "AWS_SESSION_TOKEN", K_STR, NULL, NO,
-	  OFF(aws_session_token), NULL, NULL },
 	{ "path-style", 0, "AMP2S3_PATH_STYLE", K_TRI, "auto", NO,
 	  OFF(path_style), NULL, "path-style URLs (auto: IP, localhost)" },
 	{ "upload-workers", 'u', "AMP_UPLOAD_WORKERS", K_INT, "4", 1, 64,
@@ -468,9 +468,10 @@ usage(FILE *f)
 	fprintf(f,
 	    "  %-30s %s\n  %-30s %s\n"
 	    "\nsecrets come from the environment or .env only: AMP_API_KEY, "
-	    "AMP_SECRET_KEY,\nAWS_PYTHON_USER_ACCESS_KEY (AWS_ACCESS_KEY_ID), "
-	    "AWS_PYTHON_USER_SECRET_KEY\n(AWS_SECRET_ACCESS_KEY), "
-	    "AWS_SESSION_TOKEN.\n"
+	    "AMP_SECRET_KEY.\nS3 credentials: the AWS chain (static keys "
+	    "AWS_PYTHON_USER_ACCESS_KEY and _SECRET_KEY\nor AWS_ACCESS_KEY_ID, "
+	    "AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN; web identity;\n"
+	    "AWS_PROFILE; container; instance metadata), see amp2s3(1).\n"
 	    "exit: 0 ok, 1 some hours failed, 2 usage/config, 3 auth refused, "
 	    "4 locked,\n      5 local I/O error, 130/143 interrupted\n",
 	    "-h, --help", "this text", "-V, --version", "version and libraries");
@@ -735,11 +736,135 @@ cross_check(struct config *cfg, char *err, size_t errlen)
 	if (config_need_store(cfg) && !cfg->dev && cfg->bucket == NULL)
 		return (errbuf_set(err, errlen, "AWS_BUCKET_NAME must be set (or "
 		    "use --dev)"));
-	if (config_need_store(cfg) && !cfg->dev &&
-	    (cfg->aws_access_key == NULL || cfg->aws_secret_key == NULL))
-		return (errbuf_set(err, errlen, "S3 credentials missing: set "
-		    "AWS_PYTHON_USER_ACCESS_KEY and AWS_PYTHON_USER_SECRET_KEY "
-		    "(or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"));
+	return (0);
+}
+
+/* ---- the AWS credential chain's settings (creds.h) ------------------ */
+
+/* aws_fields(o, f): the addresses of the string fields of ${o} that come
+ * from a lookup, into ${f}; their number. */
+#define AWS_NFIELDS 17
+static size_t
+aws_fields(struct creds_options *o, const char **f[AWS_NFIELDS])
+{
+	const char **all[AWS_NFIELDS] = { &o->access_key, &o->secret_key,
+	    &o->session_token, &o->web_identity_token_file, &o->role_arn,
+	    &o->role_session_name, &o->sts_endpoint, &o->profile,
+	    &o->shared_credentials_file, &o->config_file, &o->home,
+	    &o->container_relative_uri, &o->container_full_uri,
+	    &o->container_token, &o->container_token_file,
+	    &o->container_origin, &o->imds_endpoint };
+
+	memcpy(f, all, sizeof(all));
+	return (AWS_NFIELDS);
+}
+
+/* The chain's variables: the environment, then `.env` (flags name none
+ * of them but the region and the CA bundle, set from their rows). */
+static const char *
+aws_lookup(void *ctx, const char *name)
+{
+	const char *v = getenv(name);
+
+	if (v != NULL && *v != '\0')
+		return (v);
+	v = dotenv_get(ctx, name, strlen(name));
+	return (v != NULL && *v != '\0' ? v : NULL);
+}
+
+/* The value of ${name} in the environment (${layer} 0) or `.env` (1). */
+static const char *
+layer_get(int layer, const struct dotenv *de, const char *name)
+{
+	const char *v = layer == 0 ? getenv(name) : dotenv_get(de, name,
+	    strlen(name));
+
+	return (v != NULL && *v != '\0' ? v : NULL);
+}
+
+/*
+ * Static keys: the access key, its secret and the session token all from
+ * the first of the environment and `.env` that holds a key or a secret,
+ * so that a token exported in a shell never joins the keys of `.env`, nor
+ * the other way round.  0, or -1 for a key without its secret (or the
+ * other way round).
+ */
+static int
+aws_static(struct config *cfg, const struct dotenv *de, char *err,
+    size_t errlen)
+{
+	static const char *const AK[] = { "AWS_PYTHON_USER_ACCESS_KEY",
+	    "AWS_ACCESS_KEY_ID" };
+	static const char *const SK[] = { "AWS_PYTHON_USER_SECRET_KEY",
+	    "AWS_SECRET_ACCESS_KEY" };
+	struct creds_options *o = &cfg->aws;
+	const char *ak, *sk, *where;
+
+	o->access_key = o->secret_key = o->session_token = NULL;
+	for (int layer = 0; layer < 2; layer++) {
+		where = layer == 0 ? "the environment" : cfg->env_file_used;
+		ak = layer_get(layer, de, AK[0]);
+		if (ak == NULL)
+			ak = layer_get(layer, de, AK[1]);
+		sk = layer_get(layer, de, SK[0]);
+		if (sk == NULL)
+			sk = layer_get(layer, de, SK[1]);
+		if (ak == NULL && sk == NULL)
+			continue;
+		if (ak == NULL || sk == NULL)
+			return (errbuf_set(err, errlen, "%s: %s is set but "
+			    "neither %s nor %s", where, ak ? "an S3 access key"
+			    : "an S3 secret key", ak ? SK[0] : AK[0], ak ? SK[1] :
+			    AK[1]));
+		o->access_key = ak;
+		o->secret_key = sk;
+		o->session_token = layer_get(layer, de, "AWS_SESSION_TOKEN");
+		break;
+	}
+	return (0);
+}
+
+/*
+ * Step 7 (S3 only): the credential chain's options into cfg->aws, their
+ * strings copied into one block (cfg->aws_strings) that config_free()
+ * wipes.  0 or -1.
+ */
+static int
+resolve_aws(struct config *cfg, const struct dotenv *de, char *err,
+    size_t errlen)
+{
+	const char **f[AWS_NFIELDS];
+	size_t n, i, total = 0, off = 0, len;
+
+	creds_options_from(&cfg->aws, aws_lookup, (void *)de);
+	if (aws_static(cfg, de, err, errlen) != 0)
+		return (-1);
+	if (cfg->aws.web_identity_token_file != NULL &&
+	    cfg->aws.role_arn == NULL)
+		return (errbuf_set(err, errlen, "AWS_WEB_IDENTITY_TOKEN_FILE is "
+		    "set but AWS_ROLE_ARN is not"));
+	n = aws_fields(&cfg->aws, f);
+	for (i = 0; i < n; i++)
+		if (*f[i] != NULL)
+			total += strlen(*f[i]) + 1;
+	if (total > 0 && (cfg->aws_strings = malloc(total)) == NULL) {
+		for (i = 0; i < n; i++)
+			*f[i] = NULL;
+		return (errbuf_set(err, errlen, "out of memory"));
+	}
+	cfg->aws_strings_len = total;
+	for (i = 0; i < n; i++) {
+		if (*f[i] == NULL)
+			continue;
+		len = strlen(*f[i]) + 1;
+		memcpy(cfg->aws_strings + off, *f[i], len);
+		*f[i] = cfg->aws_strings + off;
+		off += len;
+	}
+	/* The rows that also have flags, and the process's own. */
+	cfg->aws.region = cfg->aws_region;
+	cfg->aws.ca_bundle = cfg->ca_bundle;
+	cfg->aws.child_env = environ;
 	return (0);
 }
 
@@ -761,72 +886,12 @@ config_load(struct config *cfg, int argc, char **argv, amp_hour now,
 	    resolve_rows(cfg, &args, &de, &have_start, &have_end, err,
 	    errlen) == 0 &&
 	    resolve_range(cfg, now, have_start, have_end, err, errlen) == 0 &&
-	    cross_check(cfg, err, errlen) == 0)
+	    cross_check(cfg, err, errlen) == 0 &&
+	    (!config_need_store(cfg) || cfg->dev ||
+	    resolve_aws(cfg, &de, err, errlen) == 0))
 		rc = 0;
 	dotenv_free(&de);
 	return (rc);
-}
-
-const char *
-config_api_auth_hint(void)
-{
-	return ("check AMP_API_KEY and AMP_SECRET_KEY, and the data region "
-	    "(--region us|eu, or AMP_API_URL)");
-}
-
-void
-config_s3_hint(enum s3_refusal why, const char *region, char *buf,
-    size_t len)
-{
-	int named = region != NULL && region[0] != '\0';
-
-	switch (why) {
-	case S3_REFUSED_SECRET:
-		snprintf(buf, len, "check AWS_PYTHON_USER_SECRET_KEY / "
-		    "AWS_SECRET_ACCESS_KEY");
-		break;
-	case S3_REFUSED_KEY_ID:
-		snprintf(buf, len, "check AWS_PYTHON_USER_ACCESS_KEY / "
-		    "AWS_ACCESS_KEY_ID");
-		break;
-	case S3_REFUSED_TOKEN:
-		snprintf(buf, len, "check AWS_SESSION_TOKEN (temporary "
-		    "credentials expire)");
-		break;
-	case S3_REFUSED_CLOCK:
-		snprintf(buf, len, "this machine's clock is off; synchronise "
-		    "it (NTP)");
-		break;
-	case S3_REFUSED_BUCKET:
-		snprintf(buf, len, "no such bucket; check AWS_BUCKET_NAME");
-		break;
-	case S3_REFUSED_REGION:
-		if (named)
-			snprintf(buf, len, "the bucket is in region %s; set "
-			    "AWS_REGION=%s", region, region);
-		else
-			snprintf(buf, len, "the bucket is in another region; "
-			    "check AWS_REGION");
-		break;
-	case S3_REFUSED_LIST:
-		snprintf(buf, len, "the credentials may not list this bucket "
-		    "(s3:ListBucket on the prefix)");
-		break;
-	case S3_REFUSED_WRITE:
-		snprintf(buf, len, "the credentials may not write to this "
-		    "bucket (s3:PutObject, KMS key policy)");
-		break;
-	case S3_REFUSED_ENDPOINT:
-		snprintf(buf, len, "check --s3-endpoint (AWS_ENDPOINT_URL_S3) "
-		    "and --ca-bundle");
-		break;
-	case S3_REFUSED_NONE:
-	case S3_REFUSED_OTHER:
-	default:
-		snprintf(buf, len, "check AWS_ACCESS_KEY_ID, "
-		    "AWS_SECRET_ACCESS_KEY and AWS_REGION");
-		break;
-	}
 }
 
 int
@@ -850,9 +915,9 @@ config_free(struct config *cfg)
 	free(cfg->bucket);
 	free(cfg->aws_region);
 	free(cfg->s3_endpoint);
-	secret_free(cfg->aws_access_key);
-	secret_free(cfg->aws_secret_key);
-	secret_free(cfg->aws_session_token);
+	if (cfg->aws_strings != NULL)
+		secret_wipe(cfg->aws_strings, cfg->aws_strings_len);
+	free(cfg->aws_strings);
 	free(cfg->log_file);
 	free(cfg->env_file_used);
 	free(cfg->metrics_file);

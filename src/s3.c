@@ -17,7 +17,6 @@
 #include "errbuf.h"
 #include "log.h"
 #include "s3_internal.h"
-#include "secret.h"
 
 #define DEFAULT_PART_SIZE ((uint64_t)16 << 20)
 
@@ -167,10 +166,8 @@ s3_init(const struct s3_config *cfg, struct logger *lg, struct s3_error *err)
 	else if (cfg->region == NULL || cfg->region[0] == '\0' ||
 	    strlen(cfg->region) > 40 || strpbrk(cfg->region, ": /") != NULL)
 		why = "no valid region given";
-	else if (cfg->access_key == NULL || cfg->access_key[0] == '\0')
-		why = "no access key given";
-	else if (cfg->secret_key == NULL || cfg->secret_key[0] == '\0')
-		why = "no secret key given";
+	else if (cfg->creds == NULL)
+		why = "no credentials given";
 	else if (strlen(cfg->bucket) > 255)
 		why = "bucket name too long";
 	if (why != NULL)
@@ -181,10 +178,6 @@ s3_init(const struct s3_config *cfg, struct logger *lg, struct s3_error *err)
 		goto fail;
 	if ((s3->bucket = xstrdup(cfg->bucket)) == NULL ||
 	    (s3->region = xstrdup(cfg->region)) == NULL ||
-	    (s3->access_key = xstrdup(cfg->access_key)) == NULL ||
-	    (s3->secret_key = xstrdup(cfg->secret_key)) == NULL ||
-	    (cfg->session_token != NULL && cfg->session_token[0] != '\0' &&
-	    (s3->session_token = xstrdup(cfg->session_token)) == NULL) ||
 	    (cfg->ca_bundle != NULL &&
 	    (s3->ca_bundle = xstrdup(cfg->ca_bundle)) == NULL))
 		goto fail;
@@ -199,6 +192,8 @@ s3_init(const struct s3_config *cfg, struct logger *lg, struct s3_error *err)
 	s3->min_speed = cfg->min_speed;
 	s3->cancel = cfg->cancel;
 	s3->hint = cfg->hint;
+	s3->hint_ctx = cfg->hint_ctx;
+	s3->creds = cfg->creds;
 	s3->lg = lg;
 	atomic_init(&s3->seq, 0);
 	if (set_endpoint(s3, cfg, &why) != 0)
@@ -240,9 +235,6 @@ s3_free(struct s3 *s3)
 		pthread_mutex_destroy(&s3->pool_mu);
 	free(s3->bucket);
 	free(s3->region);
-	free(s3->access_key);
-	secret_free(s3->secret_key);
-	secret_free(s3->session_token);
 	free(s3->ca_bundle);
 	free(s3->origin);
 	free(s3->base);

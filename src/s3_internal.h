@@ -40,8 +40,9 @@
  *   (Retry-After wins).  Every attempt re-reads the body from its start
  *   (the read callback works with pread() from a per-attempt position).
  *   Fatal at once, S3_FATAL: 401, 403, 301/PermanentRedirect and
- *   AuthorizationHeaderMalformed (region), NoSuchBucket, expired tokens,
- *   TLS verification failure.  The message names the bucket, the region
+ *   AuthorizationHeaderMalformed (region), NoSuchBucket, TLS
+ *   verification failure; a refused session token too, unless the
+ *   credentials can be refreshed (see below).  The message names the bucket, the region
  *   and what was refused (enum s3_refusal; the caller's hint function
  *   adds the settings to check), never a key, a secret or a token.
  * - Bodies.  Uploads stream from the file, never held in memory; SHA-256
@@ -51,6 +52,17 @@
  *   a bound on the body (16 MiB per listing page) and on every field.  A
  *   page's keys are handed to the caller only once the page arrived whole,
  *   so a retried page never reports a key twice.
+ * - Credentials (s3_request.c).  Every attempt takes the current set
+ *   from the creds handle (creds_get(), which refreshes it when due, in
+ *   one thread), signs with it (CURLOPT_USERNAME/PASSWORD), sends its
+ *   token as x-amz-security-token, and wipes its copy (and the header
+ *   list holding the token) after the transfer.  ExpiredToken,
+ *   InvalidToken or TokenRefreshRequired: creds_invalidate() with the
+ *   set's generation; 0 means a new set is coming, so the request is
+ *   sent again at once (no backoff, not counted as an attempt), once per
+ *   request; -1 (the source never refreshes) or a second refusal is
+ *   fatal.  creds_get() failing (every refresh failed past the set's
+ *   margin) is a failed attempt like a transport error.
  * - Multipart (s3_multipart.c), above cfg->multipart_threshold: POST
  *   ?uploads= (UploadId), PUT ?partNumber=N&uploadId=U per part (own
  *   SHA-256 and Content-MD5, ETag kept from the response header), POST
@@ -88,7 +100,8 @@ struct conn {
 };
 
 struct s3 {
-	char *bucket, *region, *access_key, *secret_key, *session_token;
+	char *bucket, *region;
+	struct creds *creds;     /* borrowed */
 	char *ca_bundle;
 	char *origin;      /* "scheme://host[:port]", bucket.host for vhost */
 	char *base;        /* endpoint path ("" or "/x") + "/bucket" if path */
@@ -100,6 +113,7 @@ struct s3 {
 	uint64_t min_speed;
 	struct cancel *cancel;
 	s3_hint_fn *hint;
+	void *hint_ctx;
 	struct logger *lg;
 
 	CURLSH *sh;

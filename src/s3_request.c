@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 
 #include "cancel.h"
+#include "creds.h"
 #include "errbuf.h"
 #include "log.h"
 #include "retry.h"
@@ -346,17 +347,32 @@ make_url(const struct s3 *s3, const char *key, const char *query)
 	return (url);
 }
 
+/* headers_free(h): free a header list, wiping each line first (one may
+ * hold the session token). */
+static void
+headers_free(struct curl_slist *h)
+{
+	for (struct curl_slist *t = h; t != NULL; t = t->next)
+		secret_wipe(t->data, strlen(t->data));
+	curl_slist_free_all(h);
+}
+
+/*
+ * make_headers(s3, r, token): the request's headers, ${token} (the
+ * credentials' session token, "" for none) as x-amz-security-token.  NULL
+ * if out of memory or a value does not fit a line.
+ */
 static struct curl_slist *
-make_headers(const struct s3 *s3, const struct req *r)
+make_headers(const struct req *r, const char *token)
 {
 	struct curl_slist *h = NULL, *t;
-	char line[FIELD_MAX + 64];
+	char line[CREDS_TOKEN_MAX + 64]; /* the longest value is the token */
 	const char *v[4][2] = {
 		{ "x-amz-content-sha256",
 		    r->sha256 != NULL ? r->sha256 : EMPTY_SHA256 },
 		{ "Content-Type", r->content_type },
 		{ "Content-MD5", r->md5_b64 },
-		{ "x-amz-security-token", s3->session_token },
+		{ "x-amz-security-token", token },
 	};
 	size_t i;
 
@@ -374,7 +390,7 @@ make_headers(const struct s3 *s3, const struct req *r)
 	return (h);
 fail:
 	secret_wipe(line, sizeof(line));
-	curl_slist_free_all(h);
+	headers_free(h);
 	return (NULL);
 }
 
@@ -384,10 +400,10 @@ wake_multi(void *arg)
 	(void)curl_multi_wakeup(arg);
 }
 
-/* The easy handle's options for ${r} on ${url}. */
+/* The easy handle's options for ${r} on ${url}, signed with ${v}. */
 static void
 setup(struct s3 *s3, CURL *e, struct req *r, const char *url,
-    struct curl_slist *hdrs)
+    struct curl_slist *hdrs, const struct creds_value *v)
 {
 	curl_easy_reset(e);
 	curl_easy_setopt(e, CURLOPT_URL, url);
@@ -397,8 +413,8 @@ setup(struct s3 *s3, CURL *e, struct req *r, const char *url,
 	curl_easy_setopt(e, CURLOPT_SHARE, s3->sh);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, version_user_agent());
 	curl_easy_setopt(e, CURLOPT_AWS_SIGV4, s3->sigv4);
-	curl_easy_setopt(e, CURLOPT_USERNAME, s3->access_key);
-	curl_easy_setopt(e, CURLOPT_PASSWORD, s3->secret_key);
+	curl_easy_setopt(e, CURLOPT_USERNAME, v->access_key);
+	curl_easy_setopt(e, CURLOPT_PASSWORD, v->secret_key);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->curl_err);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
@@ -468,18 +484,19 @@ drive(struct s3 *s3, struct conn *c, struct req *r, int *was_cancelled)
 	return (res);
 }
 
-/* One attempt on ${c}.  Sets *was_cancelled when the run's cancel flag
- * stopped it. */
+/* One transfer on ${c}, signed with ${v}.  Sets *was_cancelled when the
+ * run's cancel flag stopped it. */
 static CURLcode
 transfer(struct s3 *s3, struct conn *c, struct req *r, const char *url,
-    struct curl_slist *hdrs, int *was_cancelled)
+    struct curl_slist *hdrs, const struct creds_value *v,
+    int *was_cancelled)
 {
 	struct cancel_hook hook;
 	CURLMsg *msg;
 	CURLcode res;
 	int left;
 
-	setup(s3, c->e, r, url, hdrs);
+	setup(s3, c->e, r, url, hdrs, v);
 	stall_init(&r->stall, (int64_t)s3->stall_timeout_s * 1000,
 	    s3->min_speed, cancel_clock_ms());
 	if (curl_multi_add_handle(c->m, c->e) != CURLM_OK)
@@ -496,6 +513,8 @@ transfer(struct s3 *s3, struct conn *c, struct req *r, const char *url,
 	}
 	curl_multi_remove_handle(c->m, c->e);
 	curl_easy_getinfo(c->e, CURLINFO_RESPONSE_CODE, &r->status);
+	/* curl keeps its copy of the secret until the next reset. */
+	curl_easy_setopt(c->e, CURLOPT_PASSWORD, "");
 	return (res);
 }
 
@@ -503,6 +522,14 @@ static int
 code_is(const struct req *r, const char *code)
 {
 	return (strcmp(r->x.code, code) == 0);
+}
+
+/* S3 refused the request's session token (a refreshable refusal). */
+static int
+token_refused(const struct req *r, CURLcode cc)
+{
+	return (cc == CURLE_OK && (code_is(r, "ExpiredToken") ||
+	    code_is(r, "InvalidToken") || code_is(r, "TokenRefreshRequired")));
 }
 
 static enum verdict
@@ -571,8 +598,7 @@ refusal_of(const struct req *r, CURLcode cc)
 		return (S3_REFUSED_SECRET);
 	if (code_is(r, "InvalidAccessKeyId"))
 		return (S3_REFUSED_KEY_ID);
-	if (code_is(r, "ExpiredToken") || code_is(r, "InvalidToken") ||
-	    code_is(r, "TokenRefreshRequired"))
+	if (token_refused(r, cc))
 		return (S3_REFUSED_TOKEN);
 	if (code_is(r, "RequestTimeTooSkewed"))
 		return (S3_REFUSED_CLOCK);
@@ -599,7 +625,7 @@ describe_fatal(const struct s3 *s3, const struct req *r, CURLcode cc,
 	e->status = S3_FATAL;
 	e->refusal = refusal_of(r, cc);
 	if (s3->hint != NULL)
-		s3->hint(e->refusal, region, hint, sizeof(hint));
+		s3->hint(s3->hint_ctx, e->refusal, region, hint, sizeof(hint));
 	if (cc != CURLE_OK)
 		s3_set_msg(e, "s3: bucket '%s' (region %s): %s%s%s", s3->bucket,
 		    s3->region, r->curl_err[0] != '\0' ? r->curl_err :
@@ -663,20 +689,90 @@ describe(const struct s3 *s3, const struct req *r, CURLcode cc,
 }
 
 /*
+ * One attempt of ${r} on ${c}: the current credentials (their generation
+ * in *${gen}, 0 if none could be had), the headers, the transfer and its
+ * verdict (${cc}: the transfer's result).
+ */
+static enum verdict
+attempt(struct s3 *s3, struct conn *c, struct req *r, const char *url,
+    uint64_t *gen, CURLcode *cc)
+{
+	struct creds_value v;
+	struct curl_slist *hdrs = NULL;
+	int was_cancelled = 0;
+	enum verdict verdict;
+
+	*gen = 0;
+	*cc = CURLE_OK;
+	r->status = 0;
+	r->etag[0] = '\0';
+	r->bucket_region[0] = '\0';
+	r->retry_after_ms = -1;
+	r->body_bytes = 0;
+	r->body_over = 0;
+	r->curl_err[0] = '\0';
+	if (s3_xml_reset(&r->x) != 0) {
+		*cc = CURLE_OUT_OF_MEMORY;
+		return (V_FAIL);
+	}
+	if (!r->no_cancel && cancel_requested(s3->cancel))
+		return (V_CANCEL);
+	if (creds_get(s3->creds, &v) != 0) {
+		/* Every refresh failed and the last set is past its margin:
+		 * a failed attempt, like an unreachable endpoint. */
+		*cc = CURLE_LOGIN_DENIED;
+		snprintf(r->curl_err, sizeof(r->curl_err), "no valid AWS "
+		    "credentials (refreshing them failed)");
+		return (V_RETRY);
+	}
+	*gen = v.generation;
+	if ((hdrs = make_headers(r, v.token)) == NULL) {
+		*cc = CURLE_OUT_OF_MEMORY;
+		verdict = V_FAIL;
+		goto out;
+	}
+	*cc = transfer(s3, c, r, url, hdrs, &v, &was_cancelled);
+	if (*cc == CURLE_OK)
+		s3_xml_finish(&r->x);
+	verdict = was_cancelled ? V_CANCEL : classify(r, *cc);
+out:
+	headers_free(hdrs);
+	creds_value_wipe(&v);
+	return (verdict);
+}
+
+/* Log a retry of ${r} (${cc}) in ${delay} ms. */
+static void
+log_retry(struct s3 *s3, const struct req *r, CURLcode cc, const char *what,
+    int attempt, int attempts, int64_t delay)
+{
+	char why[CURL_ERROR_SIZE + 64];
+
+	if (cc != CURLE_OK)
+		snprintf(why, sizeof(why), "%s", r->curl_err[0] != '\0' ?
+		    r->curl_err : curl_easy_strerror(cc));
+	else
+		snprintf(why, sizeof(why), "HTTP %ld%s%s", r->status,
+		    r->x.code[0] != '\0' ? " " : "", r->x.code);
+	log_warn(s3->lg, "s3: %s '%s': %s; retry %d of %d in %" PRId64 " ms",
+	    r->method, what, why, attempt, attempts - 1, delay);
+}
+
+/*
  * s3_request(s3, r, err): see s3_internal.h.
  */
 enum s3_status
 s3_request(struct s3 *s3, struct req *r, struct s3_error *err)
 {
 	struct conn *c = NULL;
-	struct curl_slist *hdrs = NULL;
 	char *url = NULL;
 	enum verdict v = V_FAIL;
 	CURLcode cc = CURLE_OK;
-	int attempt, attempts, was_cancelled;
+	int n, attempts, renewed = 0;
+	uint64_t gen;
 	int64_t delay;
 	uint32_t rnd;
-	char what[KEY_MAX * 4 + 4], why[CURL_ERROR_SIZE + 64];
+	char what[KEY_MAX * 4 + 4];
 	const char *w = r->key != NULL ? r->key : s3->bucket;
 
 	errbuf_escape(w, strlen(w), what, sizeof(what));
@@ -684,46 +780,30 @@ s3_request(struct s3 *s3, struct req *r, struct s3_error *err)
 	rnd = (uint32_t)time(NULL) ^ (uint32_t)(uintptr_t)r ^
 	    atomic_fetch_add(&s3->seq, 0x9e3779b9u);
 	if ((url = make_url(s3, r->key, r->query)) == NULL ||
-	    (hdrs = make_headers(s3, r)) == NULL ||
 	    (c = conn_get(s3)) == NULL) {
 		err->status = S3_FAIL;
 		s3_set_msg(err, "s3: out of memory");
 		goto out;
 	}
-	for (attempt = 1;; attempt++) {
-		was_cancelled = 0;
-		r->status = 0;
-		r->etag[0] = '\0';
-		r->bucket_region[0] = '\0';
-		r->retry_after_ms = -1;
-		r->body_bytes = 0;
-		r->body_over = 0;
-		r->curl_err[0] = '\0';
-		if (s3_xml_reset(&r->x) != 0) {
-			cc = CURLE_OUT_OF_MEMORY;
-			v = V_FAIL;
-			break;
+	for (n = 1;; n++) {
+		v = attempt(s3, c, r, url, &gen, &cc);
+		if (v == V_FATAL && token_refused(r, cc) && !renewed &&
+		    creds_invalidate(s3->creds, gen) == 0) {
+			/* A new set is on its way: send it again at once, once
+			 * per request, not counted as an attempt. */
+			renewed = 1;
+			log_warn(s3->lg, "s3: %s '%s': %s; temporary credentials "
+			    "refused, retrying with fresh ones", r->method,
+			    what, r->x.code);
+			err->retries++;
+			n--;
+			continue;
 		}
-		if (!r->no_cancel && cancel_requested(s3->cancel)) {
-			v = V_CANCEL;
+		if (v != V_RETRY || n >= attempts)
 			break;
-		}
-		cc = transfer(s3, c, r, url, hdrs, &was_cancelled);
-		if (cc == CURLE_OK)
-			s3_xml_finish(&r->x);
-		v = was_cancelled ? V_CANCEL : classify(r, cc);
-		if (v != V_RETRY || attempt >= attempts)
-			break;
-		delay = retry_delay_ms(attempt, r->retry_after_ms,
-		    BACKOFF_BASE_MS, BACKOFF_CAP_MS, retry_jitter(&rnd));
-		if (cc != CURLE_OK)
-			snprintf(why, sizeof(why), "%s", r->curl_err[0] != '\0' ?
-			    r->curl_err : curl_easy_strerror(cc));
-		else
-			snprintf(why, sizeof(why), "HTTP %ld%s%s", r->status,
-			    r->x.code[0] != '\0' ? " " : "", r->x.code);
-		log_warn(s3->lg, "s3: %s '%s': %s; retry %d of %d in %" PRId64
-		    " ms", r->method, what, why, attempt, attempts - 1, delay);
+		delay = retry_delay_ms(n, r->retry_after_ms, BACKOFF_BASE_MS,
+		    BACKOFF_CAP_MS, retry_jitter(&rnd));
+		log_retry(s3, r, cc, what, n, attempts, delay);
 		err->retries++;
 		if (cancel_sleep(r->no_cancel ? NULL : s3->cancel, delay)) {
 			v = V_CANCEL;
@@ -740,7 +820,6 @@ s3_request(struct s3 *s3, struct req *r, struct s3_error *err)
 	}
 out:
 	conn_put(s3, c);
-	curl_slist_free_all(hdrs);
 	free(url);
 	return (err->status);
 }

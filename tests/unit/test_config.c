@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -25,7 +26,10 @@ clear_env(void)
 	    "AWS_REGION", "AWS_PYTHON_USER_ACCESS_KEY", "AWS_ACCESS_KEY_ID",
 	    "AWS_PYTHON_USER_SECRET_KEY", "AWS_SECRET_ACCESS_KEY",
 	    "AMP_LAG_HOURS", "AMP_LOOKBACK_DAYS", "AMP_DATA_DIR",
-	    "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3" };
+	    "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
+	    "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ROLE_ARN",
+	    "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_EC2_METADATA_DISABLED",
+	    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++)
 		unsetenv(names[i]);
 	setenv("AMP_ENV_FILE", envpath, 1);
@@ -188,7 +192,62 @@ test_sync_needs_bucket(void)
 	CHECK_EQ_INT(load(&c, now, err, 2, "sync"), 0);
 	CHECK_EQ_STR(c.bucket, "b");
 	CHECK_EQ_STR(c.aws_region, "eu-west-2");
-	CHECK_EQ_STR(c.aws_access_key, "a");
+	CHECK_EQ_STR(c.aws.access_key, "a");
+	CHECK_EQ_STR(c.aws.secret_key, "z");
+	CHECK(c.aws.session_token == NULL);
+	CHECK(c.aws.child_env != NULL);
+	config_free(&c);
+}
+
+/* The credential chain's settings: AWS's names, environment then .env;
+ * static keys and their token from one place only. */
+static void
+test_aws_chain_settings(void)
+{
+	struct config c;
+	char err[512];
+	amp_hour now = H(2025, 11, 10, 12);
+
+	clear_env();
+	/* No static keys and no region: nothing set, the chain decides. */
+	write_env("AWS_BUCKET_NAME=b\nAWS_PROFILE=prod\n"
+	    "AWS_EC2_METADATA_DISABLED=true\n");
+	CHECK_EQ_INT(load(&c, now, err, 2, "sync"), 0);
+	CHECK(c.aws.access_key == NULL);
+	CHECK(c.aws_region == NULL);
+	CHECK_EQ_STR(c.aws.profile, "prod");
+	CHECK_EQ_INT(c.aws.imds_disabled, 1);
+	config_free(&c);
+	/* The environment beats .env name by name ... */
+	setenv("AWS_PROFILE", "envprof", 1);
+	CHECK_EQ_INT(load(&c, now, err, 2, "sync"), 0);
+	CHECK_EQ_STR(c.aws.profile, "envprof");
+	config_free(&c);
+	unsetenv("AWS_PROFILE");
+	/* ... but a token in the environment never joins .env's keys. */
+	write_env("AWS_BUCKET_NAME=b\nAWS_ACCESS_KEY_ID=AKIAFROMDOTENV\n"
+	    "AWS_SECRET_ACCESS_KEY=s\n");
+	setenv("AWS_SESSION_TOKEN", "stale-token", 1);
+	CHECK_EQ_INT(load(&c, now, err, 4, "sync", "--aws-region",
+	    "eu-west-1"), 0);
+	CHECK_EQ_STR(c.aws.access_key, "AKIAFROMDOTENV");
+	CHECK(c.aws.session_token == NULL);
+	CHECK_EQ_STR(c.aws.region, "eu-west-1");
+	config_free(&c);
+	/* A key without its secret names what is missing. */
+	setenv("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
+	CHECK_EQ_INT(load(&c, now, err, 2, "sync"), -1);
+	CHECK(strstr(err, "AWS_SECRET_ACCESS_KEY") != NULL);
+	CHECK(strstr(err, "environment") != NULL);
+	config_free(&c);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SESSION_TOKEN");
+	write_env("AWS_BUCKET_NAME=b\nAWS_WEB_IDENTITY_TOKEN_FILE=/t\n");
+	CHECK_EQ_INT(load(&c, now, err, 2, "sync"), -1);
+	CHECK(strstr(err, "AWS_ROLE_ARN") != NULL);
+	config_free(&c);
+	/* --dev needs none of it. */
+	CHECK_EQ_INT(load(&c, now, err, 3, "sync", "--dev"), 0);
 	config_free(&c);
 }
 
@@ -197,7 +256,7 @@ main(void)
 {
 	static const struct unit_test t[] = { TEST(test_defaults),
 	    TEST(test_precedence), TEST(test_region), TEST(test_usage_errors),
-	    TEST(test_sync_needs_bucket) };
+	    TEST(test_sync_needs_bucket), TEST(test_aws_chain_settings) };
 	char dir[] = "/tmp/amp2s3-config-XXXXXX";
 	int rc;
 
