@@ -63,6 +63,10 @@ struct config {
 	                           region and ca_bundle into the rows */
 	char *aws_strings;      /* secret; wiped by config_free() */
 	size_t aws_strings_len;
+	char *sse;              /* NULL, "AES256" or "aws:kms" */
+	char *sse_kms_key_id;   /* with aws:kms; NULL: the bucket's */
+	int sse_bucket_key;     /* with aws:kms */
+	char *storage_class;    /* NULL: the bucket's default */
 	int path_style;         /* -1 auto */
 	int upload_workers;
 	uint64_t multipart_threshold;

@@ -15,6 +15,10 @@
  * and region, what was refused (enum s3_refusal) and, through the
  * caller's hint function, what to check; never the credentials.
  *
+ * Server-side encryption and the storage class, when configured, are
+ * sent (and signed) on the requests that create an object, PutObject and
+ * CreateMultipartUpload, never on UploadPart (S3 refuses them there).
+ *
  * Credentials come from a creds handle (creds.h), asked for the current
  * set at every attempt, so a set refreshed while a run goes on is used
  * from the next request on.  A request refused for its session token
@@ -91,6 +95,12 @@ struct s3_config {
 	struct cancel *cancel;     /* may be NULL; wakes transfers, sleeps */
 	s3_hint_fn *hint;          /* may be NULL: no hint */
 	void *hint_ctx;            /* handed to ${hint} */
+	const char *sse;           /* NULL, "AES256" or "aws:kms" */
+	const char *sse_kms_key_id; /* "aws:kms" only; NULL: the bucket's
+	                              default key */
+	int sse_bucket_key;        /* "aws:kms" only: an S3 Bucket Key */
+	const char *storage_class; /* NULL: the bucket's default; else one
+	                              that s3_storage_class_valid() accepts */
 };
 
 enum s3_status {
@@ -112,8 +122,9 @@ struct s3_error {
 
 struct s3;
 
-/* s3_init(cfg, lg): a client, or NULL with a reason in ${err}.  Strings of
- * ${cfg} are copied. */
+/* s3_init(cfg, lg): a client, or NULL with a reason in ${err} (also for
+ * an SSE setting or a storage class S3 would refuse).  Strings of ${cfg}
+ * are copied. */
 struct s3 *s3_init(const struct s3_config *cfg, struct logger *lg,
     struct s3_error *err);
 
@@ -162,6 +173,14 @@ enum s3_status s3_put_file(struct s3 *s3, const char *key, const char *path,
 /* s3_delete(s3, key, err): delete one object (tests, cleanup). */
 enum s3_status s3_delete(struct s3 *s3, const char *key,
     struct s3_error *err);
+
+/* s3_storage_class_valid(name): non-zero if ${name} is one of S3's
+ * storage classes (STANDARD, STANDARD_IA, INTELLIGENT_TIERING,
+ * GLACIER_IR, ...); S3_STORAGE_CLASSES lists them for messages. */
+int s3_storage_class_valid(const char *name);
+#define S3_STORAGE_CLASSES "STANDARD, REDUCED_REDUNDANCY, STANDARD_IA, " \
+	"ONEZONE_IA, INTELLIGENT_TIERING, GLACIER, DEEP_ARCHIVE, OUTPOSTS, " \
+	"GLACIER_IR, SNOW, EXPRESS_ONEZONE"
 
 /* s3_free(s3): NULL is a no-op. */
 void s3_free(struct s3 *s3);

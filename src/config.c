@@ -118,6 +118,14 @@ static const struct opt OPTS[] = {
 	  "else us-east-1)" },
 	{ "s3-endpoint", 0, "AWS_ENDPOINT_URL_S3|AWS_ENDPOINT_URL", K_STR,
 	  NULL, NO, OFF(s3_endpoint), "URL", "S3-compatible endpoint" },
+	{ "sse", 0, "AMP2S3_SSE", K_STR, NULL, NO, OFF(sse), "AES256|aws:kms",
+	  "server-side encryption of uploads" },
+	{ "sse-kms-key-id", 0, "AMP2S3_SSE_KMS_KEY_ID", K_STR, NULL, NO,
+	  OFF(sse_kms_key_id), "ID", "--sse aws:kms: this KMS key" },
+	{ "sse-bucket-key", 0, "AMP2S3_SSE_BUCKET_KEY", K_BOOL, "0", NO,
+	  OFF(sse_bucket_key), NULL, "--sse aws:kms: use an S3 Bucket Key" },
+	{ "storage-class", 0, "AMP2S3_STORAGE_CLASS", K_STR, NULL, NO,
+	  OFF(storage_class), "CLASS", "storage class of uploads" },
 	{ "path-style", 0, "AMP2S3_PATH_STYLE", K_TRI, "auto", NO,
 	  OFF(path_style), NULL, "path-style URLs (auto: IP, localhost)" },
 	{ "upload-workers", 'u', "AMP_UPLOAD_WORKERS", K_INT, "4", 1, 64,
@@ -705,6 +713,34 @@ resolve_range(struct config *cfg, amp_hour now, int have_start,
 	return (0);
 }
 
+/* The encryption and storage-class rows, checked now rather than by the
+ * first upload.  0 or -1. */
+static int
+check_object_settings(const struct config *cfg, char *err, size_t errlen)
+{
+	int kms = cfg->sse != NULL && strcmp(cfg->sse, "aws:kms") == 0;
+
+	if (cfg->sse != NULL && !kms && strcmp(cfg->sse, "AES256") != 0)
+		return (errbuf_set(err, errlen, "--sse: expected AES256 or "
+		    "aws:kms"));
+	if (cfg->sse_kms_key_id != NULL && !kms)
+		return (errbuf_set(err, errlen, "--sse-kms-key-id needs --sse "
+		    "aws:kms"));
+	if (cfg->sse_bucket_key && !kms)
+		return (errbuf_set(err, errlen, "--sse-bucket-key needs --sse "
+		    "aws:kms"));
+	if (cfg->sse_kms_key_id != NULL &&
+	    strspn(cfg->sse_kms_key_id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij"
+	    "klmnopqrstuvwxyz0123456789-_/:.") != strlen(cfg->sse_kms_key_id))
+		return (errbuf_set(err, errlen, "--sse-kms-key-id: expected a "
+		    "KMS key id, alias or ARN"));
+	if (cfg->storage_class != NULL &&
+	    !s3_storage_class_valid(cfg->storage_class))
+		return (errbuf_set(err, errlen, "--storage-class: expected one "
+		    "of %s", S3_STORAGE_CLASSES));
+	return (0);
+}
+
 /* Step 6: checks across rows, and what each command needs.  0 or -1. */
 static int
 cross_check(struct config *cfg, char *err, size_t errlen)
@@ -736,7 +772,7 @@ cross_check(struct config *cfg, char *err, size_t errlen)
 	if (config_need_store(cfg) && !cfg->dev && cfg->bucket == NULL)
 		return (errbuf_set(err, errlen, "AWS_BUCKET_NAME must be set (or "
 		    "use --dev)"));
-	return (0);
+	return (check_object_settings(cfg, err, errlen));
 }
 
 /* ---- the AWS credential chain's settings (creds.h) ------------------ */
@@ -915,6 +951,9 @@ config_free(struct config *cfg)
 	free(cfg->bucket);
 	free(cfg->aws_region);
 	free(cfg->s3_endpoint);
+	free(cfg->sse);
+	free(cfg->sse_kms_key_id);
+	free(cfg->storage_class);
 	if (cfg->aws_strings != NULL)
 		secret_wipe(cfg->aws_strings, cfg->aws_strings_len);
 	free(cfg->aws_strings);

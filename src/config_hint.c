@@ -90,6 +90,25 @@ credentials_hint(enum s3_refusal why, const struct creds *c, char *buf,
 		snprintf(buf, len, "check %s and AWS_REGION", src);
 }
 
+/* S3_REFUSED_WRITE: the policy, or a bucket that requires encryption. */
+static void
+write_hint(const struct config *cfg, char *buf, size_t len)
+{
+	if (cfg == NULL || cfg->sse == NULL)
+		snprintf(buf, len, "the credentials may not write to this "
+		    "bucket (s3:PutObject), or the bucket requires server-side "
+		    "encryption: try --sse AES256 or --sse aws:kms");
+	else if (strcmp(cfg->sse, "aws:kms") == 0)
+		snprintf(buf, len, "the credentials may not write to this "
+		    "bucket (s3:PutObject, and kms:GenerateDataKey on the key), "
+		    "or its policy requires another --sse or "
+		    "--sse-kms-key-id");
+	else
+		snprintf(buf, len, "the credentials may not write to this "
+		    "bucket (s3:PutObject), or its policy requires --sse "
+		    "aws:kms");
+}
+
 void
 config_s3_hint(void *ctx, enum s3_refusal why, const char *region,
     char *buf, size_t len)
@@ -119,8 +138,7 @@ config_s3_hint(void *ctx, enum s3_refusal why, const char *region,
 		    "(s3:ListBucket on the prefix)");
 		break;
 	case S3_REFUSED_WRITE:
-		snprintf(buf, len, "the credentials may not write to this "
-		    "bucket (s3:PutObject, KMS key policy)");
+		write_hint(h != NULL ? h->cfg : NULL, buf, len);
 		break;
 	case S3_REFUSED_ENDPOINT:
 		snprintf(buf, len, "check --s3-endpoint (AWS_ENDPOINT_URL_S3) "

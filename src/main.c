@@ -199,6 +199,10 @@ open_store(struct app *a)
 			.cancel = runctl_cancel_flag(a->ctl),
 			.hint = config_s3_hint,
 			.hint_ctx = &a->hint,
+			.sse = cfg->sse,
+			.sse_kms_key_id = cfg->sse_kms_key_id,
+			.sse_bucket_key = cfg->sse_bucket_key,
+			.storage_class = cfg->storage_class,
 		};
 		st = store_open_s3(&sc, cfg->s3_prefix, a->lg, err,
 		    sizeof(err));

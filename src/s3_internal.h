@@ -63,6 +63,11 @@
  *   request; -1 (the source never refreshes) or a second refusal is
  *   fatal.  creds_get() failing (every refresh failed past the set's
  *   margin) is a failed attempt like a transport error.
+ * - Encryption and storage class: x-amz-server-side-encryption (and its
+ *   KMS key id and bucket-key flag) and x-amz-storage-class go on the
+ *   requests marked creates_object only (PutObject, CreateMultipart-
+ *   Upload); S3 takes the object's settings from those and refuses them
+ *   on UploadPart.  Like every x-amz-* header they are signed.
  * - Multipart (s3_multipart.c), above cfg->multipart_threshold: POST
  *   ?uploads= (UploadId), PUT ?partNumber=N&uploadId=U per part (own
  *   SHA-256 and Content-MD5, ETag kept from the response header), POST
@@ -114,6 +119,8 @@ struct s3 {
 	struct cancel *cancel;
 	s3_hint_fn *hint;
 	void *hint_ctx;
+	char *sse, *sse_kms_key_id, *storage_class; /* NULL: not sent */
+	int sse_bucket_key;
 	struct logger *lg;
 
 	CURLSH *sh;
@@ -182,6 +189,8 @@ struct req {
 	struct src *body;          /* NULL: no body */
 	uint64_t body_max;         /* bound on the answer's body */
 	int no_cancel;             /* runs even once cancelled (abort) */
+	int creates_object;        /* PutObject, CreateMultipartUpload: the
+	                              SSE and storage-class headers */
 	int attempts;              /* 0: cfg->max_attempts */
 
 	/* Out, per attempt. */

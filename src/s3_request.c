@@ -359,20 +359,28 @@ headers_free(struct curl_slist *h)
 
 /*
  * make_headers(s3, r, token): the request's headers, ${token} (the
- * credentials' session token, "" for none) as x-amz-security-token.  NULL
- * if out of memory or a value does not fit a line.
+ * credentials' session token, "" for none) as x-amz-security-token, and
+ * for a request that creates an object the encryption and storage-class
+ * settings.  NULL if out of memory or a value does not fit a line.
  */
 static struct curl_slist *
-make_headers(const struct req *r, const char *token)
+make_headers(const struct s3 *s3, const struct req *r, const char *token)
 {
 	struct curl_slist *h = NULL, *t;
 	char line[CREDS_TOKEN_MAX + 64]; /* the longest value is the token */
-	const char *v[4][2] = {
+	int obj = r->creates_object;
+	const char *v[8][2] = {
 		{ "x-amz-content-sha256",
 		    r->sha256 != NULL ? r->sha256 : EMPTY_SHA256 },
 		{ "Content-Type", r->content_type },
 		{ "Content-MD5", r->md5_b64 },
 		{ "x-amz-security-token", token },
+		{ "x-amz-server-side-encryption", obj ? s3->sse : NULL },
+		{ "x-amz-server-side-encryption-aws-kms-key-id",
+		    obj ? s3->sse_kms_key_id : NULL },
+		{ "x-amz-server-side-encryption-bucket-key-enabled",
+		    obj && s3->sse_bucket_key ? "true" : NULL },
+		{ "x-amz-storage-class", obj ? s3->storage_class : NULL },
 	};
 	size_t i;
 
@@ -726,7 +734,7 @@ attempt(struct s3 *s3, struct conn *c, struct req *r, const char *url,
 		return (V_RETRY);
 	}
 	*gen = v.generation;
-	if ((hdrs = make_headers(r, v.token)) == NULL) {
+	if ((hdrs = make_headers(s3, r, v.token)) == NULL) {
 		*cc = CURLE_OUT_OF_MEMORY;
 		verdict = V_FAIL;
 		goto out;

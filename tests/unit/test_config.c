@@ -29,7 +29,8 @@ clear_env(void)
 	    "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
 	    "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ROLE_ARN",
 	    "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_EC2_METADATA_DISABLED",
-	    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI" };
+	    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AMP2S3_SSE",
+	    "AMP2S3_STORAGE_CLASS" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++)
 		unsetenv(names[i]);
 	setenv("AMP_ENV_FILE", envpath, 1);
@@ -251,12 +252,55 @@ test_aws_chain_settings(void)
 	config_free(&c);
 }
 
+/* Encryption and storage class: checked at start, by S3's rules. */
+static void
+test_sse_and_storage_class(void)
+{
+	struct config c;
+	char err[512];
+	amp_hour now = H(2025, 11, 10, 12);
+
+	clear_env();
+	CHECK_EQ_INT(load(&c, now, err, 10, "sync", "--dev", "--sse", "aws:kms",
+	    "--sse-kms-key-id", "alias/amp2s3", "--sse-bucket-key",
+	    "--storage-class", "GLACIER_IR"), 0);
+	CHECK_EQ_STR(c.sse, "aws:kms");
+	CHECK_EQ_STR(c.sse_kms_key_id, "alias/amp2s3");
+	CHECK_EQ_INT(c.sse_bucket_key, 1);
+	CHECK_EQ_STR(c.storage_class, "GLACIER_IR");
+	config_free(&c);
+	setenv("AMP2S3_SSE", "AES256", 1);
+	CHECK_EQ_INT(load(&c, now, err, 3, "sync", "--dev"), 0);
+	CHECK_EQ_STR(c.sse, "AES256");
+	config_free(&c);
+	CHECK_EQ_INT(load(&c, now, err, 5, "sync", "--dev",
+	    "--sse-kms-key-id", "k"), -1);
+	CHECK(strstr(err, "--sse aws:kms") != NULL);
+	config_free(&c);
+	unsetenv("AMP2S3_SSE");
+	CHECK_EQ_INT(load(&c, now, err, 5, "sync", "--dev", "--sse",
+	    "aws:kms:dsse"), -1);
+	CHECK(strstr(err, "--sse") != NULL);
+	config_free(&c);
+	CHECK_EQ_INT(load(&c, now, err, 4, "sync", "--dev",
+	    "--sse-bucket-key"), -1);
+	config_free(&c);
+	CHECK_EQ_INT(load(&c, now, err, 5, "sync", "--dev", "--storage-class",
+	    "standard"), -1);
+	CHECK(strstr(err, "INTELLIGENT_TIERING") != NULL);
+	config_free(&c);
+	CHECK_EQ_INT(load(&c, now, err, 7, "sync", "--dev", "--sse", "aws:kms",
+	    "--sse-kms-key-id", "k\r\nx-evil: 1"), -1);
+	config_free(&c);
+}
+
 int
 main(void)
 {
 	static const struct unit_test t[] = { TEST(test_defaults),
 	    TEST(test_precedence), TEST(test_region), TEST(test_usage_errors),
-	    TEST(test_sync_needs_bucket), TEST(test_aws_chain_settings) };
+	    TEST(test_sync_needs_bucket), TEST(test_aws_chain_settings),
+	    TEST(test_sse_and_storage_class) };
 	char dir[] = "/tmp/amp2s3-config-XXXXXX";
 	int rc;
 
