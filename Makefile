@@ -134,7 +134,7 @@ FUZZ_TARGETS := member unpack s3list envfile hour jsonl creds
 FUZZ_MODS_member  := member hour
 FUZZ_MODS_unpack  := unpack unpack_member unpack_zip unpack_stream member \
                      hour jsonl localdir atomicfile errbuf cancel
-FUZZ_MODS_s3list  := s3 s3_xml s3_request s3_multipart log retry hour \
+FUZZ_MODS_s3list  := s3 s3_xml s3_request s3_sign s3_multipart log retry hour \
                      creds creds_http creds_files creds_process creds_parse \
                      version errbuf secret cancel stall
 FUZZ_MODS_envfile := envfile errbuf

@@ -239,7 +239,6 @@ s3_init(const struct s3_config *cfg, struct logger *lg, struct s3_error *err)
 	    (s3->storage_class = xstrdup(cfg->storage_class)) == NULL))
 		goto fail;
 	s3->sse_bucket_key = cfg->sse_bucket_key;
-	snprintf(s3->sigv4, sizeof(s3->sigv4), "aws:amz:%s:s3", cfg->region);
 	s3->max_keys = cfg->max_keys > 0 ? cfg->max_keys : 0;
 	s3->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 1;
 	s3->threshold = cfg->multipart_threshold;

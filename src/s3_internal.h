@@ -5,17 +5,20 @@
  * other modules.
  *
  * DESIGN
- * - Signing.  curl 7.88's CURLOPT_AWS_SIGV4 ("aws:amz:<region>:s3") signs
- *   the method, the path and the query exactly as written, and every
- *   header we add.  So the client writes what AWS canonicalises: keys
- *   percent-encoded (s3_uri_encode, '/' kept), query parameters sorted by
- *   name with AWS-encoded values and an "=" even when empty ("uploads="),
- *   x-amz-content-sha256 on every request (the empty string's hash when
- *   there is no body), CURLOPT_PATH_AS_IS so that curl never rewrites "./"
- *   or "../" inside a key, and no blanked header (curl 7.88 would sign an
- *   "Expect:" it never sends).  Every body goes through CURLOPT_UPLOAD with
- *   a known size and the method set by CURLOPT_CUSTOMREQUEST, so curl adds
- *   no header of its own that the signature would miss.
+ * - Signing (s3_sign.c).  AWS Signature Version 4 over exactly what is
+ *   sent: the method, the path and the query as written, and every header
+ *   the client sets (host included), sorted by name.  So the client writes
+ *   what AWS canonicalises: keys percent-encoded (s3_uri_encode, '/'
+ *   kept), query parameters sorted by name with AWS-encoded values and an
+ *   "=" even when empty ("uploads="), x-amz-content-sha256 on every
+ *   request (the empty string's hash when there is no body), and
+ *   CURLOPT_PATH_AS_IS so that curl never rewrites "./" or "../" inside a
+ *   key.  The headers curl adds itself (Accept, User-Agent,
+ *   Content-Length, Expect) are not signed, as AWS allows.  Not curl's
+ *   CURLOPT_AWS_SIGV4: curl 7.88 sorts the signed headers by whole
+ *   "name:value" line, so x-amz-server-side-encryption-aws-kms-key-id
+ *   comes before x-amz-server-side-encryption and S3 refuses the
+ *   signature (fixed in curl 8.10).
  * - Addressing (s3.c).  Virtual-host (https://BUCKET.host/KEY) unless the
  *   endpoint is an IP literal or localhost, or the bucket has a dot over
  *   https (the certificate's wildcard would not match): path-style
@@ -54,9 +57,9 @@
  *   so a retried page never reports a key twice.
  * - Credentials (s3_request.c).  Every attempt takes the current set
  *   from the creds handle (creds_get(), which refreshes it when due, in
- *   one thread), signs with it (CURLOPT_USERNAME/PASSWORD), sends its
- *   token as x-amz-security-token, and wipes its copy (and the header
- *   list holding the token) after the transfer.  ExpiredToken,
+ *   one thread), signs with it (s3_sign), sends its token as
+ *   x-amz-security-token, and wipes its copy (and the header list holding
+ *   the token) after the transfer.  ExpiredToken,
  *   InvalidToken or TokenRefreshRequired: creds_invalidate() with the
  *   set's generation; 0 means a new set is coming, so the request is
  *   sent again at once (no backoff, not counted as an attempt), once per
@@ -110,7 +113,6 @@ struct s3 {
 	char *ca_bundle;
 	char *origin;      /* "scheme://host[:port]", bucket.host for vhost */
 	char *base;        /* endpoint path ("" or "/x") + "/bucket" if path */
-	char sigv4[96];    /* "aws:amz:<region>:s3" */
 	int path_style;
 	int max_keys, max_attempts;
 	uint64_t threshold, part_size;
@@ -204,6 +206,26 @@ struct req {
 	char curl_err[CURL_ERROR_SIZE];
 	struct stall stall;        /* bytes moved, for the stall rule */
 };
+
+/* One request header: ${name} lowercase, both borrowed. */
+struct s3_header {
+	const char *name;
+	const char *value;
+};
+
+/*
+ * s3_sign.c: s3_sign(region, method, path, pathlen, query, h, n, payload,
+ * amz_date, access_key, secret_key, auth, authlen): the SigV4
+ * Authorization value for a request whose headers are the ${n} of ${h}
+ * (sorted in place; host and x-amz-date among them), its path the
+ * ${pathlen} bytes at ${path}, ${query} canonical (NULL: none), ${payload}
+ * the body's SHA-256 in hex, ${amz_date} "YYYYMMDDTHHMMSSZ".  0, or -1
+ * (out of memory, or ${auth} too small).
+ */
+int s3_sign(const char *region, const char *method, const char *path,
+    size_t pathlen, const char *query, struct s3_header *h, size_t n,
+    const char *payload, const char *amz_date, const char *access_key,
+    const char *secret_key, char *auth, size_t authlen);
 
 /* s3_request.c */
 void s3_err_init(struct s3_error *e);

@@ -357,24 +357,47 @@ headers_free(struct curl_slist *h)
 	curl_slist_free_all(h);
 }
 
+/* Add "${name}: ${value}" to *${h}; -1 if it does not fit or no memory. */
+static int
+header_add(struct curl_slist **h, const char *name, const char *value,
+    char *line, size_t linelen)
+{
+	struct curl_slist *t;
+
+	if ((size_t)snprintf(line, linelen, "%s: %s", name, value) >= linelen ||
+	    (t = curl_slist_append(*h, line)) == NULL)
+		return (-1);
+	*h = t;
+	return (0);
+}
+
 /*
- * make_headers(s3, r, token): the request's headers, ${token} (the
- * credentials' session token, "" for none) as x-amz-security-token, and
- * for a request that creates an object the encryption and storage-class
- * settings.  NULL if out of memory or a value does not fit a line.
+ * make_headers(s3, r, url, v): the request's headers, signed with ${v}
+ * (SigV4, s3_sign()): host, the payload's hash, the date, the body's
+ * type and MD5, ${v}'s session token, and for a request that creates an
+ * object the encryption and storage-class settings.  NULL if out of
+ * memory or a value does not fit a line.
  */
 static struct curl_slist *
-make_headers(const struct s3 *s3, const struct req *r, const char *token)
+make_headers(const struct s3 *s3, const struct req *r, const char *url,
+    const struct creds_value *v)
 {
-	struct curl_slist *h = NULL, *t;
+	struct curl_slist *h = NULL;
+	struct s3_header hd[12];
 	char line[CREDS_TOKEN_MAX + 64]; /* the longest value is the token */
+	char date[20], auth[1024];
+	const char *path = url + strlen(s3->origin), *host;
+	const char *sha = r->sha256 != NULL ? r->sha256 : EMPTY_SHA256;
 	int obj = r->creates_object;
-	const char *v[8][2] = {
-		{ "x-amz-content-sha256",
-		    r->sha256 != NULL ? r->sha256 : EMPTY_SHA256 },
-		{ "Content-Type", r->content_type },
-		{ "Content-MD5", r->md5_b64 },
-		{ "x-amz-security-token", token },
+	struct tm tm;
+	time_t now = time(NULL);
+	size_t n = 0, i;
+	const struct s3_header all[] = {
+		{ "x-amz-content-sha256", sha },
+		{ "x-amz-date", date },
+		{ "content-type", r->content_type },
+		{ "content-md5", r->md5_b64 },
+		{ "x-amz-security-token", v->token },
 		{ "x-amz-server-side-encryption", obj ? s3->sse : NULL },
 		{ "x-amz-server-side-encryption-aws-kms-key-id",
 		    obj ? s3->sse_kms_key_id : NULL },
@@ -382,18 +405,26 @@ make_headers(const struct s3 *s3, const struct req *r, const char *token)
 		    obj && s3->sse_bucket_key ? "true" : NULL },
 		{ "x-amz-storage-class", obj ? s3->storage_class : NULL },
 	};
-	size_t i;
 
-	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
-		if (v[i][1] == NULL || v[i][1][0] == '\0')
-			continue;
-		if ((size_t)snprintf(line, sizeof(line), "%s: %s", v[i][0],
-		    v[i][1]) >= sizeof(line))
+	host = strstr(s3->origin, "://");
+	host = host != NULL ? host + 3 : s3->origin;
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm);
+	hd[n].name = "host";
+	hd[n++].value = host;
+	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		if (all[i].value != NULL && all[i].value[0] != '\0')
+			hd[n++] = all[i];
+	if (s3_sign(s3->region, r->method, path, strcspn(path, "?"),
+	    r->query, hd, n, sha, date, v->access_key, v->secret_key, auth,
+	    sizeof(auth)) != 0)
+		goto fail;
+	for (i = 0; i < n; i++)
+		if (header_add(&h, hd[i].name, hd[i].value, line,
+		    sizeof(line)) != 0)
 			goto fail;
-		if ((t = curl_slist_append(h, line)) == NULL)
-			goto fail;
-		h = t;
-	}
+	if (header_add(&h, "authorization", auth, line, sizeof(line)) != 0)
+		goto fail;
 	secret_wipe(line, sizeof(line));
 	return (h);
 fail:
@@ -408,10 +439,11 @@ wake_multi(void *arg)
 	(void)curl_multi_wakeup(arg);
 }
 
-/* The easy handle's options for ${r} on ${url}, signed with ${v}. */
+/* The easy handle's options for ${r} on ${url} with the (signed)
+ * headers ${hdrs}. */
 static void
 setup(struct s3 *s3, CURL *e, struct req *r, const char *url,
-    struct curl_slist *hdrs, const struct creds_value *v)
+    struct curl_slist *hdrs)
 {
 	curl_easy_reset(e);
 	curl_easy_setopt(e, CURLOPT_URL, url);
@@ -420,9 +452,6 @@ setup(struct s3 *s3, CURL *e, struct req *r, const char *url,
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_SHARE, s3->sh);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, version_user_agent());
-	curl_easy_setopt(e, CURLOPT_AWS_SIGV4, s3->sigv4);
-	curl_easy_setopt(e, CURLOPT_USERNAME, v->access_key);
-	curl_easy_setopt(e, CURLOPT_PASSWORD, v->secret_key);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->curl_err);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
@@ -492,19 +521,18 @@ drive(struct s3 *s3, struct conn *c, struct req *r, int *was_cancelled)
 	return (res);
 }
 
-/* One transfer on ${c}, signed with ${v}.  Sets *was_cancelled when the
- * run's cancel flag stopped it. */
+/* One transfer on ${c}.  Sets *was_cancelled when the run's cancel flag
+ * stopped it. */
 static CURLcode
 transfer(struct s3 *s3, struct conn *c, struct req *r, const char *url,
-    struct curl_slist *hdrs, const struct creds_value *v,
-    int *was_cancelled)
+    struct curl_slist *hdrs, int *was_cancelled)
 {
 	struct cancel_hook hook;
 	CURLMsg *msg;
 	CURLcode res;
 	int left;
 
-	setup(s3, c->e, r, url, hdrs, v);
+	setup(s3, c->e, r, url, hdrs);
 	stall_init(&r->stall, (int64_t)s3->stall_timeout_s * 1000,
 	    s3->min_speed, cancel_clock_ms());
 	if (curl_multi_add_handle(c->m, c->e) != CURLM_OK)
@@ -521,8 +549,6 @@ transfer(struct s3 *s3, struct conn *c, struct req *r, const char *url,
 	}
 	curl_multi_remove_handle(c->m, c->e);
 	curl_easy_getinfo(c->e, CURLINFO_RESPONSE_CODE, &r->status);
-	/* curl keeps its copy of the secret until the next reset. */
-	curl_easy_setopt(c->e, CURLOPT_PASSWORD, "");
 	return (res);
 }
 
@@ -734,12 +760,12 @@ attempt(struct s3 *s3, struct conn *c, struct req *r, const char *url,
 		return (V_RETRY);
 	}
 	*gen = v.generation;
-	if ((hdrs = make_headers(s3, r, v.token)) == NULL) {
+	if ((hdrs = make_headers(s3, r, url, &v)) == NULL) {
 		*cc = CURLE_OUT_OF_MEMORY;
 		verdict = V_FAIL;
 		goto out;
 	}
-	*cc = transfer(s3, c, r, url, hdrs, &v, &was_cancelled);
+	*cc = transfer(s3, c, r, url, hdrs, &was_cancelled);
 	if (*cc == CURLE_OK)
 		s3_xml_finish(&r->x);
 	verdict = was_cancelled ? V_CANCEL : classify(r, *cc);
