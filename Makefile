@@ -147,8 +147,10 @@ FUZZ_CFLAGS_creds := -Isrc
 # (through atomicfile).
 FUZZ_LDFLAGS_unpack := -Wl,--wrap=open,--wrap=rename,--wrap=unlink
 
-.PHONY: fuzz fuzz-build
+.PHONY: fuzz fuzz-build fuzz-targets
 fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_B)/fuzz_%)
+fuzz-targets:
+	@echo $(FUZZ_TARGETS)
 fuzz:
 	FUZZ_CC=$(FUZZ_CC) scripts/fuzz.sh $(FUZZ_SECONDS)
 
