@@ -63,6 +63,8 @@ struct config {
 	                           region and ca_bundle into the rows */
 	char *aws_strings;      /* secret; wiped by config_free() */
 	size_t aws_strings_len;
+	char **child_env;       /* aws.child_env: environ less amp2s3's
+	                           own secrets (the strings are environ's) */
 	char *sse;              /* NULL, "AES256" or "aws:kms" */
 	char *sse_kms_key_id;   /* with aws:kms; NULL: the bucket's */
 	int sse_bucket_key;     /* with aws:kms */

@@ -76,7 +76,8 @@ struct logger;
  */
 struct creds_options {
 	/* 1. static (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-	 * AWS_SESSION_TOKEN, or amp2s3's AWS_PYTHON_USER_* names) */
+	 * AWS_SESSION_TOKEN; config.c also takes the original tool's names
+	 * and reads all three from one place) */
 	const char *access_key;
 	const char *secret_key;
 	const char *session_token;
@@ -106,11 +107,10 @@ struct creds_options {
 	                                        HOME/.aws/config */
 	const char *home;                    /* HOME; NULL: no default files */
 	char *const *child_env;              /* the environment of a
-	                                        credential_process child (the
-	                                        process's own, typically);
-	                                        AMP_API_KEY, AMP_SECRET_KEY and
-	                                        AWS_PYTHON_USER_* are left out.
-	                                        NULL: an empty environment */
+	                                        credential_process child, as
+	                                        given (the caller leaves its
+	                                        own secrets out).  NULL: an
+	                                        empty environment */
 	long process_timeout_ms;             /* 0: 60000 */
 
 	/* 4. container */
@@ -191,9 +191,8 @@ typedef const char *creds_lookup_fn(void *ctx, const char *name);
 
 /*
  * creds_options_from(opts, get, ctx): fill ${opts} (zeroed first) from the
- * AWS variable names listed in struct creds_options, looked up by ${get}:
- * AWS_PYTHON_USER_ACCESS_KEY/_SECRET_KEY when the first is set, else
- * AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; AWS_EC2_METADATA_DISABLED
+ * AWS variable names listed in struct creds_options, looked up by ${get}
+ * (AWS's names only: the caller adds its own); AWS_EC2_METADATA_DISABLED
  * "true" (any case) disables IMDS; AWS_REGION before AWS_DEFAULT_REGION;
  * AWS_ENDPOINT_URL_STS before AWS_ENDPOINT_URL; AWS_CA_BUNDLE.
  * child_env, cancel, the timeouts and container_origin are left for the

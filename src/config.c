@@ -861,6 +861,36 @@ aws_static(struct config *cfg, const struct dotenv *de, char *err,
 }
 
 /*
+ * The environment of a credential_process child: this process's, as the
+ * AWS CLI passes its own, less amp2s3's secrets (the Amplitude keys and
+ * the original tool's S3 keys, which only amp2s3 reads).  The array is
+ * cfg->child_env; its strings are environ's.  0 or -1.
+ */
+static int
+child_env(struct config *cfg)
+{
+	static const char *const withheld[] = { "AMP_API_KEY=",
+	    "AMP_SECRET_KEY=", "AWS_PYTHON_USER_ACCESS_KEY=",
+	    "AWS_PYTHON_USER_SECRET_KEY=" };
+	size_t n = 0, i, k;
+
+	while (environ[n] != NULL)
+		n++;
+	if ((cfg->child_env = calloc(n + 1, sizeof(char *))) == NULL)
+		return (-1);
+	for (i = 0, n = 0; environ[i] != NULL; i++) {
+		for (k = 0; k < sizeof(withheld) / sizeof(withheld[0]); k++)
+			if (strncmp(environ[i], withheld[k],
+			    strlen(withheld[k])) == 0)
+				break;
+		if (k == sizeof(withheld) / sizeof(withheld[0]))
+			cfg->child_env[n++] = environ[i];
+	}
+	cfg->aws.child_env = cfg->child_env;
+	return (0);
+}
+
+/*
  * Step 7 (S3 only): the credential chain's options into cfg->aws, their
  * strings copied into one block (cfg->aws_strings) that config_free()
  * wipes.  0 or -1.
@@ -897,10 +927,11 @@ resolve_aws(struct config *cfg, const struct dotenv *de, char *err,
 		*f[i] = cfg->aws_strings + off;
 		off += len;
 	}
-	/* The rows that also have flags, and the process's own. */
+	/* The rows that also have flags. */
 	cfg->aws.region = cfg->aws_region;
 	cfg->aws.ca_bundle = cfg->ca_bundle;
-	cfg->aws.child_env = environ;
+	if (child_env(cfg) != 0)
+		return (errbuf_set(err, errlen, "out of memory"));
 	return (0);
 }
 
@@ -957,6 +988,7 @@ config_free(struct config *cfg)
 	if (cfg->aws_strings != NULL)
 		secret_wipe(cfg->aws_strings, cfg->aws_strings_len);
 	free(cfg->aws_strings);
+	free(cfg->child_env);
 	free(cfg->log_file);
 	free(cfg->env_file_used);
 	free(cfg->metrics_file);

@@ -148,13 +148,8 @@ creds_options_from(struct creds_options *o, creds_lookup_fn *get, void *ctx)
 	const char *v;
 
 	memset(o, 0, sizeof(*o));
-	if (set(get(ctx, "AWS_PYTHON_USER_ACCESS_KEY"))) {
-		o->access_key = get(ctx, "AWS_PYTHON_USER_ACCESS_KEY");
-		o->secret_key = get(ctx, "AWS_PYTHON_USER_SECRET_KEY");
-	} else {
-		o->access_key = get(ctx, "AWS_ACCESS_KEY_ID");
-		o->secret_key = get(ctx, "AWS_SECRET_ACCESS_KEY");
-	}
+	o->access_key = get(ctx, "AWS_ACCESS_KEY_ID");
+	o->secret_key = get(ctx, "AWS_SECRET_ACCESS_KEY");
 	o->session_token = get(ctx, "AWS_SESSION_TOKEN");
 	o->web_identity_token_file = get(ctx, "AWS_WEB_IDENTITY_TOKEN_FILE");
 	o->role_arn = get(ctx, "AWS_ROLE_ARN");

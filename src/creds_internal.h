@@ -186,9 +186,8 @@ void creds_profile_clear(struct creds_profile *p);
 /*
  * creds_process_run(cmd, env, timeout_ms, cancel, out, err, errlen):
  * split ${cmd} (creds_split_argv), posix_spawnp it with stdin /dev/null,
- * stdout a pipe, stderr inherited, the environment ${env} less
- * AMP_API_KEY, AMP_SECRET_KEY and AWS_PYTHON_USER_*, and no other
- * descriptor; read at most CREDS_BODY_MAX bytes of stdout; kill it
+ * stdout a pipe, stderr inherited, the environment ${env} (NULL: an
+ * empty one), and no other descriptor; read at most CREDS_BODY_MAX bytes of stdout; kill it
  * (SIGKILL) after ${timeout_ms} or when *${cancel} becomes non-zero; the
  * exit status must be 0; parse the output (CREDS_DOC_PROCESS).  0 or -1.
  */

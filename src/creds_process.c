@@ -9,9 +9,8 @@
  * - The child gets stdin from /dev/null, stdout into a pipe, amp2s3's
  *   stderr (the CLI passes it through too, so that the program can say
  *   why it failed), no other descriptor (closefrom), default signal
- *   dispositions and an empty signal mask, and the caller's environment
- *   without amp2s3's own secrets (the Amplitude keys, the
- *   AWS_PYTHON_USER_* keys).
+ *   dispositions and an empty signal mask, and the environment the caller
+ *   gives (the command layer leaves its own secrets out of it).
  * - The parent reads stdout in poll() slices of 100 ms, so that a cancel
  *   or the timeout is seen within that; past the timeout, the output
  *   bound or a cancel the child is killed (SIGKILL) and reaped.  The exit
@@ -49,22 +48,6 @@ mono_ms(void)
 	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
-/* Names never passed to the child. */
-static int
-withheld(const char *kv)
-{
-	static const char *const names[] = { "AMP_API_KEY", "AMP_SECRET_KEY",
-	    "AWS_PYTHON_USER_ACCESS_KEY", "AWS_PYTHON_USER_SECRET_KEY" };
-	size_t i, n;
-
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		n = strlen(names[i]);
-		if (strncmp(kv, names[i], n) == 0 && kv[n] == '=')
-			return (1);
-	}
-	return (0);
-}
-
 /* Reap ${pid}, killing it first when ${kill_it}; its wait status. */
 static int
 reap(pid_t pid, int kill_it)
@@ -85,10 +68,10 @@ creds_process_run(const char *cmd, char *const *env, long timeout_ms,
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
-	char **argv = NULL, **envp = NULL, *buf = NULL;
+	char **argv = NULL, *buf = NULL;
 	static char *const empty_env[] = { NULL };
 	int p[2] = { -1, -1 }, fa_ok = 0, attr_ok = 0, st, r, rc = -1;
-	size_t i, n = 0, len = 0;
+	size_t len = 0;
 	sigset_t none, defs;
 	pid_t pid = -1;
 	int64_t deadline;
@@ -100,16 +83,10 @@ creds_process_run(const char *cmd, char *const *env, long timeout_ms,
 		return (-1);
 	if (env == NULL)
 		env = empty_env;
-	while (env[n] != NULL)
-		n++;
-	if ((envp = calloc(n + 1, sizeof(*envp))) == NULL ||
-	    (buf = creds_wipe_malloc(CREDS_BODY_MAX + 1)) == NULL) {
+	if ((buf = creds_wipe_malloc(CREDS_BODY_MAX + 1)) == NULL) {
 		errbuf_set(err, errlen, "credential_process: out of memory");
 		goto out;
 	}
-	for (i = 0, n = 0; env[i] != NULL; i++)
-		if (!withheld(env[i]))
-			envp[n++] = env[i];
 	if (pipe2(p, O_CLOEXEC) != 0) {
 		errbuf_set(err, errlen, "credential_process: pipe: %s",
 		    ERRSTR(errno));
@@ -141,7 +118,7 @@ creds_process_run(const char *cmd, char *const *env, long timeout_ms,
 	    (r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
 	    POSIX_SPAWN_SETSIGDEF)) != 0)
 		goto spawn_err;
-	if ((r = posix_spawnp(&pid, argv[0], &fa, &attr, argv, envp)) != 0) {
+	if ((r = posix_spawnp(&pid, argv[0], &fa, &attr, argv, env)) != 0) {
 		pid = -1;
 		goto spawn_err;
 	}
@@ -236,7 +213,6 @@ out:
 	if (p[1] >= 0)
 		close(p[1]);
 	creds_wipe_free(buf);
-	free(envp);
 	creds_argv_free(argv);
 	if (rc != 0)
 		creds_value_wipe(out);

@@ -10,7 +10,9 @@
  *   CREDTOOL_IMDS_TIMEOUT_MS, CREDTOOL_HTTP_TIMEOUT_MS,
  *   CREDTOOL_PROCESS_TIMEOUT_MS  timeouts
  *   CREDTOOL_LOG=debug           the module's log lines on stderr
- * The credential_process child gets this process's environment.
+ * The credential_process child gets this process's environment less the
+ * names amp2s3's config.c withholds (AMP_API_KEY, AMP_SECRET_KEY,
+ * AWS_PYTHON_USER_*).
  *
  * Prints (never a secret):
  *   source NAME / detail TEXT / region REGION|-
@@ -79,6 +81,25 @@ lookup(void *ctx, const char *name)
 	return (getenv(name));
 }
 
+/* environ less what config.c withholds from a credential_process. */
+static char **
+child_env(void)
+{
+	size_t n = 0, i;
+	char **out;
+
+	while (environ[n] != NULL)
+		n++;
+	if ((out = calloc(n + 1, sizeof(char *))) == NULL)
+		return (NULL);
+	for (i = 0, n = 0; environ[i] != NULL; i++)
+		if (strncmp(environ[i], "AMP_API_KEY=", 12) != 0 &&
+		    strncmp(environ[i], "AMP_SECRET_KEY=", 15) != 0 &&
+		    strncmp(environ[i], "AWS_PYTHON_USER_", 16) != 0)
+			out[n++] = environ[i];
+	return (out);
+}
+
 static long
 env_long(const char *name)
 {
@@ -141,7 +162,7 @@ main(int argc, char **argv)
 	struct creds_value v;
 	struct creds *c;
 	struct logger *lg = NULL;
-	char err[2048];
+	char err[2048], **cenv = NULL;
 	double loop_s = 0;
 	long threads = 4, inv_ms = 0, errors = 0, stale = 0;
 	int i, rc = 0;
@@ -164,7 +185,7 @@ main(int argc, char **argv)
 		threads = 4;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	creds_options_from(&o, lookup, NULL);
-	o.child_env = environ;
+	o.child_env = cenv = child_env();
 	o.container_origin = getenv("CREDTOOL_CONTAINER_ORIGIN");
 	o.imds_timeout_ms = env_long("CREDTOOL_IMDS_TIMEOUT_MS");
 	o.http_timeout_ms = env_long("CREDTOOL_HTTP_TIMEOUT_MS");
@@ -173,6 +194,7 @@ main(int argc, char **argv)
 		lg = log_open(LOG_DEBUG, LOG_TEXT, NULL);
 	if ((c = creds_open(&o, lg, NULL, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "credtool: %s\n", err);
+		free(cenv);
 		log_close(lg);
 		curl_global_cleanup();
 		return (2);
@@ -258,6 +280,7 @@ main(int argc, char **argv)
 	}
 	printf("refreshes %" PRIu64 "\n", creds_refreshes(c));
 	creds_free(c);
+	free(cenv);
 	log_close(lg);
 	curl_global_cleanup();
 	return (rc);
