@@ -168,7 +168,7 @@ struct creds_tried {
 	char config_file[512];     /*   HOME and without the option */
 	int profile_found;         /* it is in a file but holds no keys */
 	int imds_disabled;         /* opts->imds_disabled */
-	char imds[256];            /* why IMDS gave none, when not disabled */
+	char imds[512];            /* why IMDS gave none, when not disabled */
 };
 
 /* One set of credentials, in caller-owned storage. */
