@@ -177,12 +177,12 @@ open_store(struct app *a)
 	char err[600];
 	struct store *st;
 
+	if (!cfg->dev && open_creds(a) != 0)
+		return (NULL);
 	if (cfg->dev) {
 		st = store_open_dir(cfg->dev_dir, cfg->s3_prefix, err,
 		    sizeof(err));
 	} else {
-		if (open_creds(a) != 0)
-			return (NULL);
 		struct s3_config sc = {
 			.bucket = cfg->bucket, .region = cfg->aws_region,
 			.endpoint = cfg->s3_endpoint,

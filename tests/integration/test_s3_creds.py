@@ -277,7 +277,10 @@ class Refresh(CredsCase):
         poll(lambda: len(self.put_keys()) >= 4, 30, "four uploads")
         self.assertGreaterEqual(self.s3.expire(everything=True), 1)
         rc = p.wait(60)
-        self.assertEqual(rc, 0, (self.tmp / "amp.stderr").read_text())
+        err = (self.tmp / "amp.stderr").read_text()
+        self.assertEqual(rc, 0, err)
+        for mark in self.SANITIZER_MARKS:
+            self.assertNotIn(mark, err)
         self.assertObjectsExact({self.key(h): b for h, b in content.items()})
         issued = self.issued("imds")
         self.assertEqual(len(issued), 2, "one refresh")
