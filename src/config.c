@@ -469,10 +469,11 @@ usage(FILE *f)
 	fprintf(f,
 	    "  %-30s %s\n  %-30s %s\n"
 	    "\nsecrets come from the environment or .env only: AMP_API_KEY, "
-	    "AMP_SECRET_KEY.\nS3 credentials: the AWS chain (static keys "
-	    "AWS_PYTHON_USER_ACCESS_KEY and _SECRET_KEY\nor AWS_ACCESS_KEY_ID, "
-	    "AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN; web identity;\n"
-	    "AWS_PROFILE; container; instance metadata), see amp2s3(1).\n"
+	    "AMP_SECRET_KEY.\nS3 credentials: the AWS chain (see amp2s3(1)): "
+	    "static keys\nAWS_PYTHON_USER_ACCESS_KEY and "
+	    "AWS_PYTHON_USER_SECRET_KEY (or AWS_ACCESS_KEY_ID\nand "
+	    "AWS_SECRET_ACCESS_KEY), AWS_SESSION_TOKEN; web identity; "
+	    "AWS_PROFILE;\ncontainer credentials; instance metadata.\n"
 	    "exit: 0 ok, 1 some hours failed, 2 usage/config, 3 auth refused, "
 	    "4 locked,\n      5 local I/O error, 130/143 interrupted\n",
 	    "-h, --help", "this text", "-V, --version", "version and libraries");
