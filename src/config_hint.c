@@ -201,7 +201,9 @@ config_creds_missing(const struct creds_tried *t, char *buf, size_t len)
 		part(tried, sizeof(tried), "instance metadata: disabled by "
 		    "AWS_EC2_METADATA_DISABLED");
 	else
-		part(tried, sizeof(tried), "instance metadata "
-		    "(AWS_EC2_METADATA_SERVICE_ENDPOINT): %s", t->imds);
+		part(tried, sizeof(tried), "%s%s (AWS_EC2_METADATA_SERVICE_"
+		    "ENDPOINT; AWS_EC2_METADATA_DISABLED=true skips it)",
+		    strncmp(t->imds, "instance metadata", 17) == 0 ? "" :
+		    "instance metadata: ", t->imds);
 	snprintf(buf, len, "no S3 credentials found (tried: %s)", tried);
 }
