@@ -72,6 +72,7 @@ $(B)/%.o: src/%.c $(wildcard include/*.h src/*.h) | $(B)
 # one that tests a module's private parts includes its header from src/.
 UNIT_LDFLAGS_test_atomicfile := -Wl,--wrap=fsync,--wrap=rename
 UNIT_CFLAGS_test_creds := -Isrc
+UNIT_CFLAGS_test_s3_sign := -Isrc
 
 $(B)/tests/%: tests/unit/%.c tests/unit/unit.h $(wildcard src/*.h) $(LIBOBJS) \
     | $(B)
