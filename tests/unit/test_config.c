@@ -294,13 +294,71 @@ test_sse_and_storage_class(void)
 	config_free(&c);
 }
 
+/* The hints name the settings of the source the credentials came from,
+ * and the no-source line names what configures every source. */
+static void
+test_hints_by_source(void)
+{
+	struct creds_options o;
+	struct creds_tried t;
+	struct config_hint h = { NULL, NULL };
+	struct config c;
+	struct creds *cr;
+	char buf[600], err[512], path[300];
+	FILE *f;
+
+	config_s3_hint(&h, S3_REFUSED_TOKEN, "", buf, sizeof(buf));
+	CHECK(strstr(buf, "AWS_SESSION_TOKEN") != NULL);
+	config_s3_hint(&h, S3_REFUSED_SECRET, "", buf, sizeof(buf));
+	CHECK(strstr(buf, "AWS_SECRET_ACCESS_KEY") != NULL);
+	/* Keys from a profile: the profile, not the environment's names. */
+	snprintf(path, sizeof(path), "%s.aws", envpath);
+	f = fopen(path, "w");
+	fputs("[p]\naws_access_key_id = AKIAPROFILE00001\n"
+	    "aws_secret_access_key = s\naws_session_token = t\n", f);
+	fclose(f);
+	memset(&o, 0, sizeof(o));
+	o.profile = "p";
+	o.shared_credentials_file = path;
+	o.config_file = "/nonexistent";
+	o.imds_disabled = 1;
+	cr = creds_open(&o, NULL, NULL, err, sizeof(err));
+	CHECK(cr != NULL);
+	h.creds = cr;
+	config_s3_hint(&h, S3_REFUSED_TOKEN, "", buf, sizeof(buf));
+	CHECK(strstr(buf, "profile p") != NULL);
+	CHECK(strstr(buf, "AWS_SESSION_TOKEN") == NULL);
+	/* A refused write names --sse, or the KMS permission with it. */
+	memset(&c, 0, sizeof(c));
+	h.cfg = &c;
+	config_s3_hint(&h, S3_REFUSED_WRITE, "", buf, sizeof(buf));
+	CHECK(strstr(buf, "--sse") != NULL);
+	c.sse = "aws:kms";
+	config_s3_hint(&h, S3_REFUSED_WRITE, "", buf, sizeof(buf));
+	CHECK(strstr(buf, "kms:GenerateDataKey") != NULL);
+	creds_free(cr);
+	unlink(path);
+	/* No source: every source by its variables. */
+	memset(&o, 0, sizeof(o));
+	o.home = "/nonexistent-home";
+	o.imds_disabled = 1;
+	CHECK(creds_open(&o, NULL, &t, err, sizeof(err)) == NULL);
+	CHECK_EQ_INT(t.no_source, 1);
+	config_creds_missing(&t, buf, sizeof(buf));
+	CHECK(strstr(buf, "AWS_ACCESS_KEY_ID") != NULL);
+	CHECK(strstr(buf, "AWS_WEB_IDENTITY_TOKEN_FILE") != NULL);
+	CHECK(strstr(buf, "/nonexistent-home/.aws/credentials") != NULL);
+	CHECK(strstr(buf, "AWS_CONTAINER_CREDENTIALS_FULL_URI") != NULL);
+	CHECK(strstr(buf, "AWS_EC2_METADATA_DISABLED") != NULL);
+}
+
 int
 main(void)
 {
 	static const struct unit_test t[] = { TEST(test_defaults),
 	    TEST(test_precedence), TEST(test_region), TEST(test_usage_errors),
 	    TEST(test_sync_needs_bucket), TEST(test_aws_chain_settings),
-	    TEST(test_sse_and_storage_class) };
+	    TEST(test_sse_and_storage_class), TEST(test_hints_by_source) };
 	char dir[] = "/tmp/amp2s3-config-XXXXXX";
 	int rc;
 
