@@ -12,7 +12,7 @@
 # mix.  Unit tests are tests/unit/test_*.c, one binary each, linked with
 # every module but main.
 
-PKGS     := libcurl zlib yajl libzip libarchive expat openssl
+PKGS     := libcurl zlib yajl libzip libarchive expat openssl inih
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -65,16 +65,20 @@ tsan:
 $(BIN): $(OBJS)
 	$(CC) $(CFLAGS_BASE) $(VFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/%.o: src/%.c $(wildcard include/*.h) | $(B)
+$(B)/%.o: src/%.c $(wildcard include/*.h src/*.h) | $(B)
 	$(CC) $(CFLAGS_BASE) $(VFLAGS) -c -o $@ $<
 
-# A unit test may wrap system calls at link time to inject failures.
+# A unit test may wrap system calls at link time to inject failures, and
+# one that tests a module's private parts includes its header from src/.
 UNIT_LDFLAGS_test_atomicfile := -Wl,--wrap=fsync,--wrap=rename
+UNIT_CFLAGS_test_creds := -Isrc
+UNIT_CFLAGS_test_s3_sign := -Isrc
 
-$(B)/tests/%: tests/unit/%.c tests/unit/unit.h $(LIBOBJS) | $(B)
+$(B)/tests/%: tests/unit/%.c tests/unit/unit.h $(wildcard src/*.h) $(LIBOBJS) \
+    | $(B)
 	@mkdir -p $(B)/tests
-	$(CC) $(CFLAGS_BASE) $(VFLAGS) -Itests/unit -o $@ $< $(LIBOBJS) \
-	    $(UNIT_LDFLAGS_$*) $(LDLIBS)
+	$(CC) $(CFLAGS_BASE) $(VFLAGS) -Itests/unit $(UNIT_CFLAGS_$*) -o $@ $< \
+	    $(LIBOBJS) $(UNIT_LDFLAGS_$*) $(LDLIBS)
 
 $(B)/tools/%: tests/tools/%.c $(LIBOBJS) | $(B)
 	@mkdir -p $(B)/tools
@@ -127,31 +131,39 @@ FUZZ_CFLAGS  := $(CSTD) $(WARN) -Iinclude $(PKG_CFLAGS) -pthread -O1 -g \
                 -fno-omit-frame-pointer -fsanitize=address,undefined \
                 -fno-sanitize-recover=all
 FUZZ_LIBS    := $(PKG_LIBS) -lpthread -lm
-FUZZ_TARGETS := member unpack s3list envfile hour jsonl
+FUZZ_TARGETS := member unpack s3list envfile hour jsonl creds
 FUZZ_MODS_member  := member hour
 FUZZ_MODS_unpack  := unpack unpack_member unpack_zip unpack_stream member \
                      hour jsonl localdir atomicfile errbuf cancel
-FUZZ_MODS_s3list  := s3 s3_xml s3_request s3_multipart s3_object log \
-                     retry hour version errbuf secret cancel stall
+FUZZ_MODS_s3list  := s3 s3_xml s3_request s3_sign s3_multipart s3_object \
+                     log retry hour creds creds_http creds_files \
+                     creds_process creds_parse version errbuf secret \
+                     cancel stall
 FUZZ_MODS_envfile := envfile errbuf
 FUZZ_MODS_hour    := hour retry
 FUZZ_MODS_jsonl   := jsonl
+FUZZ_MODS_creds   := creds_parse errbuf
+# fuzz_creds tests the creds module's private parsers (src/creds_internal.h).
+FUZZ_CFLAGS_creds := -Isrc
 # fuzz_unpack checks every path the unpack module opens, renames or unlinks
 # (through atomicfile).
 FUZZ_LDFLAGS_unpack := -Wl,--wrap=open,--wrap=rename,--wrap=unlink
 
-.PHONY: fuzz fuzz-build
+.PHONY: fuzz fuzz-build fuzz-targets
 fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_B)/fuzz_%)
+fuzz-targets:
+	@echo $(FUZZ_TARGETS)
 fuzz:
 	FUZZ_CC=$(FUZZ_CC) scripts/fuzz.sh $(FUZZ_SECONDS)
 
-$(FUZZ_B)/%.o: src/%.c $(wildcard include/*.h) | $(FUZZ_B)
+$(FUZZ_B)/%.o: src/%.c $(wildcard include/*.h src/*.h) | $(FUZZ_B)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
 define FUZZ_TARGET_RULE
 $(FUZZ_B)/fuzz_$(1): fuzz/fuzz_$(1).c fuzz/fuzz.h \
     $(FUZZ_MODS_$(1):%=$(FUZZ_B)/%.o) | $(FUZZ_B)
-	$$(FUZZ_CC) $$(FUZZ_CFLAGS) -fsanitize=fuzzer -o $$@ $$< \
+	$$(FUZZ_CC) $$(FUZZ_CFLAGS) $(FUZZ_CFLAGS_$(1)) -fsanitize=fuzzer \
+	    -o $$@ $$< \
 	    $(FUZZ_MODS_$(1):%=$(FUZZ_B)/%.o) $(FUZZ_LDFLAGS_$(1)) $$(FUZZ_LIBS)
 endef
 $(foreach t,$(FUZZ_TARGETS),$(eval $(call FUZZ_TARGET_RULE,$(t))))

@@ -7,10 +7,14 @@
  * Every setting has at most one flag and one environment name; the table
  * in config.c is the single source of both the parser and --help.
  * Secrets (API key and secret, AWS keys, session token) come only from the
- * environment or `.env`, never from flags, and are never printed.
+ * environment or `.env`, never from flags, and are never printed.  The
+ * AWS credential chain's variables (AWS's own names: AWS_PROFILE,
+ * AWS_ROLE_ARN, ...) are read the same way, environment then `.env`, into
+ * cfg->aws for creds_open().
  */
 #include <stdint.h>
 
+#include "creds.h"
 #include "hour.h"
 #include "log.h"
 #include "s3.h"
@@ -52,11 +56,21 @@ struct config {
 	int gzip;               /* hours as .jsonl.gz (gzip as served) */
 	int no_validate;        /* --gzip: copy members without inflating */
 	char *bucket;
-	char *aws_region;
+	char *aws_region;       /* NULL: not set (the profile's, else
+	                           us-east-1: main.c decides) */
 	char *s3_endpoint;      /* NULL: AWS */
-	char *aws_access_key;   /* secret */
-	char *aws_secret_key;   /* secret */
-	char *aws_session_token;/* secret */
+	struct creds_options aws; /* the credential chain's settings, when
+	                           the store is S3; .cancel is left to the
+	                           caller.  Strings point into aws_strings,
+	                           region and ca_bundle into the rows */
+	char *aws_strings;      /* secret; wiped by config_free() */
+	size_t aws_strings_len;
+	char **child_env;       /* aws.child_env: environ less amp2s3's
+	                           own secrets (the strings are environ's) */
+	char *sse;              /* NULL, "AES256" or "aws:kms" */
+	char *sse_kms_key_id;   /* with aws:kms; NULL: the bucket's */
+	int sse_bucket_key;     /* with aws:kms */
+	char *storage_class;    /* NULL: the bucket's default */
 	int path_style;         /* -1 auto */
 	int upload_workers;
 	uint64_t multipart_threshold;
@@ -97,18 +111,29 @@ int config_load(struct config *cfg, int argc, char **argv, amp_hour now,
 int config_need_store(const struct config *cfg);
 
 /*
- * The hints that name the settings: the clients report what was refused,
- * this layer says what to change.
+ * The hints that name the settings (config_hint.c): the clients report
+ * what was refused, this layer says what to change.
  *
  * config_api_auth_hint(): what to check when the Export API refuses the
  * credentials (401/403).  A constant string.
  *
- * config_s3_hint(why, region, buf, len): an s3_hint_fn — what to check
- * when S3 refuses a request for the reason ${why} (${region}: the region
- * S3 named for the bucket, "" if none).
+ * config_s3_hint(ctx, why, region, buf, len): an s3_hint_fn, ${ctx} a
+ * struct config_hint — what to check when S3 refuses a request for the
+ * reason ${why} (${region}: the region S3 named for the bucket, "" if
+ * none), for the source the credentials came from and the settings used.
+ *
+ * config_creds_missing(t, buf, len): the one line for creds_open()
+ * finding no source (${t}->no_source): every source tried, by the
+ * variables that would have configured it.
  */
+struct config_hint {
+	const struct config *cfg;  /* may be NULL (tools) */
+	const struct creds *creds; /* may be NULL */
+};
 const char *config_api_auth_hint(void);
-void config_s3_hint(enum s3_refusal why, const char *region, char *buf,
+void config_s3_hint(void *ctx, enum s3_refusal why, const char *region,
+    char *buf, size_t len);
+void config_creds_missing(const struct creds_tried *t, char *buf,
     size_t len);
 
 /* config_free(cfg): free every string of ${cfg}, wiping secrets first. */

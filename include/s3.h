@@ -15,6 +15,21 @@
  * and region, what was refused (enum s3_refusal) and, through the
  * caller's hint function, what to check; never the credentials.
  *
+ * Server-side encryption and the storage class, when configured, are
+ * sent (and signed) on the requests that create an object, PutObject and
+ * CreateMultipartUpload, never on UploadPart (S3 refuses them there).
+ *
+ * Credentials come from a creds handle (creds.h), asked for the current
+ * set at every attempt, so a set refreshed while a run goes on is used
+ * from the next request on.  A request refused for its session token
+ * (ExpiredToken, InvalidToken, TokenRefreshRequired) reports that set as
+ * refused (creds_invalidate()) and, if the source can refresh, is sent
+ * again at once with the new set, once per request: many requests
+ * refused together cause one refresh.  A source that cannot refresh
+ * (static keys), or a new set refused again, is S3_FATAL.  No valid set
+ * at all (every refresh failed) fails the attempt like a transport error:
+ * backoff, then S3_FAIL.
+ *
  * The module is four files sharing src/s3_internal.h: s3.c (the client
  * and the public calls), s3_request.c (one request with its retries),
  * s3_xml.c (the answers' XML) and s3_multipart.c (multipart uploads).
@@ -27,12 +42,14 @@
  * reused by the next call, and the DNS cache is shared).
  *
  * The caller runs curl_global_init() before s3_init() and
- * curl_global_cleanup() after s3_free().
+ * curl_global_cleanup() after s3_free(), and frees the creds handle only
+ * after s3_free().
  */
 #include <stddef.h>
 #include <stdint.h>
 
 struct cancel;
+struct creds;
 struct logger;
 
 /* What a fatal answer refused: the caller's hint function turns it into
@@ -54,20 +71,19 @@ enum s3_refusal {
 };
 
 /*
- * s3_hint_fn(why, region, buf, len): write into ${buf} what to check for
- * the refusal ${why}; ${region} is the region S3 named for the bucket
- * ("" if none).
+ * s3_hint_fn(ctx, why, region, buf, len): write into ${buf} what to check
+ * for the refusal ${why}; ${ctx} is the caller's s3_config.hint_ctx,
+ * ${region} the region S3 named for the bucket ("" if none).
  */
-typedef void s3_hint_fn(enum s3_refusal why, const char *region, char *buf,
-    size_t len);
+typedef void s3_hint_fn(void *ctx, enum s3_refusal why, const char *region,
+    char *buf, size_t len);
 
 struct s3_config {
 	const char *bucket;        /* required */
 	const char *region;        /* required, e.g. "eu-west-2" */
 	const char *endpoint;      /* NULL: https://s3.<region>.amazonaws.com */
-	const char *access_key;    /* required */
-	const char *secret_key;    /* required */
-	const char *session_token; /* NULL unless temporary credentials */
+	struct creds *creds;       /* required; borrowed, must outlive the
+	                              client */
 	int path_style;            /* 1 path-style, 0 virtual-host, -1 auto
 	                              (path-style for an IP or localhost) */
 	const char *ca_bundle;     /* NULL: system CAs */
@@ -80,6 +96,13 @@ struct s3_config {
 	uint64_t min_speed;        /* ... and the bytes/s it must average */
 	struct cancel *cancel;     /* may be NULL; wakes transfers, sleeps */
 	s3_hint_fn *hint;          /* may be NULL: no hint */
+	void *hint_ctx;            /* handed to ${hint} */
+	const char *sse;           /* NULL, "AES256" or "aws:kms" */
+	const char *sse_kms_key_id; /* "aws:kms" only; NULL: the bucket's
+	                              default key */
+	int sse_bucket_key;        /* "aws:kms" only: an S3 Bucket Key */
+	const char *storage_class; /* NULL: the bucket's default; else one
+	                              that s3_storage_class_valid() accepts */
 };
 
 enum s3_status {
@@ -101,8 +124,9 @@ struct s3_error {
 
 struct s3;
 
-/* s3_init(cfg, lg): a client, or NULL with a reason in ${err}.  Strings of
- * ${cfg} are copied. */
+/* s3_init(cfg, lg): a client, or NULL with a reason in ${err} (also for
+ * an SSE setting or a storage class S3 would refuse).  Strings of ${cfg}
+ * are copied. */
 struct s3 *s3_init(const struct s3_config *cfg, struct logger *lg,
     struct s3_error *err);
 
@@ -208,6 +232,14 @@ void s3_on_slowdown(struct s3 *s3, s3_slowdown_fn *fn, void *arg);
 /* s3_delete(s3, key, err): delete one object (tests, cleanup). */
 enum s3_status s3_delete(struct s3 *s3, const char *key,
     struct s3_error *err);
+
+/* s3_storage_class_valid(name): non-zero if ${name} is one of S3's
+ * storage classes (STANDARD, STANDARD_IA, INTELLIGENT_TIERING,
+ * GLACIER_IR, ...); S3_STORAGE_CLASSES lists them for messages. */
+int s3_storage_class_valid(const char *name);
+#define S3_STORAGE_CLASSES "STANDARD, REDUCED_REDUNDANCY, STANDARD_IA, " \
+	"ONEZONE_IA, INTELLIGENT_TIERING, GLACIER, DEEP_ARCHIVE, OUTPOSTS, " \
+	"GLACIER_IR, SNOW, EXPRESS_ONEZONE"
 
 /* s3_free(s3): NULL is a no-op. */
 void s3_free(struct s3 *s3);

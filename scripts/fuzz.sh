@@ -7,7 +7,8 @@
 # leak or a timeout, or executed nothing.  Crash inputs and the log of a
 # failed target are kept in $FUZZ_ARTIFACTS (default build/fuzz/artifacts).
 #
-# Environment: FUZZ_CC (clang), FUZZ_TARGETS (all), FUZZ_JOBS (targets run
+# Environment: FUZZ_CC (clang), FUZZ_TARGETS (all of the Makefile's
+# FUZZ_TARGETS), FUZZ_JOBS (targets run
 # at once; default: the number of CPUs), FUZZ_ARGS (extra libFuzzer flags).
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -20,7 +21,8 @@ if [ "$secs" -lt 1 ]; then
 	echo "usage: scripts/fuzz.sh [SECONDS]  (SECONDS >= 1)" >&2
 	exit 2
 fi
-targets=${FUZZ_TARGETS:-member unpack s3list envfile hour jsonl}
+# The default targets are the Makefile's FUZZ_TARGETS (one list to keep).
+targets=${FUZZ_TARGETS:-$(make -s --no-print-directory fuzz-targets)}
 art=${FUZZ_ARTIFACTS:-build/fuzz/artifacts}
 ntargets=0
 for t in $targets; do ntargets=$((ntargets + 1)); done

@@ -4,7 +4,7 @@
 #   scripts/install-deps.sh          build + test dependencies
 #   scripts/install-deps.sh --build  build dependencies only
 set -eu
-build="build-essential pkg-config libcurl4-openssl-dev zlib1g-dev libyajl-dev libzip-dev libarchive-dev libexpat1-dev libssl-dev"
+build="build-essential pkg-config libcurl4-openssl-dev zlib1g-dev libyajl-dev libzip-dev libarchive-dev libexpat1-dev libssl-dev libinih-dev"
 test="gnuplot-nox curl python3 python3-botocore python3-boto3 python3-yaml python3-pyte awscli nodejs npm systemd groff-base man-db clang libclang-rt-14-dev"
 want=$build
 [ "${1:-}" = "--build" ] || want="$build $test"

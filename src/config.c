@@ -6,6 +6,9 @@
  * three steps: argv into per-row strings, `.env` into a key/value list,
  * then each row resolved (flag, else environment, else `.env`, else
  * default) and converted into struct config.  Secret rows have no flag.
+ * The AWS credential chain's variables (creds.h) are looked up the same
+ * way, environment then `.env`, into cfg->aws (config_aws.c); the hints
+ * that name settings live in config_hint.c.
  */
 #include <sys/stat.h>
 
@@ -17,6 +20,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "config_internal.h"
 #include "envfile.h"
 #include "errbuf.h"
 #include "keytmpl.h"
@@ -116,16 +120,19 @@ static const struct opt OPTS[] = {
 	  OFF(no_validate), NULL, "--gzip: copy, do not inflate or check" },
 	{ "bucket", 0, "AWS_BUCKET_NAME", K_STR, NULL, NO, OFF(bucket), "NAME",
 	  "S3 bucket" },
-	{ "aws-region", 0, "AWS_REGION|AWS_DEFAULT_REGION", K_STR, "us-east-1",
-	  NO, OFF(aws_region), "REGION", "S3 region" },
+	{ "aws-region", 0, "AWS_REGION|AWS_DEFAULT_REGION", K_STR, NULL,
+	  NO, OFF(aws_region), "REGION", "S3 region (else the profile's, "
+	  "else us-east-1)" },
 	{ "s3-endpoint", 0, "AWS_ENDPOINT_URL_S3|AWS_ENDPOINT_URL", K_STR,
 	  NULL, NO, OFF(s3_endpoint), "URL", "S3-compatible endpoint" },
-	{ NULL, 0, "AWS_PYTHON_USER_ACCESS_KEY|AWS_ACCESS_KEY_ID", K_STR, NULL,
-	  NO, OFF(aws_access_key), NULL, NULL },
-	{ NULL, 0, "AWS_PYTHON_USER_SECRET_KEY|AWS_SECRET_ACCESS_KEY", K_STR,
-	  NULL, NO, OFF(aws_secret_key), NULL, NULL },
-	{ NULL, 0, "AWS_SESSION_TOKEN", K_STR, NULL, NO,
-	  OFF(aws_session_token), NULL, NULL },
+	{ "sse", 0, "AMP2S3_SSE", K_STR, NULL, NO, OFF(sse), "AES256|aws:kms",
+	  "server-side encryption of uploads" },
+	{ "sse-kms-key-id", 0, "AMP2S3_SSE_KMS_KEY_ID", K_STR, NULL, NO,
+	  OFF(sse_kms_key_id), "ID", "--sse aws:kms: this KMS key" },
+	{ "sse-bucket-key", 0, "AMP2S3_SSE_BUCKET_KEY", K_BOOL, "0", NO,
+	  OFF(sse_bucket_key), NULL, "--sse aws:kms: use an S3 Bucket Key" },
+	{ "storage-class", 0, "AMP2S3_STORAGE_CLASS", K_STR, NULL, NO,
+	  OFF(storage_class), "CLASS", "storage class of uploads" },
 	{ "path-style", 0, "AMP2S3_PATH_STYLE", K_TRI, "auto", NO,
 	  OFF(path_style), NULL, "path-style URLs (auto: IP, localhost)" },
 	{ "upload-workers", 'u', "AMP_UPLOAD_WORKERS", K_INT, "4", 1, 64,
@@ -175,12 +182,6 @@ static const struct opt OPTS[] = {
 static const char US_URL[] = "https://amplitude.com/api/2/export";
 static const char EU_URL[] = "https://analytics.eu.amplitude.com/api/2/export";
 
-/* Key/value pairs read from `.env`. */
-struct dotenv {
-	char **kv; /* key, value, key, value, ... */
-	size_t n, cap;
-};
-
 static int
 dotenv_add(void *ctx, const char *key, const char *value)
 {
@@ -204,8 +205,8 @@ dotenv_add(void *ctx, const char *key, const char *value)
 	return (0);
 }
 
-static const char *
-dotenv_get(const struct dotenv *de, const char *key, size_t klen)
+const char *
+config_dotenv_get(const struct dotenv *de, const char *key, size_t klen)
 {
 	const char *v = NULL;
 
@@ -244,7 +245,7 @@ lookup_env(const char *names, const struct dotenv *de)
 				continue;
 			memcpy(name, p, len);
 			name[len] = '\0';
-			v = pass == 0 ? getenv(name) : dotenv_get(de, name, len);
+			v = pass == 0 ? getenv(name) : config_dotenv_get(de, name, len);
 			if (v != NULL && *v != '\0')
 				return (v);
 		}
@@ -515,9 +516,11 @@ usage(FILE *f)
 	fprintf(f,
 	    "  %-30s %s\n  %-30s %s\n"
 	    "\nsecrets come from the environment or .env only: AMP_API_KEY, "
-	    "AMP_SECRET_KEY,\nAWS_PYTHON_USER_ACCESS_KEY (AWS_ACCESS_KEY_ID), "
-	    "AWS_PYTHON_USER_SECRET_KEY\n(AWS_SECRET_ACCESS_KEY), "
-	    "AWS_SESSION_TOKEN.\n"
+	    "AMP_SECRET_KEY.\nS3 credentials: the AWS chain (see amp2s3(1)): "
+	    "static keys\nAWS_PYTHON_USER_ACCESS_KEY and "
+	    "AWS_PYTHON_USER_SECRET_KEY (or AWS_ACCESS_KEY_ID\nand "
+	    "AWS_SECRET_ACCESS_KEY), AWS_SESSION_TOKEN; web identity; "
+	    "AWS_PROFILE;\ncontainer credentials; instance metadata.\n"
 	    "exit: 0 ok, 1 some hours failed, 2 usage/config, 3 auth refused, "
 	    "4 locked,\n      5 local I/O error, 130/143 interrupted\n",
 	    "-h, --help", "this text", "-V, --version", "version and libraries");
@@ -751,6 +754,34 @@ resolve_range(struct config *cfg, amp_hour now, int have_start,
 	return (0);
 }
 
+/* The encryption and storage-class rows, checked now rather than by the
+ * first upload.  0 or -1. */
+static int
+check_object_settings(const struct config *cfg, char *err, size_t errlen)
+{
+	int kms = cfg->sse != NULL && strcmp(cfg->sse, "aws:kms") == 0;
+
+	if (cfg->sse != NULL && !kms && strcmp(cfg->sse, "AES256") != 0)
+		return (errbuf_set(err, errlen, "--sse: expected AES256 or "
+		    "aws:kms"));
+	if (cfg->sse_kms_key_id != NULL && !kms)
+		return (errbuf_set(err, errlen, "--sse-kms-key-id needs --sse "
+		    "aws:kms"));
+	if (cfg->sse_bucket_key && !kms)
+		return (errbuf_set(err, errlen, "--sse-bucket-key needs --sse "
+		    "aws:kms"));
+	if (cfg->sse_kms_key_id != NULL &&
+	    strspn(cfg->sse_kms_key_id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij"
+	    "klmnopqrstuvwxyz0123456789-_/:.") != strlen(cfg->sse_kms_key_id))
+		return (errbuf_set(err, errlen, "--sse-kms-key-id: expected a "
+		    "KMS key id, alias or ARN"));
+	if (cfg->storage_class != NULL &&
+	    !s3_storage_class_valid(cfg->storage_class))
+		return (errbuf_set(err, errlen, "--storage-class: expected one "
+		    "of %s", S3_STORAGE_CLASSES));
+	return (0);
+}
+
 /* Step 6: checks across rows, and what each command needs.  0 or -1. */
 static int
 cross_check(struct config *cfg, char *err, size_t errlen)
@@ -788,12 +819,7 @@ cross_check(struct config *cfg, char *err, size_t errlen)
 	if (config_need_store(cfg) && !cfg->dev && cfg->bucket == NULL)
 		return (errbuf_set(err, errlen, "AWS_BUCKET_NAME must be set (or "
 		    "use --dev)"));
-	if (config_need_store(cfg) && !cfg->dev &&
-	    (cfg->aws_access_key == NULL || cfg->aws_secret_key == NULL))
-		return (errbuf_set(err, errlen, "S3 credentials missing: set "
-		    "AWS_PYTHON_USER_ACCESS_KEY and AWS_PYTHON_USER_SECRET_KEY "
-		    "(or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"));
-	return (0);
+	return (check_object_settings(cfg, err, errlen));
 }
 
 int
@@ -813,76 +839,12 @@ config_load(struct config *cfg, int argc, char **argv, amp_hour now,
 	    resolve_rows(cfg, &args, &de, &have_start, &have_end, err,
 	    errlen) == 0 &&
 	    resolve_range(cfg, now, have_start, have_end, err, errlen) == 0 &&
-	    cross_check(cfg, err, errlen) == 0)
+	    cross_check(cfg, err, errlen) == 0 &&
+	    (!config_need_store(cfg) || cfg->dev ||
+	    config_resolve_aws(cfg, &de, err, errlen) == 0))
 		rc = 0;
 	dotenv_free(&de);
 	return (rc);
-}
-
-const char *
-config_api_auth_hint(void)
-{
-	return ("check AMP_API_KEY and AMP_SECRET_KEY, and the data region "
-	    "(--region us|eu, or AMP_API_URL)");
-}
-
-void
-config_s3_hint(enum s3_refusal why, const char *region, char *buf,
-    size_t len)
-{
-	int named = region != NULL && region[0] != '\0';
-
-	switch (why) {
-	case S3_REFUSED_SECRET:
-		snprintf(buf, len, "check AWS_PYTHON_USER_SECRET_KEY / "
-		    "AWS_SECRET_ACCESS_KEY");
-		break;
-	case S3_REFUSED_KEY_ID:
-		snprintf(buf, len, "check AWS_PYTHON_USER_ACCESS_KEY / "
-		    "AWS_ACCESS_KEY_ID");
-		break;
-	case S3_REFUSED_TOKEN:
-		snprintf(buf, len, "check AWS_SESSION_TOKEN (temporary "
-		    "credentials expire)");
-		break;
-	case S3_REFUSED_CLOCK:
-		snprintf(buf, len, "this machine's clock is off; synchronise "
-		    "it (NTP)");
-		break;
-	case S3_REFUSED_BUCKET:
-		snprintf(buf, len, "no such bucket; check AWS_BUCKET_NAME");
-		break;
-	case S3_REFUSED_REGION:
-		if (named)
-			snprintf(buf, len, "the bucket is in region %s; set "
-			    "AWS_REGION=%s", region, region);
-		else
-			snprintf(buf, len, "the bucket is in another region; "
-			    "check AWS_REGION");
-		break;
-	case S3_REFUSED_LIST:
-		snprintf(buf, len, "the credentials may not list this bucket "
-		    "(s3:ListBucket on the prefix)");
-		break;
-	case S3_REFUSED_READ:
-		snprintf(buf, len, "the credentials may not read objects "
-		    "(s3:GetObject), which proving a stored hour needs");
-		break;
-	case S3_REFUSED_WRITE:
-		snprintf(buf, len, "the credentials may not write to this "
-		    "bucket (s3:PutObject, KMS key policy)");
-		break;
-	case S3_REFUSED_ENDPOINT:
-		snprintf(buf, len, "check --s3-endpoint (AWS_ENDPOINT_URL_S3) "
-		    "and --ca-bundle");
-		break;
-	case S3_REFUSED_NONE:
-	case S3_REFUSED_OTHER:
-	default:
-		snprintf(buf, len, "check AWS_ACCESS_KEY_ID, "
-		    "AWS_SECRET_ACCESS_KEY and AWS_REGION");
-		break;
-	}
 }
 
 int
@@ -906,9 +868,13 @@ config_free(struct config *cfg)
 	free(cfg->bucket);
 	free(cfg->aws_region);
 	free(cfg->s3_endpoint);
-	secret_free(cfg->aws_access_key);
-	secret_free(cfg->aws_secret_key);
-	secret_free(cfg->aws_session_token);
+	free(cfg->sse);
+	free(cfg->sse_kms_key_id);
+	free(cfg->storage_class);
+	if (cfg->aws_strings != NULL)
+		secret_wipe(cfg->aws_strings, cfg->aws_strings_len);
+	free(cfg->aws_strings);
+	free(cfg->child_env);
 	free(cfg->log_file);
 	free(cfg->env_file_used);
 	free(cfg->metrics_file);

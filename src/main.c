@@ -3,7 +3,11 @@
  *
  * DESIGN
  * main() configures, takes the data directory's lock and hands over to
- * run_command() (or run_status(), which takes no lock).  Signals:
+ * run_command() (or run_status(), which takes no lock).  An S3 store
+ * gets its credentials from the AWS chain (creds.h), opened once before
+ * the store and freed after it (and so after every thread that used it
+ * was joined); the creds handle may refresh them from any thread that
+ * asks, under its own lock.  Signals:
  * SIGINT, SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 are blocked in every
  * thread and taken by one signal thread, which reads them from a
  * signalfd and never ends because of one: the first SIGINT/SIGTERM
@@ -39,6 +43,7 @@
 
 #include "cancel.h"
 #include "config.h"
+#include "creds.h"
 #include "errbuf.h"
 #include "localdir.h"
 #include "log.h"
@@ -68,6 +73,8 @@ struct app {
 	struct logger *lg;
 	struct runctl *ctl;
 	struct sigctx sig;
+	struct creds *creds;       /* S3 only; outlives the store */
+	struct config_hint hint;   /* for config_s3_hint() */
 	int lockfd;
 	int64_t started_s;
 };
@@ -234,13 +241,56 @@ stop_signals(struct app *a)
 	sc->started = 0;
 }
 
+/*
+ * The S3 credentials into a->creds, from the first source of the chain
+ * that has them; the bucket's region from the profile when no setting
+ * names one, else us-east-1.  0, or -1 with the one line logged (every
+ * source tried, by the variables that configure it).
+ */
+static int
+open_creds(struct app *a)
+{
+	struct config *cfg = &a->cfg;
+	struct creds_tried tried;
+	char err[600], line[2600];
+	const char *region, *detail;
+
+	cfg->aws.cancel = runctl_cancel_flag(a->ctl);
+	if ((a->creds = creds_open(&cfg->aws, a->lg, &tried, err,
+	    sizeof(err))) == NULL) {
+		if (tried.no_source)
+			config_creds_missing(&tried, line, sizeof(line));
+		else
+			snprintf(line, sizeof(line), "S3 credentials: %s", err);
+		log_error(a->lg, "%s", line);
+		return (-1);
+	}
+	detail = creds_detail(a->creds);
+	log_info(a->lg, "S3 credentials from %s%s%s%s",
+	    creds_source(a->creds), detail[0] ? " (" : "", detail,
+	    detail[0] ? ")" : "");
+	if (cfg->aws_region == NULL) {
+		region = creds_region(a->creds);
+		if ((cfg->aws_region = strdup(region != NULL ? region :
+		    "us-east-1")) == NULL) {
+			log_error(a->lg, "out of memory");
+			return (-1);
+		}
+	}
+	a->hint.cfg = cfg;
+	a->hint.creds = a->creds;
+	return (0);
+}
+
 static struct store *
-open_store(const struct app *a)
+open_store(struct app *a)
 {
 	const struct config *cfg = &a->cfg;
 	char err[600];
 	struct store *st;
 
+	if (!cfg->dev && open_creds(a) != 0)
+		return (NULL);
 	if (cfg->dev) {
 		/* Read-only commands leave a missing folder missing. */
 		st = store_open_dir(cfg->dev_dir, cfg->s3_prefix,
@@ -250,9 +300,7 @@ open_store(const struct app *a)
 		struct s3_config sc = {
 			.bucket = cfg->bucket, .region = cfg->aws_region,
 			.endpoint = cfg->s3_endpoint,
-			.access_key = cfg->aws_access_key,
-			.secret_key = cfg->aws_secret_key,
-			.session_token = cfg->aws_session_token,
+			.creds = a->creds,
 			.path_style = cfg->path_style,
 			.ca_bundle = cfg->ca_bundle,
 			.max_keys = cfg->s3_max_keys,
@@ -264,6 +312,11 @@ open_store(const struct app *a)
 			.min_speed = cfg->min_speed,
 			.cancel = runctl_cancel_flag(a->ctl),
 			.hint = config_s3_hint,
+			.hint_ctx = &a->hint,
+			.sse = cfg->sse,
+			.sse_kms_key_id = cfg->sse_kms_key_id,
+			.sse_bucket_key = cfg->sse_bucket_key,
+			.storage_class = cfg->storage_class,
 		};
 		st = store_open_s3(&sc, cfg->s3_prefix, a->lg, err,
 		    sizeof(err));
@@ -586,6 +639,7 @@ main(int argc, char **argv)
 	}
 	if (a.lockfd >= 0)
 		close(a.lockfd);
+	creds_free(a.creds);
 	runctl_free(a.ctl);
 	if (a.lg != NULL)
 		curl_global_cleanup();

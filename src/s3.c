@@ -17,7 +17,6 @@
 #include "errbuf.h"
 #include "log.h"
 #include "s3_internal.h"
-#include "secret.h"
 
 #define DEFAULT_PART_SIZE ((uint64_t)16 << 20)
 
@@ -152,6 +151,56 @@ out:
 	return (rc);
 }
 
+int
+s3_storage_class_valid(const char *name)
+{
+	static const char *const classes[] = { "STANDARD",
+	    "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA",
+	    "INTELLIGENT_TIERING", "GLACIER", "DEEP_ARCHIVE", "OUTPOSTS",
+	    "GLACIER_IR", "SNOW", "EXPRESS_ONEZONE" };
+
+	for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++)
+		if (name != NULL && strcmp(name, classes[i]) == 0)
+			return (1);
+	return (0);
+}
+
+/* A value that can go into a header line: printable ASCII, no blank
+ * at either end, at most ${max} bytes. */
+static int
+header_safe(const char *v, size_t max)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > max || v[0] == ' ' || v[n - 1] == ' ')
+		return (0);
+	for (size_t i = 0; i < n; i++)
+		if (v[i] < 0x20 || v[i] > 0x7e)
+			return (0);
+	return (1);
+}
+
+/* The SSE and storage-class settings: NULL if S3 would take them, else
+ * why not. */
+static const char *
+check_object_settings(const struct s3_config *cfg)
+{
+	int kms = cfg->sse != NULL && strcmp(cfg->sse, "aws:kms") == 0;
+
+	if (cfg->sse != NULL && !kms && strcmp(cfg->sse, "AES256") != 0)
+		return ("server-side encryption must be AES256 or aws:kms");
+	if ((cfg->sse_kms_key_id != NULL || cfg->sse_bucket_key) && !kms)
+		return ("a KMS key id or a bucket key needs aws:kms encryption");
+	if (cfg->sse_kms_key_id != NULL &&
+	    !header_safe(cfg->sse_kms_key_id, 2048))
+		return ("the KMS key id must be printable ASCII");
+	if (cfg->storage_class != NULL &&
+	    !s3_storage_class_valid(cfg->storage_class))
+		return ("not one of S3's storage classes (" S3_STORAGE_CLASSES
+		    ")");
+	return (NULL);
+}
+
 struct s3 *
 s3_init(const struct s3_config *cfg, struct logger *lg, struct s3_error *err)
 {
@@ -167,12 +216,12 @@ s3_init(const struct s3_config *cfg, struct logger *lg, struct s3_error *err)
 	else if (cfg->region == NULL || cfg->region[0] == '\0' ||
 	    strlen(cfg->region) > 40 || strpbrk(cfg->region, ": /") != NULL)
 		why = "no valid region given";
-	else if (cfg->access_key == NULL || cfg->access_key[0] == '\0')
-		why = "no access key given";
-	else if (cfg->secret_key == NULL || cfg->secret_key[0] == '\0')
-		why = "no secret key given";
+	else if (cfg->creds == NULL)
+		why = "no credentials given";
 	else if (strlen(cfg->bucket) > 255)
 		why = "bucket name too long";
+	else
+		why = check_object_settings(cfg);
 	if (why != NULL)
 		goto fail;
 
@@ -181,14 +230,15 @@ s3_init(const struct s3_config *cfg, struct logger *lg, struct s3_error *err)
 		goto fail;
 	if ((s3->bucket = xstrdup(cfg->bucket)) == NULL ||
 	    (s3->region = xstrdup(cfg->region)) == NULL ||
-	    (s3->access_key = xstrdup(cfg->access_key)) == NULL ||
-	    (s3->secret_key = xstrdup(cfg->secret_key)) == NULL ||
-	    (cfg->session_token != NULL && cfg->session_token[0] != '\0' &&
-	    (s3->session_token = xstrdup(cfg->session_token)) == NULL) ||
 	    (cfg->ca_bundle != NULL &&
-	    (s3->ca_bundle = xstrdup(cfg->ca_bundle)) == NULL))
+	    (s3->ca_bundle = xstrdup(cfg->ca_bundle)) == NULL) ||
+	    (cfg->sse != NULL && (s3->sse = xstrdup(cfg->sse)) == NULL) ||
+	    (cfg->sse_kms_key_id != NULL &&
+	    (s3->sse_kms_key_id = xstrdup(cfg->sse_kms_key_id)) == NULL) ||
+	    (cfg->storage_class != NULL &&
+	    (s3->storage_class = xstrdup(cfg->storage_class)) == NULL))
 		goto fail;
-	snprintf(s3->sigv4, sizeof(s3->sigv4), "aws:amz:%s:s3", cfg->region);
+	s3->sse_bucket_key = cfg->sse_bucket_key;
 	s3->max_keys = cfg->max_keys > 0 ? cfg->max_keys : 0;
 	s3->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 1;
 	s3->threshold = cfg->multipart_threshold;
@@ -199,6 +249,8 @@ s3_init(const struct s3_config *cfg, struct logger *lg, struct s3_error *err)
 	s3->min_speed = cfg->min_speed;
 	s3->cancel = cfg->cancel;
 	s3->hint = cfg->hint;
+	s3->hint_ctx = cfg->hint_ctx;
+	s3->creds = cfg->creds;
 	s3->lg = lg;
 	atomic_init(&s3->seq, 0);
 	if (set_endpoint(s3, cfg, &why) != 0)
@@ -247,10 +299,10 @@ s3_free(struct s3 *s3)
 		pthread_mutex_destroy(&s3->pool_mu);
 	free(s3->bucket);
 	free(s3->region);
-	free(s3->access_key);
-	secret_free(s3->secret_key);
-	secret_free(s3->session_token);
 	free(s3->ca_bundle);
+	free(s3->sse);
+	free(s3->sse_kms_key_id);
+	free(s3->storage_class);
 	free(s3->origin);
 	free(s3->base);
 	free(s3);
@@ -450,6 +502,7 @@ put_single(struct s3 *s3, const char *key, int fd, uint64_t size,
 	memset(&r, 0, sizeof(r));
 	r.method = "PUT";
 	r.key = key;
+	r.creates_object = 1;
 	r.content_type = ctype;
 	r.sha256 = sha;
 	r.md5_b64 = md5;

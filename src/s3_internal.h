@@ -5,17 +5,20 @@
  * other modules.
  *
  * DESIGN
- * - Signing.  curl 7.88's CURLOPT_AWS_SIGV4 ("aws:amz:<region>:s3") signs
- *   the method, the path and the query exactly as written, and every
- *   header we add.  So the client writes what AWS canonicalises: keys
- *   percent-encoded (s3_uri_encode, '/' kept), query parameters sorted by
- *   name with AWS-encoded values and an "=" even when empty ("uploads="),
- *   x-amz-content-sha256 on every request (the empty string's hash when
- *   there is no body), CURLOPT_PATH_AS_IS so that curl never rewrites "./"
- *   or "../" inside a key, and no blanked header (curl 7.88 would sign an
- *   "Expect:" it never sends).  Every body goes through CURLOPT_UPLOAD with
- *   a known size and the method set by CURLOPT_CUSTOMREQUEST, so curl adds
- *   no header of its own that the signature would miss.
+ * - Signing (s3_sign.c).  AWS Signature Version 4 over exactly what is
+ *   sent: the method, the path and the query as written, and every header
+ *   the client sets (host included), sorted by name.  So the client writes
+ *   what AWS canonicalises: keys percent-encoded (s3_uri_encode, '/'
+ *   kept), query parameters sorted by name with AWS-encoded values and an
+ *   "=" even when empty ("uploads="), x-amz-content-sha256 on every
+ *   request (the empty string's hash when there is no body), and
+ *   CURLOPT_PATH_AS_IS so that curl never rewrites "./" or "../" inside a
+ *   key.  The headers curl adds itself (Accept, User-Agent,
+ *   Content-Length, Expect) are not signed, as AWS allows.  Not curl's
+ *   CURLOPT_AWS_SIGV4: curl 7.88 sorts the signed headers by whole
+ *   "name:value" line, so x-amz-server-side-encryption-aws-kms-key-id
+ *   comes before x-amz-server-side-encryption and S3 refuses the
+ *   signature (fixed in curl 8.10).
  * - Addressing (s3.c).  Virtual-host (https://BUCKET.host/KEY) unless the
  *   endpoint is an IP literal or localhost, or the bucket has a dot over
  *   https (the certificate's wildcard would not match): path-style
@@ -43,8 +46,9 @@
  *   to the caller's slowdown hook before the backoff, so a pool can
  *   lower its own concurrency while the client retries.
  *   Fatal at once, S3_FATAL: 401, 403, 301/PermanentRedirect and
- *   AuthorizationHeaderMalformed (region), NoSuchBucket, expired tokens,
- *   TLS verification failure.  The message names the bucket, the region
+ *   AuthorizationHeaderMalformed (region), NoSuchBucket, TLS
+ *   verification failure; a refused session token too, unless the
+ *   credentials can be refreshed (see below).  The message names the bucket, the region
  *   and what was refused (enum s3_refusal; the caller's hint function
  *   adds the settings to check), never a key, a secret or a token.
  * - Bodies.  Uploads stream from the file, never held in memory; SHA-256
@@ -54,6 +58,22 @@
  *   a bound on the body (16 MiB per listing page) and on every field.  A
  *   page's keys are handed to the caller only once the page arrived whole,
  *   so a retried page never reports a key twice.
+ * - Credentials (s3_request.c).  Every attempt takes the current set
+ *   from the creds handle (creds_get(), which refreshes it when due, in
+ *   one thread), signs with it (s3_sign), sends its token as
+ *   x-amz-security-token, and wipes its copy (and the header list holding
+ *   the token) after the transfer.  ExpiredToken,
+ *   InvalidToken or TokenRefreshRequired: creds_invalidate() with the
+ *   set's generation; 0 means a new set is coming, so the request is
+ *   sent again at once (no backoff, not counted as an attempt), once per
+ *   request; -1 (the source never refreshes) or a second refusal is
+ *   fatal.  creds_get() failing (every refresh failed past the set's
+ *   margin) is a failed attempt like a transport error.
+ * - Encryption and storage class: x-amz-server-side-encryption (and its
+ *   KMS key id and bucket-key flag) and x-amz-storage-class go on the
+ *   requests marked creates_object only (PutObject, CreateMultipart-
+ *   Upload); S3 takes the object's settings from those and refuses them
+ *   on UploadPart.  Like every x-amz-* header they are signed.
  * - Multipart (s3_multipart.c), above cfg->multipart_threshold: POST
  *   ?uploads= (UploadId), PUT ?partNumber=N&uploadId=U per part (own
  *   SHA-256 and Content-MD5, ETag kept from the response header), POST
@@ -91,11 +111,11 @@ struct conn {
 };
 
 struct s3 {
-	char *bucket, *region, *access_key, *secret_key, *session_token;
+	char *bucket, *region;
+	struct creds *creds;     /* borrowed */
 	char *ca_bundle;
 	char *origin;      /* "scheme://host[:port]", bucket.host for vhost */
 	char *base;        /* endpoint path ("" or "/x") + "/bucket" if path */
-	char sigv4[96];    /* "aws:amz:<region>:s3" */
 	int path_style;
 	int max_keys, max_attempts;
 	uint64_t threshold, part_size;
@@ -103,6 +123,9 @@ struct s3 {
 	uint64_t min_speed;
 	struct cancel *cancel;
 	s3_hint_fn *hint;
+	void *hint_ctx;
+	char *sse, *sse_kms_key_id, *storage_class; /* NULL: not sent */
+	int sse_bucket_key;
 	struct logger *lg;
 	s3_slowdown_fn *slowdown; /* s3_on_slowdown(), or NULL */
 	void *slowdown_arg;
@@ -182,6 +205,8 @@ struct req {
 	struct sink *sink;         /* NULL: a 2xx body is XML */
 	uint64_t body_max;         /* bound on the answer's body */
 	int no_cancel;             /* runs even once cancelled (abort) */
+	int creates_object;        /* PutObject, CreateMultipartUpload: the
+	                              SSE and storage-class headers */
 	int attempts;              /* 0: cfg->max_attempts */
 
 	/* Out, per attempt. */
@@ -198,6 +223,26 @@ struct req {
 	char curl_err[CURL_ERROR_SIZE];
 	struct stall stall;        /* bytes moved, for the stall rule */
 };
+
+/* One request header: ${name} lowercase, both borrowed. */
+struct s3_header {
+	const char *name;
+	const char *value;
+};
+
+/*
+ * s3_sign.c: s3_sign(region, method, path, pathlen, query, h, n, payload,
+ * amz_date, access_key, secret_key, auth, authlen): the SigV4
+ * Authorization value for a request whose headers are the ${n} of ${h}
+ * (sorted in place; host and x-amz-date among them), its path the
+ * ${pathlen} bytes at ${path}, ${query} canonical (NULL: none), ${payload}
+ * the body's SHA-256 in hex, ${amz_date} "YYYYMMDDTHHMMSSZ".  0, or -1
+ * (out of memory, or ${auth} too small).
+ */
+int s3_sign(const char *region, const char *method, const char *path,
+    size_t pathlen, const char *query, struct s3_header *h, size_t n,
+    const char *payload, const char *amz_date, const char *access_key,
+    const char *secret_key, char *auth, size_t authlen);
 
 /* s3_request.c */
 void s3_err_init(struct s3_error *e);

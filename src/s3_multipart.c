@@ -108,15 +108,16 @@ xml_escape(const char *in, char *out, size_t outlen)
 	out[o] = '\0';
 }
 
-/* POST ?uploads=: start the upload (the object's Content-Type and
- * metadata are given here); mp->eid set. */
+/* POST ?uploads=: start the upload (the object's Content-Type, metadata,
+ * encryption and storage class are given here, never on the parts);
+ * mp->eid set. */
 static enum s3_status
 initiate(struct mp *mp, const char *ctype, const char *sha256,
     struct s3_error *err)
 {
 	struct req r = { .method = "POST", .key = mp->key, .query = "uploads=",
 	    .content_type = ctype, .meta_sha256 = sha256,
-	    .body_max = SMALL_BODY_MAX };
+	    .body_max = SMALL_BODY_MAX, .creates_object = 1 };
 	enum s3_status st;
 
 	if ((st = s3_request(mp->s3, &r, err)) != S3_OK)

@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 
 #include "cancel.h"
+#include "creds.h"
 #include "errbuf.h"
 #include "log.h"
 #include "retry.h"
@@ -359,36 +360,91 @@ make_url(const struct s3 *s3, const char *key, const char *query)
 	return (url);
 }
 
-static struct curl_slist *
-make_headers(const struct s3 *s3, const struct req *r)
+/* headers_free(h): free a header list, wiping each line first (one may
+ * hold the session token). */
+static void
+headers_free(struct curl_slist *h)
 {
-	struct curl_slist *h = NULL, *t;
-	char line[FIELD_MAX + 64];
-	const char *v[5][2] = {
-		{ "x-amz-content-sha256",
-		    r->sha256 != NULL ? r->sha256 : EMPTY_SHA256 },
-		{ "Content-Type", r->content_type },
-		{ "Content-MD5", r->md5_b64 },
-		{ "x-amz-security-token", s3->session_token },
+	for (struct curl_slist *t = h; t != NULL; t = t->next)
+		secret_wipe(t->data, strlen(t->data));
+	curl_slist_free_all(h);
+}
+
+/* Add "${name}: ${value}" to *${h}; -1 if it does not fit or no memory. */
+static int
+header_add(struct curl_slist **h, const char *name, const char *value,
+    char *line, size_t linelen)
+{
+	struct curl_slist *t;
+
+	if ((size_t)snprintf(line, linelen, "%s: %s", name, value) >= linelen ||
+	    (t = curl_slist_append(*h, line)) == NULL)
+		return (-1);
+	*h = t;
+	return (0);
+}
+
+/*
+ * make_headers(s3, r, url, v): the request's headers, signed with ${v}
+ * (SigV4, s3_sign()): host, the payload's hash, the date, the body's
+ * type and MD5, ${v}'s session token, the file's SHA-256 as metadata,
+ * and for a request that creates an object the encryption and
+ * storage-class settings.  NULL if out of
+ * memory or a value does not fit a line.
+ */
+static struct curl_slist *
+make_headers(const struct s3 *s3, const struct req *r, const char *url,
+    const struct creds_value *v)
+{
+	struct curl_slist *h = NULL;
+	struct s3_header hd[13];
+	char line[CREDS_TOKEN_MAX + 64]; /* the longest value is the token */
+	char date[20], auth[1024];
+	const char *path = url + strlen(s3->origin), *host;
+	const char *sha = r->sha256 != NULL ? r->sha256 : EMPTY_SHA256;
+	int obj = r->creates_object;
+	struct tm tm;
+	time_t now = time(NULL);
+	size_t n = 0, i;
+	const struct s3_header all[] = {
+		{ "x-amz-content-sha256", sha },
+		{ "x-amz-date", date },
+		{ "content-type", r->content_type },
+		{ "content-md5", r->md5_b64 },
+		{ "x-amz-security-token", v->token },
+		{ "x-amz-server-side-encryption", obj ? s3->sse : NULL },
+		{ "x-amz-server-side-encryption-aws-kms-key-id",
+		    obj ? s3->sse_kms_key_id : NULL },
+		{ "x-amz-server-side-encryption-bucket-key-enabled",
+		    obj && s3->sse_bucket_key ? "true" : NULL },
+		{ "x-amz-storage-class", obj ? s3->storage_class : NULL },
 		{ S3_META_SHA256, r->meta_sha256 },
 	};
-	size_t i;
 
-	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
-		if (v[i][1] == NULL || v[i][1][0] == '\0')
-			continue;
-		if ((size_t)snprintf(line, sizeof(line), "%s: %s", v[i][0],
-		    v[i][1]) >= sizeof(line))
+	host = strstr(s3->origin, "://");
+	host = host != NULL ? host + 3 : s3->origin;
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm);
+	hd[n].name = "host";
+	hd[n++].value = host;
+	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		if (all[i].value != NULL && all[i].value[0] != '\0')
+			hd[n++] = all[i];
+	if (s3_sign(s3->region, r->method, path, strcspn(path, "?"),
+	    r->query, hd, n, sha, date, v->access_key, v->secret_key, auth,
+	    sizeof(auth)) != 0)
+		goto fail;
+	for (i = 0; i < n; i++)
+		if (header_add(&h, hd[i].name, hd[i].value, line,
+		    sizeof(line)) != 0)
 			goto fail;
-		if ((t = curl_slist_append(h, line)) == NULL)
-			goto fail;
-		h = t;
-	}
+	if (header_add(&h, "authorization", auth, line, sizeof(line)) != 0)
+		goto fail;
 	secret_wipe(line, sizeof(line));
 	return (h);
 fail:
 	secret_wipe(line, sizeof(line));
-	curl_slist_free_all(h);
+	headers_free(h);
 	return (NULL);
 }
 
@@ -398,7 +454,8 @@ wake_multi(void *arg)
 	(void)curl_multi_wakeup(arg);
 }
 
-/* The easy handle's options for ${r} on ${url}. */
+/* The easy handle's options for ${r} on ${url} with the (signed)
+ * headers ${hdrs}. */
 static void
 setup(struct s3 *s3, CURL *e, struct req *r, const char *url,
     struct curl_slist *hdrs)
@@ -410,9 +467,6 @@ setup(struct s3 *s3, CURL *e, struct req *r, const char *url,
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_SHARE, s3->sh);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, version_user_agent());
-	curl_easy_setopt(e, CURLOPT_AWS_SIGV4, s3->sigv4);
-	curl_easy_setopt(e, CURLOPT_USERNAME, s3->access_key);
-	curl_easy_setopt(e, CURLOPT_PASSWORD, s3->secret_key);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->curl_err);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
@@ -484,7 +538,7 @@ drive(struct s3 *s3, struct conn *c, struct req *r, int *was_cancelled)
 	return (res);
 }
 
-/* One attempt on ${c}.  Sets *was_cancelled when the run's cancel flag
+/* One transfer on ${c}.  Sets *was_cancelled when the run's cancel flag
  * stopped it. */
 static CURLcode
 transfer(struct s3 *s3, struct conn *c, struct req *r, const char *url,
@@ -519,6 +573,14 @@ static int
 code_is(const struct req *r, const char *code)
 {
 	return (strcmp(r->x.code, code) == 0);
+}
+
+/* S3 refused the request's session token (a refreshable refusal). */
+static int
+token_refused(const struct req *r, CURLcode cc)
+{
+	return (cc == CURLE_OK && (code_is(r, "ExpiredToken") ||
+	    code_is(r, "InvalidToken") || code_is(r, "TokenRefreshRequired")));
 }
 
 static enum verdict
@@ -596,8 +658,7 @@ refusal_of(const struct req *r, CURLcode cc)
 		return (S3_REFUSED_SECRET);
 	if (code_is(r, "InvalidAccessKeyId"))
 		return (S3_REFUSED_KEY_ID);
-	if (code_is(r, "ExpiredToken") || code_is(r, "InvalidToken") ||
-	    code_is(r, "TokenRefreshRequired"))
+	if (token_refused(r, cc))
 		return (S3_REFUSED_TOKEN);
 	if (code_is(r, "RequestTimeTooSkewed"))
 		return (S3_REFUSED_CLOCK);
@@ -628,7 +689,7 @@ describe_fatal(const struct s3 *s3, const struct req *r, CURLcode cc,
 	e->status = S3_FATAL;
 	e->refusal = refusal_of(r, cc);
 	if (s3->hint != NULL)
-		s3->hint(e->refusal, region, hint, sizeof(hint));
+		s3->hint(s3->hint_ctx, e->refusal, region, hint, sizeof(hint));
 	if (cc != CURLE_OK)
 		s3_set_msg(e, "s3: bucket '%s' (region %s): %s%s%s", s3->bucket,
 		    s3->region, r->curl_err[0] != '\0' ? r->curl_err :
@@ -692,20 +753,95 @@ describe(const struct s3 *s3, const struct req *r, CURLcode cc,
 }
 
 /*
+ * One attempt of ${r} on ${c}: the current credentials (their generation
+ * in *${gen}, 0 if none could be had), the headers, the transfer and its
+ * verdict (${cc}: the transfer's result).
+ */
+static enum verdict
+attempt(struct s3 *s3, struct conn *c, struct req *r, const char *url,
+    uint64_t *gen, CURLcode *cc)
+{
+	struct creds_value v;
+	struct curl_slist *hdrs = NULL;
+	int was_cancelled = 0;
+	enum verdict verdict;
+
+	*gen = 0;
+	*cc = CURLE_OK;
+	r->status = 0;
+	r->etag[0] = '\0';
+	r->bucket_region[0] = '\0';
+	r->retry_after_ms = -1;
+	r->body_bytes = 0;
+	r->body_over = 0;
+	r->curl_err[0] = '\0';
+	r->meta[0] = '\0';
+	r->content_length = 0;
+	r->hstatus = 0;
+	if (r->sink != NULL)
+		r->sink->reset(r->sink->ctx);
+	if (s3_xml_reset(&r->x) != 0) {
+		*cc = CURLE_OUT_OF_MEMORY;
+		return (V_FAIL);
+	}
+	if (!r->no_cancel && cancel_requested(s3->cancel))
+		return (V_CANCEL);
+	if (creds_get(s3->creds, &v) != 0) {
+		/* Every refresh failed and the last set is past its margin:
+		 * a failed attempt, like an unreachable endpoint. */
+		*cc = CURLE_LOGIN_DENIED;
+		snprintf(r->curl_err, sizeof(r->curl_err), "no valid AWS "
+		    "credentials (refreshing them failed)");
+		return (V_RETRY);
+	}
+	*gen = v.generation;
+	if ((hdrs = make_headers(s3, r, url, &v)) == NULL) {
+		*cc = CURLE_OUT_OF_MEMORY;
+		verdict = V_FAIL;
+		goto out;
+	}
+	*cc = transfer(s3, c, r, url, hdrs, &was_cancelled);
+	if (*cc == CURLE_OK)
+		s3_xml_finish(&r->x);
+	verdict = was_cancelled ? V_CANCEL : classify(r, *cc);
+out:
+	headers_free(hdrs);
+	creds_value_wipe(&v);
+	return (verdict);
+}
+
+/* Log a retry of ${r} (${cc}) in ${delay} ms. */
+static void
+log_retry(struct s3 *s3, const struct req *r, CURLcode cc, const char *what,
+    int attempt, int attempts, int64_t delay)
+{
+	char why[CURL_ERROR_SIZE + 64];
+
+	if (cc != CURLE_OK)
+		snprintf(why, sizeof(why), "%s", r->curl_err[0] != '\0' ?
+		    r->curl_err : curl_easy_strerror(cc));
+	else
+		snprintf(why, sizeof(why), "HTTP %ld%s%s", r->status,
+		    r->x.code[0] != '\0' ? " " : "", r->x.code);
+	log_warn(s3->lg, "s3: %s '%s': %s; retry %d of %d in %" PRId64 " ms",
+	    r->method, what, why, attempt, attempts - 1, delay);
+}
+
+/*
  * s3_request(s3, r, err): see s3_internal.h.
  */
 enum s3_status
 s3_request(struct s3 *s3, struct req *r, struct s3_error *err)
 {
 	struct conn *c = NULL;
-	struct curl_slist *hdrs = NULL;
 	char *url = NULL;
 	enum verdict v = V_FAIL;
 	CURLcode cc = CURLE_OK;
-	int attempt, attempts, was_cancelled;
+	int n, attempts, renewed = 0;
+	uint64_t gen;
 	int64_t delay;
 	uint32_t rnd;
-	char what[KEY_MAX * 4 + 4], why[CURL_ERROR_SIZE + 64];
+	char what[KEY_MAX * 4 + 4];
 	const char *w = r->key != NULL ? r->key : s3->bucket;
 
 	errbuf_escape(w, strlen(w), what, sizeof(what));
@@ -713,53 +849,32 @@ s3_request(struct s3 *s3, struct req *r, struct s3_error *err)
 	rnd = (uint32_t)time(NULL) ^ (uint32_t)(uintptr_t)r ^
 	    atomic_fetch_add(&s3->seq, 0x9e3779b9u);
 	if ((url = make_url(s3, r->key, r->query)) == NULL ||
-	    (hdrs = make_headers(s3, r)) == NULL ||
 	    (c = conn_get(s3)) == NULL) {
 		err->status = S3_FAIL;
 		s3_set_msg(err, "s3: out of memory");
 		goto out;
 	}
-	for (attempt = 1;; attempt++) {
-		was_cancelled = 0;
-		r->status = 0;
-		r->etag[0] = '\0';
-		r->bucket_region[0] = '\0';
-		r->retry_after_ms = -1;
-		r->body_bytes = 0;
-		r->body_over = 0;
-		r->curl_err[0] = '\0';
-		r->meta[0] = '\0';
-		r->content_length = 0;
-		r->hstatus = 0;
-		if (r->sink != NULL)
-			r->sink->reset(r->sink->ctx);
-		if (s3_xml_reset(&r->x) != 0) {
-			cc = CURLE_OUT_OF_MEMORY;
-			v = V_FAIL;
-			break;
-		}
-		if (!r->no_cancel && cancel_requested(s3->cancel)) {
-			v = V_CANCEL;
-			break;
-		}
-		cc = transfer(s3, c, r, url, hdrs, &was_cancelled);
-		if (cc == CURLE_OK)
-			s3_xml_finish(&r->x);
-		v = was_cancelled ? V_CANCEL : classify(r, cc);
+	for (n = 1;; n++) {
+		v = attempt(s3, c, r, url, &gen, &cc);
 		if (v != V_CANCEL && slow_down(r, cc) && s3->slowdown != NULL)
 			s3->slowdown(s3->slowdown_arg);
-		if (v != V_RETRY || attempt >= attempts)
+		if (v == V_FATAL && token_refused(r, cc) && !renewed &&
+		    creds_invalidate(s3->creds, gen) == 0) {
+			/* A new set is on its way: send it again at once, once
+			 * per request, not counted as an attempt. */
+			renewed = 1;
+			log_warn(s3->lg, "s3: %s '%s': %s; temporary credentials "
+			    "refused, retrying with fresh ones", r->method,
+			    what, r->x.code);
+			err->retries++;
+			n--;
+			continue;
+		}
+		if (v != V_RETRY || n >= attempts)
 			break;
-		delay = retry_delay_ms(attempt, r->retry_after_ms,
-		    BACKOFF_BASE_MS, BACKOFF_CAP_MS, retry_jitter(&rnd));
-		if (cc != CURLE_OK)
-			snprintf(why, sizeof(why), "%s", r->curl_err[0] != '\0' ?
-			    r->curl_err : curl_easy_strerror(cc));
-		else
-			snprintf(why, sizeof(why), "HTTP %ld%s%s", r->status,
-			    r->x.code[0] != '\0' ? " " : "", r->x.code);
-		log_warn(s3->lg, "s3: %s '%s': %s; retry %d of %d in %" PRId64
-		    " ms", r->method, what, why, attempt, attempts - 1, delay);
+		delay = retry_delay_ms(n, r->retry_after_ms, BACKOFF_BASE_MS,
+		    BACKOFF_CAP_MS, retry_jitter(&rnd));
+		log_retry(s3, r, cc, what, n, attempts, delay);
 		err->retries++;
 		if (cancel_sleep(r->no_cancel ? NULL : s3->cancel, delay)) {
 			v = V_CANCEL;
@@ -776,7 +891,6 @@ s3_request(struct s3 *s3, struct req *r, struct s3_error *err)
 	}
 out:
 	conn_put(s3, c);
-	curl_slist_free_all(hdrs);
 	free(url);
 	return (err->status);
 }

@@ -16,6 +16,8 @@ cleanups (ServerProc.stop); waits are bounded polls.
 import importlib.util
 import itertools
 import os
+import shutil
+import tempfile
 import unittest
 
 from harness import FetchCase, api
@@ -43,6 +45,12 @@ class S3Case(FetchCase):
 
     s3 = None
     _client = None
+    # S3Env options for the class, e.g. {"require_sse": "aws:kms"}; with
+    # CREDENTIALS = True the proxy also accepts the temporary keys that
+    # the class's credential stand-ins register (cls.registry).
+    S3_OPTIONS = {}
+    CREDENTIALS = False
+    registry = None
 
     @classmethod
     def setUpClass(cls):
@@ -51,7 +59,14 @@ class S3Case(FetchCase):
         if not (b and os.path.isfile(b) and os.access(b, os.X_OK)):
             raise unittest.SkipTest("AMP2S3_BIN is not set to an "
                                     "executable (%r)" % (b,))
-        env = s3env.S3Env()
+        opts = dict(cls.S3_OPTIONS)
+        if cls.CREDENTIALS:
+            cls._cred_dir = tempfile.mkdtemp(prefix="amp2s3-creds-")
+            cls.addClassCleanup(shutil.rmtree, cls._cred_dir,
+                                ignore_errors=True)
+            cls.registry = os.path.join(cls._cred_dir, "registry.jsonl")
+            opts["credentials_file"] = cls.registry
+        env = s3env.S3Env(**opts)
         env.start()
         cls.addClassCleanup(env.stop)
         cls.s3 = env
@@ -69,6 +84,22 @@ class S3Case(FetchCase):
     @property
     def client(self):
         return type(self)._client
+
+    # -- credential stand-ins (tests/aws/credsrv.py) -------------------------
+    def cred_server(self, mode, **opts):
+        """Start credsrv.py --mode ${mode} registering in the class's
+        registry (CREDENTIALS = True); stopped by PID in a cleanup."""
+        if self.registry is None:
+            raise AssertionError("set CREDENTIALS = True on the class")
+        srv = s3env.CredServer(mode, str(self.tmp), self.registry, **opts)
+        srv.start()
+        self.addCleanup(srv.stop)
+        return srv
+
+    def issued(self, source=None):
+        """Credentials registered so far (optionally of one source)."""
+        return [c for c in s3env.registry_entries(self.registry)
+                if source is None or c["source"] == source]
 
     SANITIZER_MARKS = ("Sanitizer", "runtime error:")
 

@@ -33,6 +33,10 @@ SECRET_NAMES = ("AMP_API_KEY", "AMP_SECRET_KEY", "AWS_PYTHON_USER_ACCESS_KEY",
                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 # Amplitude answers 429 beyond about 5 concurrent export requests/project.
 MAX_CONCURRENT_EXPORTS = 5
+# Long-lived AWS keys: the contrib examples for role-based platforms must
+# not need them.
+STATIC_AWS_KEYS = ("AWS_PYTHON_USER_ACCESS_KEY", "AWS_PYTHON_USER_SECRET_KEY",
+                   "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 
 
 def tool(name, package):
@@ -1002,6 +1006,15 @@ class Contrib(FetchCase):
         self.assertEqual(res.stderr, "")
         return argv
 
+    def assertSaysHowRolesAndProfilesWork(self, text):
+        """The file's comments tell how an instance role and a profile are
+        used, and no longer present static keys as the only way."""
+        comments = "\n".join(x for x in text.splitlines()
+                             if x.lstrip().startswith("#"))
+        self.assertRegex(comments, r"instance role")
+        self.assertRegex(comments, r"AWS_PROFILE=")
+        self.assertRegex(comments, r"\.aws/")
+
     # -- systemd ------------------------------------------------------------
     UNIT_KEYS = {
         "Unit": {"Description", "Documentation", "Wants", "After",
@@ -1087,6 +1100,8 @@ class Contrib(FetchCase):
                             " (ReadWritePaths=%s)" % (flag, path, rw))
         self.assertTrue(flag_value(args, "--metrics-file").endswith(".prom"))
         self.check_args(args)
+        self.assertSaysHowRolesAndProfilesWork(
+            (CONTRIB / "systemd" / "amp2s3.service").read_text())
         t = {k: v[-1] for k, v in tim["Timer"].items()}
         self.assertIn("OnCalendar", t)
         self.assertEqual(t.get("Unit", "amp2s3.service"), "amp2s3.service")
@@ -1155,6 +1170,7 @@ class Contrib(FetchCase):
                         "logs go to a file")
         self.assertIn("PATH", env)
         self.check_args(args)
+        self.assertSaysHowRolesAndProfilesWork(text)
         # the same parser refuses broken lines
         for bad in ("61 * * * * x\n", "* 24 * * * x\n", "* * 0 * * x\n",
                     "* * * 13 * x\n", "* * * * 8 x\n", "*/0 * * * * x\n",
@@ -1211,10 +1227,27 @@ class Contrib(FetchCase):
                             % (p, s))
             self.assertEqual(p[-1], m.group(1))
             passed[m.group(1)] = p
-        self.assertTrue({"AMP_API_KEY", "AMP_SECRET_KEY", "AWS_BUCKET_NAME",
-                         "AWS_PYTHON_USER_ACCESS_KEY",
-                         "AWS_PYTHON_USER_SECRET_KEY"} <= set(passed),
-                        passed)
+        self.assertTrue({"AMP_API_KEY", "AMP_SECRET_KEY", "AWS_BUCKET_NAME"}
+                        <= set(passed), passed)
+        # AWS by OIDC: no stored key, a role assumed with the job's token
+        # before amp2s3 runs
+        self.assertFalse(set(STATIC_AWS_KEYS) & set(passed), passed)
+        perms = job.get("permissions", wf.get("permissions", {}))
+        self.assertEqual(perms.get("id-token"), "write", perms)
+        oidc = [i for i, s in enumerate(steps) if str(s.get("uses", ""))
+                .startswith("aws-actions/configure-aws-credentials@")]
+        self.assertEqual(len(oidc), 1, "one configure-aws-credentials step")
+        with_ = steps[oidc[0]].get("with", {})
+        self.assertTrue(with_.get("role-to-assume"), with_)
+        self.assertTrue(with_.get("aws-region"), with_)
+        self.assertFalse({"aws-access-key-id", "aws-secret-access-key"}
+                         & set(with_), with_)
+        self.assertLess(oidc[0], steps.index(amp[0]))
+        self.assertGreaterEqual(int(with_.get("role-duration-seconds",
+                                              3600)),
+                                60 * int(job["timeout-minutes"]),
+                                "the credentials expire before the job's "
+                                "timeout")
         for r in runs:
             self.assertNotRegex(r, r"set -[a-z]*x|\bprintenv\b|^\s*env\s*$|"
                                 r"echo[^\n]*\$\{?(AMP_|AWS_)", r)
@@ -1259,6 +1292,24 @@ class Contrib(FetchCase):
         self.assertTrue(any("secretRef" in x for x in c.get("envFrom", []))
                         or any("secretKeyRef" in e.get("valueFrom", {})
                                for e in env.values()), "no Secret used")
+        # S3 through the pods' service account (IRSA / Pod Identity), no
+        # static AWS key anywhere in the manifest or its instructions
+        self.assertFalse(c.get("envFrom"), "envFrom would pass whatever "
+                         "the Secret holds")
+        self.assertFalse(set(STATIC_AWS_KEYS) & set(env), env)
+        text = (CONTRIB / "kubernetes" / "indexed-job.yaml").read_text()
+        for name in STATIC_AWS_KEYS:
+            self.assertNotIn(name, text)
+        sas = {d["metadata"]["name"]: d for d in docs
+               if d.get("kind") == "ServiceAccount"}
+        self.assertIn(pod.get("serviceAccountName"), sas,
+                      "the pod's service account is not in the manifest")
+        sa = sas[pod["serviceAccountName"]]
+        self.assertRegex(sa["metadata"].get("annotations", {}).get(
+            "eks.amazonaws.com/role-arn", ""), r"^arn:aws:iam::\d{12}:role/")
+        self.assertNotEqual(pod.get("automountServiceAccountToken"), False,
+                            "IRSA / Pod Identity need the token")
+        self.assertIn("create-pod-identity-association", text)
         workers = int(flag_value(args, "-j", "--fetch-workers", default=str(
             env.get("AMP_FETCH_WORKERS", {}).get("value", 4))))
         self.assertLessEqual(par * workers, MAX_CONCURRENT_EXPORTS,

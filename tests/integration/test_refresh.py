@@ -120,6 +120,10 @@ class RefreshMultipart(S3Case):
         data = srv.dataset.expected(BASE)
         self.assertGreater(len(data), 1 << 20)
         self.assertObjectsExact({self.key(BASE): data})
+        # As on S3, a multipart object's ETag is no MD5 of its bytes.
+        head = self.client.head_object(Bucket=self.bucket,
+                                       Key=self.key(BASE))
+        self.assertRegex(head["ETag"], r'^"[0-9a-f]{32}-[0-9]+"$')
         self.s3.clear_requests()
         self.assertRc(self.run_amp(*args, "--refresh", cmd="all", env=env),
                       0)

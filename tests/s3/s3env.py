@@ -10,6 +10,18 @@
     env.get_bytes(key)
     env.stop()                 # both processes, by PID
 
+    S3Env(credentials_file=REG, require_sse="aws:kms")
+                               # the proxy also accepts the temporary keys
+                               # registered in REG (tests/aws/credsrv.py)
+                               # and refuses writes without that SSE
+    env.expire(access_key=AK) / env.expire(everything=True)
+    env.add_fault(action="trickle", rate=1000)   # see sigv4_proxy.py
+
+    srv = CredServer("sts", tmpdir, registry=REG, lifetime=2.0,
+                     web_identity_token_file=F).start()
+    srv.url, srv.requests(), srv.control("lifetime", seconds=5), srv.stop()
+                               # tests/aws/credsrv.py, by PID
+
 Each start() gets a fresh temporary directory for s3rver (removed by
 stop()), the bucket created with --configure-bucket, and ephemeral ports:
 s3rver is started with -p 0 and prints "S3rver listening on ADDR:PORT";
@@ -107,15 +119,114 @@ def ensure_installed():
         raise RuntimeError(r.stdout.decode("utf-8", "replace").strip())
 
 
+CREDSRV = os.path.join(os.path.dirname(HERE), "aws", "credsrv.py")
+
+
+class CredServer:
+    """tests/aws/credsrv.py (--mode imds|container|sts) as a subprocess:
+    ready when its port file appears (bounded poll), stopped by PID.
+    ${opts}: its other flags, e.g. lifetime=2.0, auth_token_file=PATH,
+    web_identity_token_file=PATH, role_arn=ARN, path="/v2/x"."""
+
+    def __init__(self, mode, workdir, registry, **opts):
+        self.mode, self.registry, self.opts = mode, registry, opts
+        self.dir = tempfile.mkdtemp(prefix="credsrv-%s-" % mode,
+                                    dir=workdir)
+        self.port_file = os.path.join(self.dir, "port")
+        self.log_path = os.path.join(self.dir, "requests.jsonl")
+        self.proc = None
+        self.url = None
+
+    def start(self):
+        argv = [PYTHON, CREDSRV, "--mode", self.mode, "--port-file",
+                self.port_file, "--registry", self.registry,
+                "--request-log", self.log_path]
+        for k, v in self.opts.items():
+            if v is not None:
+                argv += ["--" + k.replace("_", "-"), str(v)]
+        self._err = open(os.path.join(self.dir, "stderr.txt"), "wb")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=self._err)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not os.path.exists(self.port_file):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("credsrv %s did not start: %s" % (
+                    self.mode, self.stderr_text()))
+            time.sleep(0.02)
+        with open(self.port_file) as f:
+            self.port = int(f.read())
+        self.url = "http://127.0.0.1:%d" % self.port
+        return self
+
+    def stderr_text(self):
+        try:
+            with open(os.path.join(self.dir, "stderr.txt"), "rb") as f:
+                return f.read()[-2000:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def control(self, what, **body):
+        """POST /__ctl__/${what} with ${body} as JSON (GET for stats)."""
+        req = urllib.request.Request(
+            self.url + "/__ctl__/" + what,
+            method="GET" if what == "stats" else "POST",
+            data=None if what == "stats" else json.dumps(body).encode())
+        with urllib.request.urlopen(req, timeout=10) as r:
+            data = r.read()
+        return json.loads(data) if data else None
+
+    def requests(self):
+        """The request log, in order (every request is logged before its
+        answer is complete)."""
+        if not os.path.exists(self.log_path):
+            return []
+        with open(self.log_path) as f:
+            return [json.loads(x) for x in f if x.strip()]
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if getattr(self, "_err", None) is not None:
+            self._err.close()
+            self._err = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def registry_entries(path):
+    """The credentials registered in ${path} (credsrv.py --registry)."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(x) for x in f if x.endswith("\n")]
+
+
 class S3Env:
     def __init__(self, bucket="amp2s3-test", region=REGION,
                  access_key=ACCESS_KEY, secret_key=SECRET_KEY,
-                 session_token=None):
+                 session_token=None, credentials_file=None,
+                 require_sse=None):
         """${session_token}: the proxy then requires exactly this
-        x-amz-security-token (s3rver ignores it)."""
+        x-amz-security-token (s3rver ignores it).  ${credentials_file}:
+        the proxy also accepts the temporary keys registered there (see
+        CredServer).  ${require_sse}: "AES256" or "aws:kms", writes
+        without it are refused (403 AccessDenied)."""
         self.bucket, self.region = bucket, region
         self.access_key, self.secret_key = access_key, secret_key
         self.session_token = session_token
+        self.credentials_file = credentials_file
+        self.require_sse = require_sse
         self.dir = None
         self.s3rver = self.proxy = None
         self.endpoint = self.direct_endpoint = self.vhost_endpoint = None
@@ -164,7 +275,11 @@ class S3Env:
         self.proxy = _Proc("proxy", [
             PYTHON, os.path.join(HERE, "sigv4_proxy.py"),
             "--upstream", f"127.0.0.1:{port}", "--region", self.region,
-            "--s3rver-dir", data], self.dir, env)
+            "--s3rver-dir", data] + (
+                ["--credentials-file", self.credentials_file]
+                if self.credentials_file else []) + (
+                ["--require-sse", self.require_sse]
+                if self.require_sse else []), self.dir, env)
         line = self.proxy.wait_line("PORT ", time.monotonic() +
                                     START_TIMEOUT)
         port = int(line.split()[1])
@@ -290,8 +405,15 @@ class S3Env:
 
     def requests(self):
         """The S3 requests the proxy saw (method, path, query, status,
-        conn)."""
+        conn, access_key, security_token, sse..., storage_class)."""
         return self._control("GET", "log")
+
+    def expire(self, access_key=None, everything=False):
+        """Expire a registered temporary key (or all registered so far):
+        the proxy answers 400 ExpiredToken from now on.  Returns how
+        many keys."""
+        body = {"all": True} if everything else {"access_key": access_key}
+        return self._control("POST", "expire", body)["expired"]
 
     def clear_requests(self):
         self._control("DELETE", "log")

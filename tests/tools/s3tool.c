@@ -16,8 +16,10 @@
  *                                    from THREADS threads sharing one client
  *
  * Configured from the environment: S3TEST_ENDPOINT, S3TEST_BUCKET,
- * S3TEST_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
- * AWS_SESSION_TOKEN, S3TEST_MAX_KEYS, S3TEST_MULTIPART_THRESHOLD and
+ * S3TEST_REGION, the AWS credential chain's variables (creds.h; static
+ * keys AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
+ * instance metadata only if AWS_EC2_METADATA_DISABLED is "false"),
+ * S3TEST_MAX_KEYS, S3TEST_MULTIPART_THRESHOLD and
  * S3TEST_PART_SIZE (bytes), S3TEST_MAX_ATTEMPTS, S3TEST_PATH_STYLE
  * (0, 1, or -1 auto), S3TEST_STALL_S (seconds below 1 byte/s before a
  * transfer is abandoned), S3TEST_LOG_LEVEL.
@@ -39,6 +41,7 @@
 #include <curl/curl.h>
 
 #include "config.h"
+#include "creds.h"
 #include "log.h"
 #include "s3.h"
 
@@ -196,9 +199,21 @@ put_many(struct s3 *s3, char **argv)
 	return (atomic_load(&m.worst));
 }
 
+static const char *
+lookup(void *ctx, const char *name)
+{
+	(void)ctx;
+	return (getenv(name));
+}
+
 int
 main(int argc, char **argv)
 {
+	struct creds_options co;
+	struct creds *creds = NULL;
+	struct config_hint hint = { NULL, NULL };
+	char cerr[1024];
+	const char *imds;
 	struct s3_config cfg;
 	struct s3_error e;
 	struct logger *lg = NULL;
@@ -232,9 +247,16 @@ main(int argc, char **argv)
 	cfg.bucket = getenv("S3TEST_BUCKET");
 	cfg.region = getenv("S3TEST_REGION") ? getenv("S3TEST_REGION") :
 	    "eu-west-2";
-	cfg.access_key = getenv("AWS_ACCESS_KEY_ID");
-	cfg.secret_key = getenv("AWS_SECRET_ACCESS_KEY");
-	cfg.session_token = getenv("AWS_SESSION_TOKEN");
+	creds_options_from(&co, lookup, NULL);
+	imds = getenv("AWS_EC2_METADATA_DISABLED");
+	co.imds_disabled = imds == NULL || strcmp(imds, "false") != 0;
+	if ((creds = creds_open(&co, lg, NULL, cerr, sizeof(cerr))) == NULL) {
+		fprintf(stderr, "%s\n", cerr);
+		rc = 2;
+		goto out;
+	}
+	hint.creds = creds;
+	cfg.creds = creds;
 	cfg.path_style = (int)strtol(getenv("S3TEST_PATH_STYLE") ?
 	    getenv("S3TEST_PATH_STYLE") : "-1", NULL, 10);
 	cfg.max_keys = (int)env_u64("S3TEST_MAX_KEYS", 0);
@@ -246,6 +268,7 @@ main(int argc, char **argv)
 	cfg.stall_timeout_s = (long)env_u64("S3TEST_STALL_S", 30);
 	cfg.min_speed = 1;
 	cfg.hint = config_s3_hint; /* the hints amp2s3 gives */
+	cfg.hint_ctx = &hint;
 
 	if ((s3 = s3_init(&cfg, lg, &e)) == NULL) {
 		fprintf(stderr, "%s\n", e.msg);
@@ -273,6 +296,7 @@ main(int argc, char **argv)
 out:
 	fflush(stdout);
 	s3_free(s3);
+	creds_free(creds);
 	curl_global_cleanup();
 	log_close(lg);
 	return (rc);
