@@ -292,183 +292,225 @@ tried_files(struct creds_tried *t, const char *cred_path,
 	    cfg_path ? cfg_path : "");
 }
 
+/* The shared files' profile, loaded once for steps 2 (region) and 3. */
+struct profile_ctx {
+	struct creds_profile prof;
+	char *cred_path, *cfg_path;
+	const char *name;
+	int loaded;             /* 0: perr says why not */
+	char perr[512];
+};
+
+static int
+oom(char *err, size_t errlen)
+{
+	return (errbuf_set(err, errlen, "credentials: out of memory"));
+}
+
+/* A chosen source whose first fetch decides: 1 fetched, -1 error. */
+static int
+chosen(struct creds *c, int can_refresh, char *err, size_t errlen)
+{
+	if (fetch(c, &c->cur, err, errlen) != 0)
+		return (-1);
+	c->can_refresh = can_refresh < 0 ? c->cur.expires_ms != 0 :
+	    can_refresh;
+	return (1);
+}
+
+/* Load the profile named by ${o} into ${p}; -1 only when out of memory. */
+static int
+profile_open(struct profile_ctx *p, struct creds *c,
+    const struct creds_options *o, char *err, size_t errlen)
+{
+	memset(p, 0, sizeof(*p));
+	p->name = set(o->profile) ? o->profile : "default";
+	p->cred_path = expand_path(o->shared_credentials_file, o->home,
+	    ".aws/credentials");
+	p->cfg_path = expand_path(o->config_file, o->home, ".aws/config");
+	if (creds_profile_load(p->cred_path, p->cfg_path, p->name, &p->prof,
+	    p->perr, sizeof(p->perr)) == 0) {
+		p->loaded = 1;
+		if (set(p->prof.region) &&
+		    (c->region = strdup(p->prof.region)) == NULL)
+			return (oom(err, errlen));
+	}
+	return (0);
+}
+
+static void
+profile_close(struct profile_ctx *p)
+{
+	creds_profile_clear(&p->prof);
+	free(p->cred_path);
+	free(p->cfg_path);
+	explicit_bzero(p->perr, sizeof(p->perr));
+}
+
+/* Step 2, web identity: 1 chosen, 0 not configured, -1 error. */
+static int
+try_web_identity(struct creds *c, const struct creds_options *o,
+    char *tried, char *err, size_t errlen)
+{
+	char sess[64];
+
+	if (!set(o->web_identity_token_file)) {
+		tried_add(tried, "web identity: no token file");
+		return (0);
+	}
+	if (!set(o->role_arn))
+		return (errbuf_set(err, errlen, "web identity: a token file "
+		    "but no role ARN"));
+	if (set(o->role_session_name))
+		snprintf(sess, sizeof(sess), "%s", o->role_session_name);
+	else
+		snprintf(sess, sizeof(sess), "amp2s3-%lld",
+		    (long long)(creds_now_ms() / 1000));
+	c->src = CREDS_WEB_IDENTITY;
+	if ((c->sts_endpoint = sts_url(o->sts_endpoint, set(o->region) ?
+	    o->region : c->region)) == NULL ||
+	    (c->role_arn = strdup(o->role_arn)) == NULL ||
+	    (c->session = strdup(sess)) == NULL ||
+	    (c->token_file = strdup(o->web_identity_token_file)) == NULL)
+		return (oom(err, errlen));
+	snprintf(c->detail, sizeof(c->detail), "%s", o->role_arn);
+	return (chosen(c, 1, err, errlen));
+}
+
+/* Step 3, the profile's keys or credential_process: 1, 0, -1 as above. */
+static int
+try_profile(struct creds *c, const struct creds_options *o,
+    struct profile_ctx *p, char *tried, struct creds_tried *t, char *err,
+    size_t errlen)
+{
+	const char *cred = p->cred_path, *cfg = p->cfg_path;
+	int r;
+
+	if (!p->loaded)
+		return (errbuf_set(err, errlen, "%s", p->perr));
+	if (!p->prof.found) {
+		if (set(o->profile))
+			return (errbuf_set(err, errlen, "profile %s is in "
+			    "neither %s nor %s", p->name, cred ? cred :
+			    "(none)", cfg ? cfg : "(none)"));
+		tried_add(tried, "profile %s: not in %s, %s", p->name,
+		    cred ? cred : "(no HOME)", cfg ? cfg : "(no HOME)");
+		tried_files(t, cred, cfg);
+		return (0);
+	}
+	if (p->prof.unsupported[0] != '\0')
+		return (errbuf_set(err, errlen, "profile %s uses %s, which "
+		    "amp2s3 does not support (use keys, credential_process, "
+		    "or a role from the environment)", p->name,
+		    p->prof.unsupported));
+	snprintf(c->detail, sizeof(c->detail), "%s", p->name);
+	c->src = CREDS_PROFILE;
+	if ((r = profile_keys(c, p->prof.cf_access, p->prof.cf_secret,
+	    p->prof.cf_token, cred, p->name, err, errlen)) != 0)
+		return (r);
+	if (set(p->prof.process)) {
+		c->src = CREDS_PROCESS;
+		if ((c->process_cmd = strdup(p->prof.process)) == NULL ||
+		    copy_env(c, o->child_env) != 0)
+			return (oom(err, errlen));
+		return (chosen(c, -1, err, errlen));
+	}
+	if ((r = profile_keys(c, p->prof.cfg_access, p->prof.cfg_secret,
+	    p->prof.cfg_token, cfg, p->name, err, errlen)) != 0)
+		return (r);
+	tried_add(tried, "profile %s: no credentials in it", p->name);
+	tried_files(t, cred, cfg);
+	t->profile_found = 1;
+	return (0);
+}
+
+/* Step 4, the container endpoint: 1, 0, -1 as above. */
+static int
+try_container(struct creds *c, const struct creds_options *o, char *tried,
+    char *err, size_t errlen)
+{
+	const char *origin = set(o->container_origin) ? o->container_origin :
+	    CONTAINER_ORIGIN;
+	size_t n;
+
+	if (!set(o->container_relative_uri) && !set(o->container_full_uri)) {
+		tried_add(tried, "container: no URI");
+		return (0);
+	}
+	c->src = CREDS_CONTAINER;
+	if (set(o->container_relative_uri)) {
+		n = strlen(origin) + strlen(o->container_relative_uri) + 2;
+		if ((c->container_url = malloc(n)) == NULL)
+			return (oom(err, errlen));
+		snprintf(c->container_url, n, "%s%s%s", origin,
+		    o->container_relative_uri[0] == '/' ? "" : "/",
+		    o->container_relative_uri);
+	} else {
+		if (creds_full_uri_check(o->container_full_uri, err,
+		    errlen) != 0)
+			return (-1);
+		if ((c->container_url = strdup(o->container_full_uri)) == NULL)
+			return (oom(err, errlen));
+	}
+	if ((set(o->container_token) && (c->container_token =
+	    strdup(o->container_token)) == NULL) ||
+	    (set(o->container_token_file) && (c->container_token_file =
+	    strdup(o->container_token_file)) == NULL))
+		return (oom(err, errlen));
+	return (chosen(c, 1, err, errlen));
+}
+
+/* Step 5, instance metadata: 1, 0 (unreachable or disabled), -1. */
+static int
+try_imds(struct creds *c, const struct creds_options *o, char *tried,
+    struct creds_tried *t, char *err, size_t errlen)
+{
+	char why[512], role[160];
+	int rc = 1;
+
+	if (o->imds_disabled) {
+		tried_add(tried, "instance metadata: disabled");
+		return (0);
+	}
+	c->src = CREDS_IMDS;
+	if ((c->imds_endpoint = strdup(set(o->imds_endpoint) ?
+	    o->imds_endpoint : IMDS_ENDPOINT)) == NULL)
+		return (oom(err, errlen));
+	if (creds_imds_fetch(&c->imds_http, c->imds_endpoint, role,
+	    sizeof(role), &c->cur, why, sizeof(why)) != 0) {
+		if (cancel_requested(c->cancel)) {
+			rc = errbuf_set(err, errlen, "%s", why);
+		} else {
+			tried_add(tried, "%s", why);
+			snprintf(t->imds, sizeof(t->imds), "%s", why);
+			rc = 0;
+		}
+	} else {
+		snprintf(c->detail, sizeof(c->detail), "%s", role);
+		c->can_refresh = 1;
+	}
+	explicit_bzero(why, sizeof(why));
+	return (rc);
+}
+
 /*
- * Steps 2..5 of the chain.  Returns 1 with a source chosen and c->cur
- * filled, 0 if none (reasons in ${tried}, and by kind in ${t}), -1 on a
- * hard error.
+ * Steps 2..5 of the chain, each tried in turn until one chooses.  Returns
+ * 1 with a source chosen and c->cur filled, 0 if none (reasons in
+ * ${tried}, and by kind in ${t}), -1 on a hard error.
  */
 static int
 resolve(struct creds *c, const struct creds_options *o, char *tried,
     struct creds_tried *t, char *err, size_t errlen)
 {
-	struct creds_profile prof;
-	char *cred_path = NULL, *cfg_path = NULL, perr[512], role[160];
-	const char *pname = set(o->profile) ? o->profile : "default";
-	int have_prof = 0, rc = -1, r;
-	char sess[64];
+	struct profile_ctx p;
+	int rc;
 
-	memset(&prof, 0, sizeof(prof));
-	perr[0] = '\0';
-	cred_path = expand_path(o->shared_credentials_file, o->home,
-	    ".aws/credentials");
-	cfg_path = expand_path(o->config_file, o->home, ".aws/config");
-	if (creds_profile_load(cred_path, cfg_path, pname, &prof, perr,
-	    sizeof(perr)) == 0) {
-		have_prof = 1;
-		if (set(prof.region) && (c->region = strdup(prof.region)) ==
-		    NULL)
-			goto oom;
-	}
-
-	/* 2. Web identity. */
-	if (set(o->web_identity_token_file)) {
-		if (!set(o->role_arn)) {
-			errbuf_set(err, errlen, "web identity: a token file "
-			    "but no role ARN");
-			goto out;
-		}
-		if (set(o->role_session_name))
-			snprintf(sess, sizeof(sess), "%s",
-			    o->role_session_name);
-		else
-			snprintf(sess, sizeof(sess), "amp2s3-%lld",
-			    (long long)(creds_now_ms() / 1000));
-		c->src = CREDS_WEB_IDENTITY;
-		if ((c->sts_endpoint = sts_url(o->sts_endpoint, set(o->region) ?
-		    o->region : c->region)) == NULL ||
-		    (c->role_arn = strdup(o->role_arn)) == NULL ||
-		    (c->session = strdup(sess)) == NULL ||
-		    (c->token_file = strdup(o->web_identity_token_file)) ==
-		    NULL)
-			goto oom;
-		snprintf(c->detail, sizeof(c->detail), "%s", o->role_arn);
-		if (fetch(c, &c->cur, err, errlen) != 0)
-			goto out;
-		c->can_refresh = 1;
-		rc = 1;
-		goto out;
-	}
-	tried_add(tried, "web identity: no token file");
-
-	/* 3. The profile. */
-	if (!have_prof) {
-		errbuf_set(err, errlen, "%s", perr);
-		goto out;
-	}
-	if (!prof.found) {
-		if (set(o->profile)) {
-			errbuf_set(err, errlen, "profile %s is in neither %s "
-			    "nor %s", pname, cred_path ? cred_path : "(none)",
-			    cfg_path ? cfg_path : "(none)");
-			goto out;
-		}
-		tried_add(tried, "profile %s: not in %s, %s", pname,
-		    cred_path ? cred_path : "(no HOME)",
-		    cfg_path ? cfg_path : "(no HOME)");
-		tried_files(t, cred_path, cfg_path);
-	} else if (prof.unsupported[0] != '\0') {
-		errbuf_set(err, errlen, "profile %s uses %s, which amp2s3 does "
-		    "not support (use keys, credential_process, or a role "
-		    "from the environment)", pname, prof.unsupported);
-		goto out;
-	} else {
-		snprintf(c->detail, sizeof(c->detail), "%s", pname);
-		c->src = CREDS_PROFILE;
-		r = profile_keys(c, prof.cf_access, prof.cf_secret,
-		    prof.cf_token, cred_path, pname, err, errlen);
-		if (r != 0) {
-			rc = r;
-			goto out;
-		}
-		if (set(prof.process)) {
-			c->src = CREDS_PROCESS;
-			if ((c->process_cmd = strdup(prof.process)) == NULL ||
-			    copy_env(c, o->child_env) != 0)
-				goto oom;
-			if (fetch(c, &c->cur, err, errlen) != 0)
-				goto out;
-			c->can_refresh = c->cur.expires_ms != 0;
-			rc = 1;
-			goto out;
-		}
-		r = profile_keys(c, prof.cfg_access, prof.cfg_secret,
-		    prof.cfg_token, cfg_path, pname, err, errlen);
-		if (r != 0) {
-			rc = r;
-			goto out;
-		}
-		tried_add(tried, "profile %s: no credentials in it", pname);
-		tried_files(t, cred_path, cfg_path);
-		t->profile_found = 1;
-	}
-
-	/* 4. Container. */
-	if (set(o->container_relative_uri) || set(o->container_full_uri)) {
-		c->src = CREDS_CONTAINER;
-		if (set(o->container_relative_uri)) {
-			const char *origin = set(o->container_origin) ?
-			    o->container_origin : CONTAINER_ORIGIN;
-			size_t n = strlen(origin) +
-			    strlen(o->container_relative_uri) + 2;
-
-			if ((c->container_url = malloc(n)) == NULL)
-				goto oom;
-			snprintf(c->container_url, n, "%s%s%s", origin,
-			    o->container_relative_uri[0] == '/' ? "" : "/",
-			    o->container_relative_uri);
-		} else {
-			if (creds_full_uri_check(o->container_full_uri, err,
-			    errlen) != 0)
-				goto out;
-			if ((c->container_url = strdup(o->container_full_uri))
-			    == NULL)
-				goto oom;
-		}
-		if ((set(o->container_token) && (c->container_token =
-		    strdup(o->container_token)) == NULL) ||
-		    (set(o->container_token_file) && (c->container_token_file =
-		    strdup(o->container_token_file)) == NULL))
-			goto oom;
-		if (fetch(c, &c->cur, err, errlen) != 0)
-			goto out;
-		c->can_refresh = 1;
-		rc = 1;
-		goto out;
-	}
-	tried_add(tried, "container: no URI");
-
-	/* 5. Instance metadata. */
-	if (o->imds_disabled) {
-		tried_add(tried, "instance metadata: disabled");
-		rc = 0;
-		goto out;
-	}
-	c->src = CREDS_IMDS;
-	if ((c->imds_endpoint = strdup(set(o->imds_endpoint) ?
-	    o->imds_endpoint : IMDS_ENDPOINT)) == NULL)
-		goto oom;
-	if (creds_imds_fetch(&c->imds_http, c->imds_endpoint, role,
-	    sizeof(role), &c->cur, perr, sizeof(perr)) != 0) {
-		if (cancel_requested(c->cancel)) {
-			errbuf_set(err, errlen, "%s", perr);
-			goto out;
-		}
-		tried_add(tried, "%s", perr);
-		snprintf(t->imds, sizeof(t->imds), "%s", perr);
-		rc = 0;
-		goto out;
-	}
-	snprintf(c->detail, sizeof(c->detail), "%s", role);
-	c->can_refresh = 1;
-	rc = 1;
-	goto out;
-oom:
-	errbuf_set(err, errlen, "credentials: out of memory");
-out:
-	creds_profile_clear(&prof);
-	free(cred_path);
-	free(cfg_path);
-	explicit_bzero(perr, sizeof(perr));
+	if ((rc = profile_open(&p, c, o, err, errlen)) == 0 &&
+	    (rc = try_web_identity(c, o, tried, err, errlen)) == 0 &&
+	    (rc = try_profile(c, o, &p, tried, t, err, errlen)) == 0 &&
+	    (rc = try_container(c, o, tried, err, errlen)) == 0)
+		rc = try_imds(c, o, tried, t, err, errlen);
+	profile_close(&p);
 	return (rc);
 }
 

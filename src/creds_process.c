@@ -30,7 +30,6 @@
 #include <string.h>
 #include <sys/types.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cancel.h"
@@ -38,15 +37,6 @@
 #include "errbuf.h"
 
 #define SLICE_MS 100
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-}
 
 /* Reap ${pid}, killing it first when ${kill_it}; its wait status. */
 static int
@@ -61,50 +51,33 @@ reap(pid_t pid, int kill_it)
 	return (st);
 }
 
-int
-creds_process_run(const char *cmd, char *const *env, long timeout_ms,
-    struct cancel *cancel, struct creds_value *out, char *err,
+/*
+ * Start ${argv} with stdin /dev/null, stdout the pipe's write end ${wfd},
+ * no other descriptor, default signals and an empty mask.  Returns 0 with
+ * *${pid} set, or -1 with ${err} set.
+ */
+static int
+spawn(char **argv, char *const *env, int wfd, pid_t *pid, char *err,
     size_t errlen)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
-	char **argv = NULL, *buf = NULL;
-	static char *const empty_env[] = { NULL };
-	int p[2] = { -1, -1 }, fa_ok = 0, attr_ok = 0, st, r, rc = -1;
-	size_t len = 0;
+	int fa_ok = 0, attr_ok = 0, r;
 	sigset_t none, defs;
-	pid_t pid = -1;
-	int64_t deadline;
-	struct pollfd pfd;
-	ssize_t got;
 
-	memset(out, 0, sizeof(*out));
-	if (creds_split_argv(cmd, &argv, err, errlen) != 0)
-		return (-1);
-	if (env == NULL)
-		env = empty_env;
-	if ((buf = creds_wipe_malloc(CREDS_BODY_MAX + 1)) == NULL) {
-		errbuf_set(err, errlen, "credential_process: out of memory");
-		goto out;
-	}
-	if (pipe2(p, O_CLOEXEC) != 0) {
-		errbuf_set(err, errlen, "credential_process: pipe: %s",
-		    ERRSTR(errno));
-		goto out;
-	}
 	if ((r = posix_spawn_file_actions_init(&fa)) != 0)
-		goto spawn_err;
+		goto err;
 	fa_ok = 1;
 	if ((r = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null",
 	    O_RDONLY, 0)) != 0 ||
-	    (r = posix_spawn_file_actions_adddup2(&fa, p[1], 1)) != 0)
-		goto spawn_err;
+	    (r = posix_spawn_file_actions_adddup2(&fa, wfd, 1)) != 0)
+		goto err;
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
 	if ((r = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) != 0)
-		goto spawn_err;
+		goto err;
 #endif
 	if ((r = posix_spawnattr_init(&attr)) != 0)
-		goto spawn_err;
+		goto err;
 	attr_ok = 1;
 	sigemptyset(&none);
 	sigemptyset(&defs);
@@ -116,98 +89,137 @@ creds_process_run(const char *cmd, char *const *env, long timeout_ms,
 	if ((r = posix_spawnattr_setsigmask(&attr, &none)) != 0 ||
 	    (r = posix_spawnattr_setsigdefault(&attr, &defs)) != 0 ||
 	    (r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
-	    POSIX_SPAWN_SETSIGDEF)) != 0)
-		goto spawn_err;
-	if ((r = posix_spawnp(&pid, argv[0], &fa, &attr, argv, env)) != 0) {
-		pid = -1;
-		goto spawn_err;
-	}
-	close(p[1]);
-	p[1] = -1;
-
-	deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 60000);
-	pfd.fd = p[0];
-	for (;;) {
-		int64_t left = deadline - mono_ms();
-
-		if (cancel_requested(cancel)) {
-			reap(pid, 1);
-			errbuf_set(err, errlen, "credential_process: "
-			    "cancelled");
-			goto out;
-		}
-		if (left <= 0) {
-			reap(pid, 1);
-			errbuf_set(err, errlen, "credential_process: no "
-			    "answer within %ld ms (killed)", timeout_ms > 0 ?
-			    timeout_ms : 60000L);
-			goto out;
-		}
-		pfd.events = POLLIN;
-		pfd.revents = 0;
-		r = poll(&pfd, 1, left < SLICE_MS ? (int)left : SLICE_MS);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			continue;
-		got = read(p[0], buf + len, CREDS_BODY_MAX + 1 - len);
-		if (got < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (got <= 0)
-			break; /* EOF (or an error: the status decides) */
-		len += (size_t)got;
-		if (len > CREDS_BODY_MAX) {
-			reap(pid, 1);
-			errbuf_set(err, errlen, "credential_process: more than "
-			    "%d bytes of output (killed)", CREDS_BODY_MAX);
-			goto out;
-		}
-	}
-	/* Output closed: the child should exit now; bounded by the same
-	 * deadline. */
-	for (;;) {
-		pid_t w = waitpid(pid, &st, WNOHANG);
-
-		if (w == pid)
-			break;
-		if (w < 0 && errno != EINTR) {
-			errbuf_set(err, errlen, "credential_process: waitpid: "
-			    "%s", ERRSTR(errno));
-			goto out;
-		}
-		if (mono_ms() >= deadline || cancel_requested(cancel)) {
-			reap(pid, 1);
-			errbuf_set(err, errlen, "credential_process: did not "
-			    "exit after closing its output (killed)");
-			goto out;
-		}
-		{
-			struct timespec ts = { 0, 10 * 1000000L };
-
-			nanosleep(&ts, NULL);
-		}
-	}
-	pid = -1;
-	if (WIFSIGNALED(st)) {
-		errbuf_set(err, errlen, "credential_process: killed by signal "
-		    "%d", WTERMSIG(st));
-		goto out;
-	}
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		errbuf_set(err, errlen, "credential_process: exit status %d",
-		    WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-		goto out;
-	}
-	rc = creds_parse_json(CREDS_DOC_PROCESS, buf, len, out, err, errlen);
-	goto out;
-spawn_err:
-	errbuf_set(err, errlen, "credential_process: cannot run %s: %s",
-	    argv[0], ERRSTR(r));
-out:
+	    POSIX_SPAWN_SETSIGDEF)) != 0 ||
+	    (r = posix_spawnp(pid, argv[0], &fa, &attr, argv, env)) != 0)
+		goto err;
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	return (0);
+err:
 	if (attr_ok)
 		posix_spawnattr_destroy(&attr);
 	if (fa_ok)
 		posix_spawn_file_actions_destroy(&fa);
+	return (errbuf_set(err, errlen, "credential_process: cannot run %s: "
+	    "%s", argv[0], ERRSTR(r)));
+}
+
+/*
+ * Read the child's output from ${fd} into ${buf} (*${len} bytes so far)
+ * until EOF.  Past ${deadline}, CREDS_BODY_MAX bytes or a cancel the
+ * child is killed and reaped: -1 with ${err} set.
+ */
+static int
+read_output(int fd, pid_t pid, int64_t deadline, long timeout_ms,
+    struct cancel *cancel, char *buf, size_t *len, char *err,
+    size_t errlen)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	int64_t left;
+	ssize_t got;
+	int r;
+
+	for (;;) {
+		if (cancel_requested(cancel)) {
+			reap(pid, 1);
+			return (errbuf_set(err, errlen, "credential_process: "
+			    "cancelled"));
+		}
+		if ((left = deadline - cancel_clock_ms()) <= 0) {
+			reap(pid, 1);
+			return (errbuf_set(err, errlen, "credential_process: "
+			    "no answer within %ld ms (killed)", timeout_ms));
+		}
+		pfd.revents = 0;
+		r = poll(&pfd, 1, left < SLICE_MS ? (int)left : SLICE_MS);
+		if (r <= 0)
+			continue;       /* EINTR, or a slice passed */
+		got = read(fd, buf + *len, CREDS_BODY_MAX + 1 - *len);
+		if (got < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (got <= 0)
+			return (0);     /* EOF (or an error: the status decides) */
+		*len += (size_t)got;
+		if (*len > CREDS_BODY_MAX) {
+			reap(pid, 1);
+			return (errbuf_set(err, errlen, "credential_process: "
+			    "more than %d bytes of output (killed)",
+			    CREDS_BODY_MAX));
+		}
+	}
+}
+
+/*
+ * The child closed its output: it should exit now, within the same
+ * ${deadline} (else it is killed).  Returns 0 if it exited with status 0,
+ * else -1 with ${err} set.  The child is reaped either way.
+ */
+static int
+wait_exit(pid_t pid, int64_t deadline, struct cancel *cancel, char *err,
+    size_t errlen)
+{
+	pid_t w;
+	int st;
+
+	while ((w = waitpid(pid, &st, WNOHANG)) != pid) {
+		if (w < 0 && errno != EINTR) {
+			reap(pid, 1);
+			return (errbuf_set(err, errlen, "credential_process: "
+			    "waitpid: %s", ERRSTR(errno)));
+		}
+		if (cancel_clock_ms() >= deadline ||
+		    cancel_sleep(cancel, 10) != 0) {
+			reap(pid, 1);
+			return (errbuf_set(err, errlen, "credential_process: "
+			    "did not exit after closing its output (killed)"));
+		}
+	}
+	if (WIFSIGNALED(st))
+		return (errbuf_set(err, errlen, "credential_process: killed by "
+		    "signal %d", WTERMSIG(st)));
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return (errbuf_set(err, errlen, "credential_process: exit "
+		    "status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1));
+	return (0);
+}
+
+int
+creds_process_run(const char *cmd, char *const *env, long timeout_ms,
+    struct cancel *cancel, struct creds_value *out, char *err,
+    size_t errlen)
+{
+	static char *const empty_env[] = { NULL };
+	char **argv = NULL, *buf = NULL;
+	int p[2] = { -1, -1 }, rc = -1;
+	size_t len = 0;
+	pid_t pid;
+	int64_t deadline;
+
+	memset(out, 0, sizeof(*out));
+	if (timeout_ms <= 0)
+		timeout_ms = 60000;
+	if (creds_split_argv(cmd, &argv, err, errlen) != 0)
+		return (-1);
+	if ((buf = creds_wipe_malloc(CREDS_BODY_MAX + 1)) == NULL) {
+		errbuf_set(err, errlen, "credential_process: out of memory");
+		goto out;
+	}
+	if (pipe2(p, O_CLOEXEC) != 0) {
+		errbuf_set(err, errlen, "credential_process: pipe: %s",
+		    ERRSTR(errno));
+		goto out;
+	}
+	if (spawn(argv, env ? env : empty_env, p[1], &pid, err, errlen) != 0)
+		goto out;
+	close(p[1]);
+	p[1] = -1;
+	deadline = cancel_clock_ms() + timeout_ms;
+	if (read_output(p[0], pid, deadline, timeout_ms, cancel, buf, &len,
+	    err, errlen) != 0 ||
+	    wait_exit(pid, deadline, cancel, err, errlen) != 0)
+		goto out;
+	rc = creds_parse_json(CREDS_DOC_PROCESS, buf, len, out, err, errlen);
+out:
 	if (p[0] >= 0)
 		close(p[0]);
 	if (p[1] >= 0)

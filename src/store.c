@@ -648,6 +648,16 @@ out:
 	return (rc == 0 ? STORE_OK : STORE_FAIL);
 }
 
+/* ${hour}'s key into ${key} (KEYTMPL_MAX_KEY + 1 bytes): 0, or -1. */
+static int
+hour_key(const struct store *st, amp_hour hour, char *key, char *err,
+    size_t errlen)
+{
+	if (keytmpl_format(st->kt, hour, key, KEYTMPL_MAX_KEY + 1) < 0)
+		return (errbuf_set(err, errlen, "store: key too long"));
+	return (0);
+}
+
 enum store_status
 store_put(struct store *st, amp_hour hour, int fd, char *err, size_t errlen)
 {
@@ -655,10 +665,8 @@ store_put(struct store *st, amp_hour hour, int fd, char *err, size_t errlen)
 	struct s3_error e;
 	enum store_status s;
 
-	if (keytmpl_format(st->kt, hour, key, sizeof(key)) < 0) {
-		errbuf_set(err, errlen, "store: key too long");
+	if (hour_key(st, hour, key, err, errlen) != 0)
 		return (STORE_FAIL);
-	}
 	if (st->kind == B_DIR)
 		return (dir_put(st, key, fd, err, errlen));
 	if ((s = from_s3(s3_put_file(st->s3, key, fd,
@@ -733,10 +741,8 @@ store_same(struct store *st, amp_hour hour, int fd, uint64_t size,
 	enum store_status s;
 
 	*same = 0;
-	if (keytmpl_format(st->kt, hour, key, sizeof(key)) < 0) {
-		errbuf_set(err, errlen, "store: key too long");
+	if (hour_key(st, hour, key, err, errlen) != 0)
 		return (STORE_FAIL);
-	}
 	if (st->kind == B_DIR)
 		return (dir_same(st, key, fd, size, same, err, errlen));
 	if (known != NULL) {
