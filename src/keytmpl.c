@@ -108,7 +108,7 @@ check_dir_key(const char *key, char *err, size_t errlen)
 
 	if (key[0] == '/') {
 		errbuf_set(err, errlen, "a key must not start with '/' for a "
-		    "folder store (--dev)");
+		    "folder store");
 		return (-1);
 	}
 	for (;;) {
@@ -119,7 +119,7 @@ check_dir_key(const char *key, char *err, size_t errlen)
 		if (n == 0 || (n == 1 && seg[0] == '.') ||
 		    (n == 2 && seg[0] == '.' && seg[1] == '.')) {
 			errbuf_set(err, errlen, "key '%.200s' has an empty, '.' or "
-			    "'..' path segment, which a folder store (--dev) "
+			    "'..' path segment, which a folder store "
 			    "cannot hold", key);
 			return (-1);
 		}
@@ -208,7 +208,7 @@ check_shape(const struct keytmpl *t, const char *tmpl, unsigned seen,
 	if (last->kind == T_LIT && last->len >= 3 &&
 	    memcmp(last->lit + last->len - 3, ".gz", 3) == 0)
 		return (errbuf_set(err, errlen, "'%.200s' ends in .gz: leave it "
-		    "out, --gzip appends .gz to the key", tmpl));
+		    "out, gzip output appends .gz to the key", tmpl));
 	if (last->kind == T_LIT && last->lit[last->len - 1] == '/')
 		return (errbuf_set(err, errlen, "'%.200s' ends with '/': the key "
 		    "must name an object, e.g. .../part.jsonl", tmpl));
@@ -261,7 +261,7 @@ check_keys(const struct keytmpl *t, int for_dir, char *err, size_t errlen)
 		goto out;
 	if (for_dir && t->slashes > KEYTMPL_MAX_DIR_DEPTH) {
 		errbuf_set(err, errlen, "keys are %d directories deep; a folder "
-		    "store (--dev) allows %d", t->slashes,
+		    "store allows %d", t->slashes,
 		    KEYTMPL_MAX_DIR_DEPTH);
 		goto out;
 	}

@@ -90,8 +90,8 @@ localdir_lock(const char *dir, unsigned file_mode, int wait,
 			continue;
 		if (errno == EWOULDBLOCK) {
 			close(f);
-			errbuf_set(err, errlen, "another amp2s3 run holds %s "
-			    "(use --wait-lock to wait for it)", path);
+			errbuf_set(err, errlen, "another amp2s3 run holds %s",
+			    path);
 			return (1);
 		}
 		errbuf_set(err, errlen, "cannot lock %s: %s", path,

@@ -446,7 +446,8 @@ take_lock(struct app *a)
 		return (runctl_stop_reason(a->ctl) == STOP_SIGTERM ?
 		    EXIT_SIGTERM : EXIT_SIGINT);
 	if (rc != 0) {
-		log_error(a->lg, "%s", err);
+		log_error(a->lg, "%s%s", err, rc > 0 ?
+		    " (use --wait-lock to wait for it)" : "");
 		return (rc > 0 ? EXIT_LOCKED : EXIT_IO);
 	}
 	return (0);

@@ -70,14 +70,14 @@ static const struct {
 	  "other bytes, both kept, in the last run.", RUN_HOURS_CONFLICT },
 	{ "amp2s3_hours_checked", "Local hours compared with their stored "
 	  "object in the last run.", RUN_HOURS_CHECKED },
-	{ "amp2s3_hours_unchanged", "--refresh: hours exported again and "
+	{ "amp2s3_hours_unchanged", "Refresh runs: hours exported again and "
 	  "found equal to their stored object in the last run.",
 	  RUN_HOURS_UNCHANGED },
-	{ "amp2s3_hours_replaced", "--refresh: stored objects replaced by a "
+	{ "amp2s3_hours_replaced", "Refresh runs: stored objects replaced by a "
 	  "new export that differed, in the last run.", RUN_HOURS_REPLACED },
-	{ "amp2s3_hours_new", "--refresh: hours exported again that the store "
+	{ "amp2s3_hours_new", "Refresh runs: hours exported again that the store "
 	  "lacked, in the last run.", RUN_HOURS_NEW },
-	{ "amp2s3_hours_changed", "fetch --refresh: exports kept in the data "
+	{ "amp2s3_hours_changed", "Refresh runs of fetch: exports kept in the data "
 	  "directory because they differ from the stored object, in the last "
 	  "run.", RUN_HOURS_CHANGED },
 	{ "amp2s3_bytes_downloaded", "Export answer bytes in the last run.",

@@ -235,6 +235,10 @@ summary(const struct config *cfg, struct logger *lg, struct runctl *ctl,
 		    runctl_counter(ctl, RUN_UPLOAD_FAILED),
 		    runctl_counter(ctl, RUN_LOCAL_REMOVED),
 		    runctl_counter(ctl, RUN_HOURS_CONFLICT), uc, secs);
+	if (runctl_counter(ctl, RUN_HOURS_CONFLICT) > 0 && !cfg->refresh)
+		log_warn(lg, "hours in conflict keep their local copy; "
+		    "`--refresh` exports them again and replaces the stored "
+		    "objects that differ");
 	summary_refresh(cfg, lg, ctl, rc);
 }
 

@@ -247,8 +247,8 @@ conflict(struct upload_pool *p, const struct upload_item *it,
 	hour_format_api(it->hour, name);
 	runctl_count(p->o.ctl, RUN_HOURS_CONFLICT, 1);
 	log_warn(p->o.lg, "hour %s: the stored object (%" PRIu64 " bytes) %s "
-	    "the local file %s (%" PRIu64 " bytes): conflict, both kept "
-	    "(`--refresh` re-exports the hour and replaces what differs)%s%s",
+	    "the local file %s (%" PRIu64 " bytes): conflict, both "
+	    "kept%s%s",
 	    name, it->obj.size, v == UPLOAD_UNPROVEN ? "cannot be compared "
 	    "with" : "differs from", path, size, v == UPLOAD_UNPROVEN ?
 	    ": " : "", v == UPLOAD_UNPROVEN ? why : "");
