@@ -23,6 +23,7 @@ import atexit
 import csv
 import datetime
 import glob
+import hashlib
 import json
 import os
 import shutil
@@ -357,7 +358,8 @@ class S3Side:
 
 
 class ListStandIn:
-    """s3_list_server.js: ListObjectsV2 over ${keys} ({key: size}) from
+    """s3_list_server.js: ListObjectsV2 over ${keys} ({key: size, or
+    key: (size, MD5 hex) for an ETag that proves the bytes}) from
     memory, +${delay_ms} per request; the S3 side of a planning run whose
     server must not be what is measured."""
 
@@ -367,8 +369,9 @@ class ListStandIn:
         self.bucket = bucket
         kf = os.path.join(workdir, "list.keys")
         with open(kf, "w") as f:
-            for k, size in keys.items():
-                f.write(f"{k}\t{size}\n")
+            for k, v in keys.items():
+                f.write("\t".join([k] + [str(x) for x in (
+                    v if isinstance(v, tuple) else (v,))]) + "\n")
         pf = os.path.join(workdir, "list.port")
         self.stats_file = os.path.join(workdir, "list.stats.json")
         self.proc = PROCS.start(
@@ -1182,7 +1185,10 @@ def plan_standin_runs(rn, srv, wd, ystart, nhours, delays, bins, runs):
     dd = os.path.join(wd, "data")
     os.makedirs(dd, exist_ok=True)
     names = [hour_file(hour_add(ystart, i)) for i in range(nhours)]
-    keys = {"python-import/" + n: 3 for n in names}
+    # Listed with the ETag S3 gives a single PUT of write_hours()'s bytes,
+    # so that amp2s3 can prove them stored and remove the local copies.
+    md5 = hashlib.md5(b"{}\n").hexdigest()
+    keys = {"python-import/" + n: (3, md5) for n in names}
     yend = hour_add(ystart, nhours - 1)
     label = "a year" if nhours == 8760 else f"{nhours} hours"
     for delay in delays:

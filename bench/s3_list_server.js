@@ -9,7 +9,9 @@
  *   node bench/s3_list_server.js --keys-file PATH --bucket NAME
  *        [--delay-ms MS] [--port N] [--port-file PATH] [--stats-file PATH]
  *
- * --keys-file: one object per line, "<key>\t<size>" (keys ASCII).  Binds
+ * --keys-file: one object per line, "<key>\t<size>[\t<etag>]" (keys
+ * ASCII; the ETag, 32 hex digits, is the MD5 of the object's bytes for
+ * a client to prove them with; without it, zeros).  Binds
  * 127.0.0.1 (port 0 unless --port) and writes the port to --port-file
  * through a temporary + rename.  Path-style GET /<bucket>?list-type=2 with
  * prefix, continuation-token, start-after and max-keys (1 to 1000; S3
@@ -63,13 +65,19 @@ const o = parseArgs(process.argv);
 const objects = [];
 for (const line of fs.readFileSync(o.keysFile, 'utf8').split('\n')) {
   if (line === '') continue;
-  const tab = line.lastIndexOf('\t');
-  const key = line.slice(0, tab), size = Number(line.slice(tab + 1));
+  let rest = line, etag = '0'.repeat(32);
+  const m = /\t([0-9a-f]{32})$/.exec(line);
+  if (m) {
+    etag = m[1];
+    rest = line.slice(0, m.index);
+  }
+  const tab = rest.lastIndexOf('\t');
+  const key = rest.slice(0, tab), size = Number(rest.slice(tab + 1));
   if (tab <= 0 || !Number.isSafeInteger(size) || size < 0 || /[^\x20-\x7e]/.test(key)) {
     process.stderr.write(`s3_list_server: bad line in ${o.keysFile}: ${line}\n`);
     process.exit(2);
   }
-  objects.push({ key, size });
+  objects.push({ key, size, etag });
 }
 // ASCII keys: JavaScript's comparison is S3's byte order.
 objects.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -78,7 +86,7 @@ const MODIFIED = '2024-01-01T00:00:00.000Z';
 for (const ob of objects) {
   ob.xml = `<Contents><Key>${xmlEscape(ob.key)}</Key>` +
     `<LastModified>${MODIFIED}</LastModified>` +
-    `<ETag>&quot;00000000000000000000000000000000&quot;</ETag>` +
+    `<ETag>&quot;${ob.etag}&quot;</ETag>` +
     `<Size>${ob.size}</Size><StorageClass>STANDARD</StorageClass></Contents>`;
 }
 
