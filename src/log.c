@@ -340,7 +340,7 @@ put_fields(struct obuf *o, const struct log_field *f, size_t n)
 }
 
 /* log_vmsg(), with the members ${fld} (${nfld}) in a JSON record. */
-static void
+static void __attribute__((format(printf, 5, 0)))
 emit(struct logger *lg, enum log_level level, const struct log_field *fld,
     size_t nfld, const char *fmt, va_list ap)
 {
