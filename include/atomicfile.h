@@ -72,10 +72,9 @@ struct afile *afile_link(const char *path, int src_fd, char *err,
     size_t errlen);
 
 /* afile_fd(f): the temporary's descriptor while open for writing, or -1.
- * afile_tmp(f), afile_path(f): the temporary and the final path. */
+ * afile_tmp(f): the temporary's path. */
 int afile_fd(const struct afile *f);
 const char *afile_tmp(const struct afile *f);
-const char *afile_path(const struct afile *f);
 
 /* afile_size(f): bytes in the file (written, less truncations). */
 uint64_t afile_size(const struct afile *f);

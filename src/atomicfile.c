@@ -161,12 +161,6 @@ afile_tmp(const struct afile *f)
 	return (f->tmp);
 }
 
-const char *
-afile_path(const struct afile *f)
-{
-	return (f->path);
-}
-
 uint64_t
 afile_size(const struct afile *f)
 {
