@@ -17,6 +17,7 @@
 #include "errbuf.h"
 #include "log.h"
 #include "s3_internal.h"
+#include "strvec.h"
 
 #define DEFAULT_PART_SIZE ((uint64_t)16 << 20)
 
@@ -308,43 +309,6 @@ s3_free(struct s3 *s3)
 	free(s3);
 }
 
-/* The continuation tokens a listing has followed. */
-struct tokens {
-	char **v;
-	size_t n, cap;
-};
-
-static void
-tokens_free(struct tokens *t)
-{
-	for (size_t i = 0; i < t->n; i++)
-		free(t->v[i]);
-	free(t->v);
-}
-
-/* Remember ${tok}: 0; 1 if it was seen before (the listing loops); -1
- * out of memory. */
-static int
-tokens_add(struct tokens *t, const char *tok)
-{
-	for (size_t i = 0; i < t->n; i++)
-		if (strcmp(t->v[i], tok) == 0)
-			return (1);
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? 2 * t->cap : 16;
-		char **v = realloc(t->v, cap * sizeof(*v));
-
-		if (v == NULL)
-			return (-1);
-		t->v = v;
-		t->cap = cap;
-	}
-	if ((t->v[t->n] = strdup(tok)) == NULL)
-		return (-1);
-	t->n++;
-	return (0);
-}
-
 /* 1 if every key of the page ${x} starts with ${prefix}. */
 static int
 page_in_prefix(const struct xml *x, const char *prefix)
@@ -365,10 +329,8 @@ page_in_prefix(const struct xml *x, const char *prefix)
  */
 static enum s3_status
 list_page_sane(struct s3 *s3, const struct xml *x, const char *prefix,
-    struct tokens *seen, struct s3_error *err)
+    struct strvec *seen, struct s3_error *err)
 {
-	int r;
-
 	if (!page_in_prefix(x, prefix)) {
 		s3_set_msg(err, "s3: list '%s': the answer holds a key outside "
 		    "the prefix asked for", s3->bucket);
@@ -376,14 +338,14 @@ list_page_sane(struct s3 *s3, const struct xml *x, const char *prefix,
 	}
 	if (!x->truncated)
 		return (S3_OK);
-	if ((r = tokens_add(seen, x->token)) < 0) {
-		s3_set_msg(err, "s3: out of memory");
-		return (S3_FAIL);
-	}
-	if (r > 0) {
+	if (strvec_has(seen, x->token)) {
 		s3_set_msg(err, "s3: list '%s': malformed ListObjectsV2 answer "
 		    "(a continuation token came back: the listing loops)",
 		    s3->bucket);
+		return (S3_FAIL);
+	}
+	if (strvec_add(seen, x->token)) {
+		s3_set_msg(err, "s3: out of memory");
 		return (S3_FAIL);
 	}
 	return (S3_OK);
@@ -394,7 +356,7 @@ s3_list(struct s3 *s3, const char *prefix, s3_list_cb *cb, void *ctx,
     struct s3_error *err)
 {
 	struct req r;
-	struct tokens seen = { NULL, 0, 0 };
+	struct strvec seen = STRVEC_INIT;
 	char *eprefix = NULL, *etoken = NULL, *query = NULL, *prev = NULL;
 	const char *why;
 	size_t qlen;
@@ -459,7 +421,7 @@ s3_list(struct s3 *s3, const char *prefix, s3_list_cb *cb, void *ctx,
 out:
 	err->status = st;
 	s3_xml_clear(&r.x);
-	tokens_free(&seen);
+	strvec_free(&seen);
 	free(query);
 	free(etoken);
 	free(prev);

@@ -45,6 +45,7 @@
 #include "localdir.h"
 #include "s3.h"
 #include "store.h"
+#include "strvec.h"
 
 #define COPY_BUF (256 * 1024)
 #define CT_JSONL "application/x-ndjson"
@@ -348,38 +349,6 @@ dir_list(struct store *st, store_hour_cb *cb, void *ctx, char *err,
 	return (walk_dir(&w, dfd, depth) == 0 ? STORE_OK : STORE_FAIL);
 }
 
-/* The listing prefixes of a store_list() call. */
-struct prefixes {
-	char **v;
-	size_t n, cap;
-};
-
-static void
-prefixes_free(struct prefixes *p)
-{
-	for (size_t i = 0; i < p->n; i++)
-		free(p->v[i]);
-	free(p->v);
-}
-
-static int
-prefixes_add(struct prefixes *p, const char *s)
-{
-	if (p->n == p->cap) {
-		size_t cap = p->cap ? 2 * p->cap : 16;
-		char **v = realloc(p->v, cap * sizeof(*v));
-
-		if (v == NULL)
-			return (-1);
-		p->v = v;
-		p->cap = cap;
-	}
-	if ((p->v[p->n] = strdup(s)) == NULL)
-		return (-1);
-	p->n++;
-	return (0);
-}
-
 static int
 cmp_str(const void *a, const void *b)
 {
@@ -389,7 +358,7 @@ cmp_str(const void *a, const void *b)
 /* Sort, then drop every prefix that starts with another one (in sorted
  * order the strings that start with p directly follow p). */
 static void
-prefixes_prune(struct prefixes *p)
+prefixes_prune(struct strvec *p)
 {
 	size_t keep = 0;
 
@@ -433,7 +402,7 @@ next_month(amp_hour h)
  */
 static int
 plan_listing(const struct store *st, const struct store_span *sp, size_t n,
-    struct prefixes *out)
+    struct strvec *out)
 {
 	struct {
 		amp_hour first, last, end; /* end: the next month's first hour */
@@ -452,7 +421,7 @@ plan_listing(const struct store *st, const struct store_span *sp, size_t n,
 				;
 			if (k == m) {
 				if (m == STORE_MAX_LISTINGS)
-					return (prefixes_add(out,
+					return (strvec_add(out,
 					    keytmpl_list_prefix(st->kt)));
 				mo[m].first = a;
 				mo[m].last = b;
@@ -466,7 +435,7 @@ plan_listing(const struct store *st, const struct store_span *sp, size_t n,
 	}
 	for (k = 0; k < m; k++)
 		if (keytmpl_span_prefix(st->kt, mo[k].first, mo[k].last, buf,
-		    sizeof(buf)) < 0 || prefixes_add(out, buf))
+		    sizeof(buf)) < 0 || strvec_add(out, buf))
 			return (-1);
 	prefixes_prune(out);
 	return (0);
@@ -475,7 +444,7 @@ plan_listing(const struct store *st, const struct store_span *sp, size_t n,
 /* The S3 listings of one store_list() call, shared by its threads. */
 struct lister {
 	const struct store *st;
-	const struct prefixes *pfx;
+	const struct strvec *pfx; /* the listing prefixes */
 	store_hour_cb *cb;
 	void *ctx;
 	pthread_mutex_t mu;     /* the fields below, and every call of cb */
@@ -534,7 +503,7 @@ enum store_status
 store_list(struct store *st, const struct store_span *spans, size_t n,
     store_hour_cb *cb, void *ctx, char *err, size_t errlen)
 {
-	struct prefixes pfx = { 0 };
+	struct strvec pfx = STRVEC_INIT;
 	struct lister l = { .st = st, .pfx = &pfx, .cb = cb, .ctx = ctx,
 	    .s = STORE_OK };
 	pthread_t th[STORE_LIST_THREADS - 1];
@@ -545,13 +514,13 @@ store_list(struct store *st, const struct store_span *spans, size_t n,
 	if (st->kind == B_DIR)
 		return (dir_list(st, cb, ctx, err, errlen));
 	if (plan_listing(st, spans, n, &pfx)) {
-		prefixes_free(&pfx);
+		strvec_free(&pfx);
 		errbuf_set(err, errlen, "store: out of memory planning the "
 		    "listing");
 		return (STORE_FAIL);
 	}
 	if ((errno = pthread_mutex_init(&l.mu, NULL)) != 0) {
-		prefixes_free(&pfx);
+		strvec_free(&pfx);
 		errbuf_set(err, errlen, "store: %s", ERRSTR(errno));
 		return (STORE_FAIL);
 	}
@@ -563,7 +532,7 @@ store_list(struct store *st, const struct store_span *spans, size_t n,
 	for (size_t i = 0; i < nth; i++)
 		pthread_join(th[i], NULL);
 	pthread_mutex_destroy(&l.mu);
-	prefixes_free(&pfx);
+	strvec_free(&pfx);
 	if (l.s != STORE_OK)
 		errbuf_set(err, errlen, "%s", l.err);
 	return (l.s);
