@@ -39,7 +39,7 @@ s3env = _load_s3env()
 _bucket_no = itertools.count(1)
 
 
-class S3Case(FetchCase):
+class S3Case(s3env.CredStandins, FetchCase):
     """A FetchCase with an S3 (s3rver + verifying proxy) for the class and
     a fresh bucket (self.bucket) per test."""
 
@@ -84,22 +84,6 @@ class S3Case(FetchCase):
     @property
     def client(self):
         return type(self)._client
-
-    # -- credential stand-ins (tests/aws/credsrv.py) -------------------------
-    def cred_server(self, mode, **opts):
-        """Start credsrv.py --mode ${mode} registering in the class's
-        registry (CREDENTIALS = True); stopped by PID in a cleanup."""
-        if self.registry is None:
-            raise AssertionError("set CREDENTIALS = True on the class")
-        srv = s3env.CredServer(mode, str(self.tmp), self.registry, **opts)
-        srv.start()
-        self.addCleanup(srv.stop)
-        return srv
-
-    def issued(self, source=None):
-        """Credentials registered so far (optionally of one source)."""
-        return [c for c in s3env.registry_entries(self.registry)
-                if source is None or c["source"] == source]
 
     SANITIZER_MARKS = ("Sanitizer", "runtime error:")
 

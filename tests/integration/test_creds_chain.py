@@ -63,7 +63,7 @@ def closed_port():
     return port
 
 
-class CredsChain(unittest.TestCase):
+class CredsChain(s3env.CredStandins, unittest.TestCase):
     maxDiff = 4000
 
     def setUp(self):
@@ -77,16 +77,6 @@ class CredsChain(unittest.TestCase):
         os.mkdir(self.home)
 
     # -- helpers -----------------------------------------------------------
-    def server(self, mode, **opts):
-        srv = s3env.CredServer(mode, self.tmp, self.registry, **opts)
-        srv.start()
-        self.addCleanup(srv.stop)
-        return srv
-
-    def issued(self, source=None):
-        return [c for c in s3env.registry_entries(self.registry)
-                if source is None or c["source"] == source]
-
     def env(self, **over):
         e = {"PATH": "/usr/bin:/bin", "HOME": self.home, "LANG": "C.UTF-8",
              "AWS_EC2_METADATA_DISABLED": "true",
@@ -131,7 +121,7 @@ class CredsChain(unittest.TestCase):
 
     def sts(self, lifetime=600.0, token="eyJ.first"):
         tok = self.write("oidc-token", token)
-        srv = self.server("sts", web_identity_token_file=tok,
+        srv = self.cred_server("sts", web_identity_token_file=tok,
                           role_arn=ROLE_ARN, lifetime=lifetime)
         env = {"AWS_WEB_IDENTITY_TOKEN_FILE": tok, "AWS_ROLE_ARN": ROLE_ARN,
                "AWS_ROLE_SESSION_NAME": "it-session",
@@ -139,13 +129,13 @@ class CredsChain(unittest.TestCase):
         return srv, env, tok
 
     def imds(self, lifetime=600.0):
-        srv = self.server("imds", lifetime=lifetime, role="it-role")
+        srv = self.cred_server("imds", lifetime=lifetime, role="it-role")
         return srv, {"AWS_EC2_METADATA_DISABLED": None,
                      "AWS_EC2_METADATA_SERVICE_ENDPOINT": srv.url}
 
     def container(self, lifetime=600.0, token="ctr-token-1", path=None):
         tokf = self.write("ctr-token", token + "\n")
-        srv = self.server("container", lifetime=lifetime,
+        srv = self.cred_server("container", lifetime=lifetime,
                           auth_token_file=tokf,
                           path=path or "/v2/credentials/it")
         return srv, tokf, {
@@ -313,7 +303,7 @@ class CredsChain(unittest.TestCase):
                          [("ok", 200)])
 
     def test_container_relative_uri_and_token(self):
-        srv = self.server("container", auth_token="ctr-literal",
+        srv = self.cred_server("container", auth_token="ctr-literal",
                           path="/v2/credentials/rel")
         env = self.env(AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=
                        "/v2/credentials/rel",

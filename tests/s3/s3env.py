@@ -212,6 +212,28 @@ def registry_entries(path):
         return [json.loads(x) for x in f if x.endswith("\n")]
 
 
+class CredStandins:
+    """For a unittest.TestCase whose self.tmp is a scratch folder and
+    self.registry the credentials registry (None: the class uses none):
+    start credential stand-ins and read what they issued."""
+
+    def cred_server(self, mode, **opts):
+        """Start credsrv.py --mode ${mode} registering in self.registry;
+        stopped by PID in a cleanup."""
+        if self.registry is None:
+            raise AssertionError("this test class has no credentials "
+                                 "registry (S3Case: CREDENTIALS = True)")
+        srv = CredServer(mode, str(self.tmp), self.registry, **opts)
+        srv.start()
+        self.addCleanup(srv.stop)
+        return srv
+
+    def issued(self, source=None):
+        """Credentials registered so far (optionally of one source)."""
+        return [c for c in registry_entries(self.registry)
+                if source is None or c["source"] == source]
+
+
 class S3Env:
     def __init__(self, bucket="amp2s3-test", region=REGION,
                  access_key=ACCESS_KEY, secret_key=SECRET_KEY,
