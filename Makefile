@@ -138,7 +138,7 @@ FUZZ_MODS_unpack  := unpack unpack_member unpack_zip unpack_stream member \
 FUZZ_MODS_s3list  := s3 s3_xml s3_request s3_sign s3_multipart s3_object \
                      log retry hour creds creds_http creds_files \
                      creds_process creds_parse version errbuf secret \
-                     cancel stall
+                     cancel stall strvec
 FUZZ_MODS_envfile := envfile errbuf
 FUZZ_MODS_hour    := hour retry
 FUZZ_MODS_jsonl   := jsonl
